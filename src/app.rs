@@ -1,0 +1,177 @@
+//! Wiring: config → sections → pollers → store → HTTP, and an orderly shutdown.
+//!
+//! [`Daemon`] is what `serve` and `demo` run, and what tests start on port 0
+//! (optionally with extra, test-only sections).
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError};
+use crate::context::Context;
+use crate::poller;
+use crate::sections::{self, Schedule, Section};
+use crate::store::{Store, StoreHandle};
+
+/// Everything needed to start serving.
+pub struct Daemon {
+    ctx: Arc<Context>,
+    sections: Vec<Arc<dyn Section>>,
+    workers: usize,
+}
+
+impl Daemon {
+    /// The built-in sections for this config. Fails if `[sections.<name>]` names
+    /// a section that does not exist.
+    pub fn new(config: Config) -> Result<Daemon, ConfigError> {
+        let ctx = Context::new(Arc::new(config));
+        let sections = sections::registry(&ctx);
+        let names: Vec<&str> = sections.iter().map(|s| s.name()).collect();
+        ctx.config.check_section_names(&names)?;
+        Ok(Daemon {
+            ctx,
+            sections,
+            workers: 2,
+        })
+    }
+
+    /// Adds a section after the built-in ones (tests use this for faulty collectors).
+    pub fn with_section(mut self, section: Arc<dyn Section>) -> Daemon {
+        self.sections.push(section);
+        self
+    }
+
+    /// How many HTTP worker threads to run (default 2, one per core here).
+    pub fn with_workers(mut self, workers: usize) -> Daemon {
+        self.workers = workers;
+        self
+    }
+
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// Every section with its effective schedule, in document order.
+    pub fn schedules(&self) -> Vec<(&'static str, Schedule)> {
+        self.sections
+            .iter()
+            .map(|s| {
+                (
+                    s.name(),
+                    s.default_schedule().with_overrides(&self.ctx.config, s.name()),
+                )
+            })
+            .collect()
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then shuts down in order:
+    /// `service` turns `shutting_down`, the listener closes, in-flight requests
+    /// finish. Must run inside an actix (tokio) system.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let schedules = self.schedules();
+        let addr = listener.local_addr()?;
+        let (store, handle) = Store::new(schedules.clone());
+        let store_task = tokio::spawn(store.run());
+        let pollers: Vec<_> = self
+            .sections
+            .iter()
+            .zip(&schedules)
+            .enumerate()
+            .map(|(i, (s, (_, sched)))| poller::spawn(s.clone(), i, *sched, handle.clone()))
+            .collect();
+        let server = crate::http::server(listener, handle.clone(), self.workers)?;
+        let server_handle = server.handle();
+        let server_task = tokio::spawn(server);
+        let list: Vec<String> = schedules
+            .iter()
+            .map(|(n, s)| format!("{n}={}", humantime::format_duration(s.interval)))
+            .collect();
+        tracing::info!(
+            "pynchy-status {} listening on http://{addr} sections: {}",
+            env!("CARGO_PKG_VERSION"),
+            list.join(" ")
+        );
+
+        shutdown.await;
+        tracing::info!("shutting down");
+        self.ctx.begin_shutdown();
+        if let Some(p) = pollers.iter().find(|p| p.name == "service") {
+            let mut changes = handle.subscribe();
+            changes.borrow_and_update();
+            p.collect_now();
+            // Give the snapshot a moment to say `shutting_down` before the listener closes.
+            let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
+        }
+        server_handle.stop(true).await;
+        let _ = server_task.await;
+        for p in &pollers {
+            p.task.abort();
+        }
+        drop(handle);
+        store_task.abort();
+        Ok(())
+    }
+
+    /// Starts serving on a thread of its own (an actix system of its own).
+    pub fn spawn(self, listener: TcpListener) -> std::io::Result<Running> {
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("pynchy-status".into())
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(self.serve(listener, async move {
+                    let _ = rx.await;
+                }))
+            })?;
+        Ok(Running {
+            addr,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A daemon serving on its own thread; stops when dropped.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    /// `http://addr` of the server.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts down and waits for the thread.
+    pub fn stop(mut self) -> std::io::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| std::io::Error::other("server thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// A handle to the store, for embedding hosts that run their own server.
+pub type Handle = StoreHandle;

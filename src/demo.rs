@@ -1,0 +1,246 @@
+//! The demo world: a throwaway pynchy-like server in a temp folder.
+//!
+//! It builds, with git2 and diesel (no subprocesses): a bare `origin`, pynchy's
+//! checkout with one unpushed commit, three linked worktrees (one ahead and
+//! dirty, one behind, one stopped in a merge conflict), a SQLite database with
+//! pynchy's schema and sample rows, and the config file that points at them.
+//! The folder is deleted when the [`World`] is dropped.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, SqliteConnection};
+use git2::{BranchType, IndexAddOption, Oid, Repository, RepositoryInitOptions, Signature};
+
+/// pynchy's SQLite schema (`shared/spec/pynchy-db.md`).
+pub const SCHEMA: &str = include_str!("pynchy_schema.sql");
+
+/// Why the demo world could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("sqlite: {0}")]
+    Db(String),
+    #[error("file system: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A built demo world. Dropping it deletes the folder.
+pub struct World {
+    dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl World {
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn sig() -> Result<Signature<'static>, git2::Error> {
+    Signature::now("pynchy demo", "demo@pynchy.invalid")
+}
+
+fn write(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, text)
+}
+
+/// Stages everything not ignored and commits it on HEAD.
+fn commit_all(repo: &Repository, message: &str) -> Result<Oid, git2::Error> {
+    let mut index = repo.index()?;
+    index.add_all(["*"].iter(), IndexAddOption::DEFAULT, None)?;
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let parent = match repo.head() {
+        Ok(h) => Some(h.peel_to_commit()?),
+        Err(_) => None,
+    };
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let s = sig()?;
+    repo.commit(Some("HEAD"), &s, &s, message, &tree, &parents)
+}
+
+/// Builds the git part of the world under `root`; returns pynchy's checkout.
+pub fn build_git(root: &Path) -> Result<PathBuf, DemoError> {
+    let origin_path = root.join("origin.git");
+    let origin = Repository::init_bare(&origin_path)?;
+    origin.set_head("refs/heads/main")?;
+
+    let checkout = root.join("pynchy");
+    let mut opts = RepositoryInitOptions::new();
+    opts.initial_head("main");
+    let repo = Repository::init_opts(&checkout, &opts)?;
+    write(&checkout.join(".gitignore"), "data/\n*.log\n")?;
+    write(&checkout.join("README.md"), "# pynchy\n\nAn agent host.\n")?;
+    let app = "def route(message):\n    return deliver(message)\n";
+    write(&checkout.join("src/pynchy/router.py"), app)?;
+    let c1 = commit_all(&repo, "initial commit")?;
+    write(
+        &checkout.join("src/pynchy/router.py"),
+        "def route(message):\n    return queue.submit(message)\n",
+    )?;
+    let c2 = commit_all(&repo, "feat: per-group container queue")?;
+
+    let mut remote = repo.remote("origin", &origin_path.to_string_lossy())?;
+    remote.push(&["refs/heads/main:refs/heads/main"], None)?;
+    repo.reference("refs/remotes/origin/main", c2, true, "demo: track origin")?;
+    repo.find_branch("main", BranchType::Local)?
+        .set_upstream(Some("origin/main"))?;
+
+    write(
+        &checkout.join("src/pynchy/dedupe.py"),
+        "def seen(message_id, cache):\n    return message_id in cache\n",
+    )?;
+    let c3 = commit_all(&repo, "fix: deduplicate message routing")?;
+    // An ignored file: it must never make the checkout dirty.
+    write(&checkout.join("service.log"), "started\n")?;
+
+    let worktrees = root.join("worktrees");
+    std::fs::create_dir_all(&worktrees)?;
+    let add_worktree = |name: &str, at: Oid| -> Result<Repository, DemoError> {
+        let commit = repo.find_commit(at)?;
+        let branch = repo.branch(&format!("worktree/{name}"), &commit, false)?;
+        let reference = branch.into_reference();
+        let mut wopts = git2::WorktreeAddOptions::new();
+        wopts.reference(Some(&reference));
+        let wt = repo.worktree(name, &worktrees.join(name), Some(&wopts))?;
+        Ok(Repository::open_from_worktree(&wt)?)
+    };
+
+    // Two commits ahead of main, with an untracked file: dirty.
+    let improver = add_worktree("code-improver", c3)?;
+    let wdir = worktrees.join("code-improver");
+    write(&wdir.join("src/pynchy/cache.py"), "CACHE_SIZE = 512\n")?;
+    commit_all(&improver, "perf: bounded dedupe cache")?;
+    write(&wdir.join("src/pynchy/cache.py"), "CACHE_SIZE = 1024\n")?;
+    commit_all(&improver, "perf: larger dedupe cache")?;
+    write(&wdir.join("notes.txt"), "try an LRU next\n")?;
+
+    // Two commits behind main, clean.
+    add_worktree("docs-writer", c1)?;
+
+    // Diverged on router.py and stopped in a merge of main: in conflict.
+    let merger = add_worktree("merge-bot", c1)?;
+    let mdir = worktrees.join("merge-bot");
+    write(
+        &mdir.join("src/pynchy/router.py"),
+        "def route(message):\n    return broadcast(message)\n",
+    )?;
+    commit_all(&merger, "feat: broadcast routing")?;
+    let theirs = merger.find_annotated_commit(c3)?;
+    merger.merge(&[&theirs], None, None)?;
+
+    Ok(checkout)
+}
+
+/// Creates pynchy's database at `path` with sample rows relative to now.
+pub fn build_db(path: &Path) -> Result<(), DemoError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let url = path.to_string_lossy();
+    let mut conn = SqliteConnection::establish(&url).map_err(|e| DemoError::Db(e.to_string()))?;
+    let now = Utc::now();
+    let ts = |minutes_ago: i64| {
+        (now - ChronoDuration::minutes(minutes_ago)).to_rfc3339_opts(SecondsFormat::Secs, false)
+    };
+    let mut sql = String::from(SCHEMA);
+    sql.push_str(&format!(
+        "INSERT INTO registered_groups VALUES
+           ('admin@g.us','Admin','admin','@pynchy','{a}',NULL,NULL,1),
+           ('code@g.us','Code improver','code-improver','@code','{a}',NULL,NULL,0),
+           ('docs@g.us','Docs','docs-writer','@docs','{a}',NULL,NULL,0);
+         INSERT INTO sessions VALUES ('admin','sess-1'),('code-improver','sess-2');
+         INSERT INTO chats VALUES ('admin@g.us','Admin','{m1}',NULL);
+         INSERT INTO router_state VALUES ('last_deploy_at','{d}');
+         INSERT INTO scheduled_tasks VALUES
+           ('task-daily-digest','admin','admin@g.us','Summarise the day','cron','0 9 * * *','{next_ok}','{last_ok}','ok','active','{a}','isolated',NULL),
+           ('task-overdue-sync','code-improver','code@g.us','Sync upstream','interval','3600000','{next_late}','{last_late}','ok','active','{a}','isolated',NULL),
+           ('task-paused','docs-writer','docs@g.us','Rewrite docs','cron','*/30 * * * *','{next_late}',NULL,NULL,'paused','{a}','isolated',NULL);
+         INSERT INTO host_jobs VALUES
+           ('job-backup','backup-db','sqlite3 data/messages.db .dump','cron','0 3 * * *','{next_ok}','{last_ok}','active','{a}','admin',NULL,600,1),
+           ('job-prune','prune-worktrees','git worktree prune','interval','86400000','{next_late}','{last_late}','active','{a}','admin',NULL,600,0);
+        ",
+        a = ts(60 * 24 * 7),
+        m1 = ts(2),
+        d = ts(90),
+        next_ok = (now + ChronoDuration::hours(3)).to_rfc3339_opts(SecondsFormat::Secs, false),
+        last_ok = ts(60 * 21),
+        next_late = ts(45),
+        last_late = ts(105),
+    ));
+    for i in 0..40 {
+        let from_me = i % 4 == 3;
+        sql.push_str(&format!(
+            "INSERT INTO messages VALUES ('m{i}','admin@g.us','u1','Ada','hello {i}','{t}',{f},'user',NULL);",
+            t = ts(200 - i * 5),
+            f = i32::from(from_me),
+        ));
+    }
+    for i in 1..=12 {
+        sql.push_str(&format!(
+            "INSERT INTO outbound_ledger (chat_jid, content, timestamp, source) VALUES ('admin@g.us','reply {i}','{t}','agent');
+             INSERT INTO outbound_deliveries VALUES ({i},'whatsapp',{d},NULL);",
+            t = ts(190 - i * 15),
+            d = if i > 10 { "NULL".to_string() } else { format!("'{}'", ts(189 - i * 15)) },
+        ));
+    }
+    conn.batch_execute(&sql)
+        .map_err(|e| DemoError::Db(e.to_string()))?;
+    Ok(())
+}
+
+/// Builds the whole world and writes its config. `listen` goes into the config.
+pub fn build(listen: &str) -> Result<World, DemoError> {
+    let dir = tempfile::Builder::new()
+        .prefix("pynchy-status-demo-")
+        .tempdir()?;
+    let root = dir.path();
+    let checkout = build_git(root)?;
+    let sha = Repository::open(&checkout)?
+        .head()?
+        .peel_to_commit()?
+        .id()
+        .to_string();
+    build_db(&checkout.join("data/messages.db"))?;
+    let mut conn = SqliteConnection::establish(&checkout.join("data/messages.db").to_string_lossy())
+        .map_err(|e| DemoError::Db(e.to_string()))?;
+    conn.batch_execute(&format!(
+        "INSERT INTO router_state VALUES ('last_deploy_sha','{sha}');"
+    ))
+    .map_err(|e| DemoError::Db(e.to_string()))?;
+    drop(conn);
+
+    let config_path = root.join("pynchy-status.toml");
+    write(
+        &config_path,
+        &format!(
+            r#"# Written by `pynchy-status demo`; paths are relative to this file.
+listen = "{listen}"
+
+[pynchy]
+root = "pynchy"
+database = "pynchy/data/messages.db"
+timezone = "Europe/Berlin"
+
+[[repos]]
+slug = "crypdick/pynchy"
+path = "pynchy"
+worktrees = "worktrees"
+
+[gateway]
+mode = "litellm"
+url = "http://127.0.0.1:9"
+
+[sections.service]
+interval = "1s"
+"#
+        ),
+    )?;
+    Ok(World { dir, config_path })
+}

@@ -1,0 +1,32 @@
+//! The HTTP layer (actix-web). It does no work of its own: load the snapshot,
+//! pick the pre-rendered variant, set headers, answer.
+
+use std::net::TcpListener;
+
+use actix_web::{web, App, HttpServer};
+
+use crate::store::StoreHandle;
+
+pub mod conditional;
+pub mod routes;
+
+/// Builds the server on an already bound listener. It is not running until awaited.
+pub fn server(
+    listener: TcpListener,
+    store: StoreHandle,
+    workers: usize,
+) -> std::io::Result<actix_web::dev::Server> {
+    let data = web::Data::new(store);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(workers.max(1))
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,146 @@
+//! The routes. Every handler loads the current snapshot and answers with bytes
+//! rendered before the request arrived: no git, no SQL, no serialization here.
+
+use actix_web::http::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, VARY,
+};
+use actix_web::http::StatusCode;
+use actix_web::{guard, web, FromRequest, Handler, HttpRequest, HttpResponse, Responder};
+use bytes::Bytes;
+
+use super::conditional;
+use crate::snapshot::Rendered;
+use crate::store::StoreHandle;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+
+/// Registers every route, each with a JSON 405 for other methods.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_only("/status", status))
+        .service(get_only("/status/{section}", section))
+        .service(get_only("/health", health))
+        .service(get_only("/livez", livez))
+        .service(get_only("/readyz", readyz));
+}
+
+/// A resource answering GET and HEAD with `handler` (actix-web sends no body for
+/// HEAD, keeping the headers), and a JSON 405 with `Allow` for anything else.
+fn get_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        )
+        .default_service(web::to(|| async { method_not_allowed("GET, HEAD") }))
+}
+
+/// A JSON error body with this status.
+pub fn json_error(code: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(code)
+        .insert_header((CONTENT_TYPE, JSON))
+        .body(serde_json::json!({ "error": message }).to_string())
+}
+
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut r = json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// The JSON 404 for any path we do not serve.
+pub async fn not_found() -> HttpResponse {
+    json_error(StatusCode::NOT_FOUND, "not found")
+}
+
+/// Answers with a pre-rendered body: 304 if the client has it, gzip if it takes it.
+fn respond(req: &HttpRequest, r: &Rendered) -> HttpResponse {
+    let etag = HeaderValue::from_str(&r.etag).unwrap_or(HeaderValue::from_static("\"\""));
+    let headers = req.headers();
+    if conditional::none_match(headers, &r.etag) {
+        return HttpResponse::NotModified()
+            .insert_header((ETAG, etag))
+            .insert_header((CACHE_CONTROL, NO_CACHE))
+            .insert_header((VARY, HeaderValue::from_static("Accept-Encoding")))
+            .finish();
+    }
+    let mut b = HttpResponse::Ok();
+    b.insert_header((CONTENT_TYPE, JSON))
+        .insert_header((ETAG, etag))
+        .insert_header((CACHE_CONTROL, NO_CACHE))
+        .insert_header((VARY, HeaderValue::from_static("Accept-Encoding")));
+    if conditional::accepts_gzip(headers) && !r.gzip.is_empty() {
+        b.insert_header((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+        b.body(r.gzip.clone())
+    } else {
+        b.body(r.plain.clone())
+    }
+}
+
+fn status_now(req: &HttpRequest, store: &StoreHandle) -> HttpResponse {
+    respond(req, &store.load().status)
+}
+
+async fn status(req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {
+    status_now(&req, &store)
+}
+
+fn section_now(req: &HttpRequest, store: &StoreHandle) -> HttpResponse {
+    let snap = store.load();
+    let name = req.match_info().get("section").unwrap_or("");
+    match snap.section(name) {
+        Some(r) => respond(req, r),
+        None => HttpResponse::NotFound()
+            .insert_header((CONTENT_TYPE, JSON))
+            .body(snap.unknown_section.clone()),
+    }
+}
+
+async fn section(req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {
+    section_now(&req, &store)
+}
+
+fn health_now(store: &StoreHandle) -> HttpResponse {
+    let snap = store.load();
+    HttpResponse::build(StatusCode::from_u16(snap.health_code).unwrap_or(StatusCode::OK))
+        .insert_header((CONTENT_TYPE, JSON))
+        .insert_header((CACHE_CONTROL, NO_CACHE))
+        .body(snap.health.plain.clone())
+}
+
+async fn health(store: web::Data<StoreHandle>) -> HttpResponse {
+    health_now(&store)
+}
+
+fn livez_now() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, JSON))
+        .body(Bytes::from_static(b"{\"status\":\"alive\"}"))
+}
+
+async fn livez() -> HttpResponse {
+    livez_now()
+}
+
+fn readyz_now(store: &StoreHandle) -> HttpResponse {
+    if store.load().ready {
+        HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, JSON))
+            .body(Bytes::from_static(b"{\"ready\":true}"))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((CONTENT_TYPE, JSON))
+            .body(Bytes::from_static(b"{\"ready\":false}"))
+    }
+}
+
+async fn readyz(store: web::Data<StoreHandle>) -> HttpResponse {
+    readyz_now(&store)
+}

@@ -1,0 +1,138 @@
+//! The `pynchy-status` binary: `serve`, `demo` (and later `check`).
+//! Errors end here as `anyhow` reports; config errors exit with status 2.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use pynchy_status::app::Daemon;
+use pynchy_status::config::{Config, ConfigError, DEFAULT_LISTEN};
+
+#[derive(Parser)]
+#[command(name = "pynchy-status", version, about = "Operational status of a pynchy server, served from memory over HTTP")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the status of the pynchy server described by a config file.
+    Serve {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Listen address; overrides the config's `listen`.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Build a throwaway demo world in a temp folder and serve it until Ctrl-C.
+    Demo {
+        /// Listen address.
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        listen: String,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn bind(listen: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))
+}
+
+fn run_daemon(daemon: Daemon, listener: TcpListener) -> anyhow::Result<()> {
+    actix_web::rt::System::new()
+        .block_on(daemon.serve(listener, shutdown_signal()))
+        .context("server failed")
+}
+
+fn serve(config: PathBuf, listen: Option<String>) -> anyhow::Result<()> {
+    let mut cfg = Config::load(&config)?;
+    if let Some(l) = listen {
+        cfg.listen = l.parse().map_err(|e| ConfigError::Invalid {
+            key: "--listen".into(),
+            message: format!("`{l}` is not an address like 127.0.0.1:8484 ({e})"),
+        })?;
+    }
+    let listener = bind(&cfg.listen.to_string())?;
+    let daemon = Daemon::new(cfg)?;
+    run_daemon(daemon, listener)
+}
+
+fn demo(listen: String) -> anyhow::Result<()> {
+    let listener = bind(&listen)?;
+    let addr = listener.local_addr()?;
+    let world = pynchy_status::demo::build(&addr.to_string()).context("cannot build the demo world")?;
+    let cfg = Config::load(&world.config_path)?;
+    let daemon = Daemon::new(cfg)?;
+    println!("pynchy-status demo world: {}", world.root().display());
+    println!("config: {}", world.config_path.display());
+    println!("serving http://{addr}/status  (Ctrl-C stops and deletes the world)");
+    let result = run_daemon(daemon, listener);
+    drop(world);
+    result
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let result = match cli.command {
+        Command::Serve { config, listen } => serve(config, listen),
+        Command::Demo { listen } => demo(listen),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pynchy-status: {e:#}");
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

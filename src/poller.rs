@@ -1,0 +1,125 @@
+//! The poller: runs each section on its own schedule and hands every outcome to
+//! the store.
+//!
+//! Per section: the first collection runs at start-up; after that one per
+//! interval. A collection that outlives its timeout is reported as an error and,
+//! if it is blocking work that cannot be cancelled, left to finish on its own:
+//! no new collection of that section starts until it has, so calls never pile
+//! up. A panic in a collector is caught by tokio's task boundary and reported as
+//! an error; the poller itself carries on.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::sections::{CollectResult, Schedule, Section, Work};
+use crate::store::{Outcome, StoreHandle};
+
+/// A running poller: its task, and a way to ask for a collection now.
+pub struct PollerHandle {
+    pub name: &'static str,
+    pub task: JoinHandle<()>,
+    kick: Arc<Notify>,
+}
+
+impl PollerHandle {
+    /// Asks for one collection as soon as the section is free.
+    pub fn collect_now(&self) {
+        self.kick.notify_one();
+    }
+}
+
+/// Starts the poller of one section. `index` is its place in the store.
+pub fn spawn(
+    section: Arc<dyn Section>,
+    index: usize,
+    schedule: Schedule,
+    store: StoreHandle,
+) -> PollerHandle {
+    let kick = Arc::new(Notify::new());
+    let name = section.name();
+    let task = tokio::spawn(run(section, index, schedule, store, kick.clone()));
+    PollerHandle { name, task, kick }
+}
+
+fn start(work: Work) -> JoinHandle<CollectResult> {
+    match work {
+        Work::Blocking(f) => tokio::task::spawn_blocking(f),
+        Work::Async(fut) => tokio::spawn(fut),
+    }
+}
+
+async fn run(
+    section: Arc<dyn Section>,
+    index: usize,
+    schedule: Schedule,
+    store: StoreHandle,
+    kick: Arc<Notify>,
+) {
+    let mut ticker = tokio::time::interval(schedule.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // A collection that timed out but could not be cancelled (blocking work).
+    let mut straggler: Option<(JoinHandle<CollectResult>, Instant)> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = kick.notified() => {}
+        }
+        let attempted_at = Utc::now();
+        if let Some((handle, since)) = &straggler {
+            if !handle.is_finished() {
+                store.send(Outcome {
+                    section: index,
+                    attempted_at,
+                    duration: since.elapsed(),
+                    result: Err(format!(
+                        "previous collection still running after {}",
+                        humantime::format_duration(std::time::Duration::from_secs(
+                            since.elapsed().as_secs()
+                        ))
+                    )),
+                });
+                continue;
+            }
+            straggler = None;
+        }
+        let began = Instant::now();
+        let mut handle = start(section.collect());
+        let result = match tokio::time::timeout(schedule.timeout, &mut handle).await {
+            Ok(Ok(Ok(body))) => Ok(body),
+            Ok(Ok(Err(e))) => Err(e.to_string()),
+            Ok(Err(join)) if join.is_panic() => {
+                tracing::error!(section = section.name(), "collector panicked");
+                Err("collector panicked".to_string())
+            }
+            Ok(Err(_)) => Err("collection was cancelled".to_string()),
+            Err(_) => {
+                // Cancels async work; blocking work runs on until it returns.
+                handle.abort();
+                straggler = Some((handle, began));
+                tracing::warn!(
+                    section = section.name(),
+                    timeout = %humantime::format_duration(schedule.timeout),
+                    "collection timed out"
+                );
+                Err(format!(
+                    "timed out after {}",
+                    humantime::format_duration(schedule.timeout)
+                ))
+            }
+        };
+        if let Err(e) = &result {
+            tracing::debug!(section = section.name(), error = %e, "collection failed");
+        }
+        store.send(Outcome {
+            section: index,
+            attempted_at,
+            duration: began.elapsed(),
+            result,
+        });
+    }
+}

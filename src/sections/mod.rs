@@ -1,0 +1,107 @@
+//! Sections: the parts of the status document, one file each.
+//!
+//! A section knows its name, its default schedule, and how to collect its body
+//! by asking the sources. It knows nothing about HTTP, snapshots or timing: the
+//! poller runs it, the store keeps what it returns.
+//!
+//! Adding a section is a new file here plus one line in [`registry`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::context::Context;
+
+pub mod service;
+
+/// Why a collection failed. Its text is shown in the section's `meta.error`, so it
+/// is short and never holds a stack trace, a secret or a path outside the config.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct CollectError(pub String);
+
+impl CollectError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        CollectError(msg.into())
+    }
+}
+
+/// What a collection returns: the section's body, or why there is none.
+pub type CollectResult = Result<Value, CollectError>;
+
+/// One collection, ready to run. Blocking work (git2, diesel) goes to tokio's
+/// blocking pool; async work (HTTP, Docker) to a task.
+pub enum Work {
+    Blocking(Box<dyn FnOnce() -> CollectResult + Send + 'static>),
+    Async(Pin<Box<dyn Future<Output = CollectResult> + Send + 'static>>),
+}
+
+impl Work {
+    pub fn blocking(f: impl FnOnce() -> CollectResult + Send + 'static) -> Work {
+        Work::Blocking(Box::new(f))
+    }
+    pub fn future(f: impl Future<Output = CollectResult> + Send + 'static) -> Work {
+        Work::Async(Box::pin(f))
+    }
+}
+
+/// How often a section is collected, how long a collection may take, and when
+/// its last good body stops counting as fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub stale_after: Duration,
+}
+
+impl Schedule {
+    /// A schedule with `stale_after` at its default of three intervals.
+    pub const fn every(interval: Duration, timeout: Duration) -> Schedule {
+        Schedule {
+            interval,
+            timeout,
+            stale_after: Duration::from_nanos(interval.as_nanos() as u64 * 3),
+        }
+    }
+
+    /// This default with the `[sections.<name>]` overrides of `config` applied.
+    pub fn with_overrides(self, config: &Config, name: &str) -> Schedule {
+        let Some(o) = config.sections.get(name) else {
+            return self;
+        };
+        let interval = o.interval.unwrap_or(self.interval);
+        Schedule {
+            interval,
+            timeout: o.timeout.unwrap_or(self.timeout),
+            stale_after: o.stale_after.unwrap_or(if o.interval.is_some() {
+                interval * 3
+            } else {
+                self.stale_after
+            }),
+        }
+    }
+}
+
+/// One part of the status document.
+pub trait Section: Send + Sync + 'static {
+    /// The key under which the body appears in `/status`.
+    fn name(&self) -> &'static str;
+    /// The schedule used when the config does not override it.
+    fn default_schedule(&self) -> Schedule;
+    /// Prepares one collection. Called by the poller once per tick.
+    fn collect(&self) -> Work;
+}
+
+/// Every built-in section, in the order they appear in `/status` (the seed's order).
+pub fn registry(ctx: &Arc<Context>) -> Vec<Arc<dyn Section>> {
+    vec![Arc::new(service::Service::new(ctx.clone()))]
+}
+
+/// The names of the built-in sections, in document order.
+pub fn known_names(ctx: &Arc<Context>) -> Vec<&'static str> {
+    registry(ctx).iter().map(|s| s.name()).collect()
+}

@@ -1,0 +1,3 @@
+//! Sources: adapters to the outside systems pynchy-status reads (git, SQLite,
+//! Docker, LiteLLM, the pynchy host). Each returns typed Rust values and knows
+//! nothing about JSON or HTTP.

@@ -1,0 +1,347 @@
+//! The store: every section's last good body and meta, and the one task that
+//! renders them into snapshots.
+//!
+//! Pollers (and later the push API) send *outcomes* to the store over a channel.
+//! The store task applies them, renders a new [`Snapshot`], swaps it into the
+//! `ArcSwap`, and bumps a `watch` channel so subscribers (SSE) learn of it. It
+//! also wakes itself at the next staleness deadline, so `stale` turns true on
+//! time even when a poller is hung and nothing new arrives.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::sections::Schedule;
+use crate::snapshot::{Rendered, Snapshot};
+
+/// The result of one collection attempt (or one push), as the store receives it.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Index of the section in document order.
+    pub section: usize,
+    pub attempted_at: DateTime<Utc>,
+    pub duration: Duration,
+    pub result: Result<Value, String>,
+}
+
+enum Msg {
+    Outcome(Outcome),
+}
+
+/// What the store knows about one section.
+#[derive(Debug, Clone)]
+pub struct SectionState {
+    pub name: &'static str,
+    pub schedule: Schedule,
+    /// The last good body (kept through later errors).
+    pub body: Option<Value>,
+    /// `body` serialized once, when it arrived.
+    body_json: Option<Bytes>,
+    pub collected_at: Option<DateTime<Utc>>,
+    collected_instant: Option<Instant>,
+    pub attempted_at: Option<DateTime<Utc>>,
+    pub duration: Option<Duration>,
+    pub error: Option<String>,
+}
+
+impl SectionState {
+    fn new(name: &'static str, schedule: Schedule) -> Self {
+        SectionState {
+            name,
+            schedule,
+            body: None,
+            body_json: None,
+            collected_at: None,
+            collected_instant: None,
+            attempted_at: None,
+            duration: None,
+            error: None,
+        }
+    }
+
+    /// True when there is no good body, or the last one is older than `stale_after`.
+    pub fn is_stale(&self, now: Instant) -> bool {
+        match self.collected_instant {
+            None => true,
+            Some(t) => now.saturating_duration_since(t) >= self.schedule.stale_after,
+        }
+    }
+
+    /// When this section turns stale, if it is fresh now.
+    fn stale_deadline(&self, now: Instant) -> Option<Instant> {
+        let t = self.collected_instant? + self.schedule.stale_after;
+        (t > now).then_some(t)
+    }
+}
+
+/// The meta entry of one section, as served.
+#[derive(Serialize)]
+struct Meta<'a> {
+    collected_at: Option<String>,
+    attempted_at: Option<String>,
+    duration_ms: Option<f64>,
+    interval_seconds: f64,
+    stale: bool,
+    error: Option<&'a str>,
+}
+
+fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl<'a> Meta<'a> {
+    fn of(s: &'a SectionState, now: Instant) -> Self {
+        Meta {
+            collected_at: s.collected_at.as_ref().map(rfc3339),
+            attempted_at: s.attempted_at.as_ref().map(rfc3339),
+            duration_ms: s
+                .duration
+                .map(|d| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0),
+            interval_seconds: s.schedule.interval.as_secs_f64(),
+            stale: s.is_stale(now),
+            error: s.error.as_deref(),
+        }
+    }
+}
+
+/// The handle pollers, the HTTP layer and subscribers hold.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    changes: watch::Receiver<u64>,
+}
+
+impl StoreHandle {
+    /// Hands an outcome to the store. Never blocks.
+    pub fn send(&self, outcome: Outcome) {
+        // Fails only after the store task ended, at shutdown: nothing to do then.
+        let _ = self.tx.send(Msg::Outcome(outcome));
+    }
+
+    /// The current snapshot: one atomic load.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    /// The current snapshot, as an owned `Arc`.
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// A receiver that changes each time a new snapshot is published.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+}
+
+/// The store task's state.
+pub struct Store {
+    states: Vec<SectionState>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    changes: watch::Sender<u64>,
+    generation: u64,
+    rx: mpsc::UnboundedReceiver<Msg>,
+}
+
+impl Store {
+    /// A store for these sections (name and schedule, in document order), and its handle.
+    pub fn new(sections: Vec<(&'static str, Schedule)>) -> (Store, StoreHandle) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (changes, changes_rx) = watch::channel(0);
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
+        let mut store = Store {
+            states: sections
+                .into_iter()
+                .map(|(n, s)| SectionState::new(n, s))
+                .collect(),
+            snapshot: snapshot.clone(),
+            changes,
+            generation: 0,
+            rx,
+        };
+        store.publish();
+        let handle = StoreHandle {
+            tx,
+            snapshot,
+            changes: changes_rx,
+        };
+        (store, handle)
+    }
+
+    fn apply(&mut self, msg: Msg) {
+        match msg {
+            Msg::Outcome(o) => {
+                let Some(s) = self.states.get_mut(o.section) else {
+                    return;
+                };
+                s.attempted_at = Some(o.attempted_at);
+                s.duration = Some(o.duration);
+                match o.result {
+                    Ok(body) => {
+                        s.body_json = serde_json::to_vec(&body).ok().map(Bytes::from);
+                        s.body = Some(body);
+                        s.collected_at = Some(Utc::now());
+                        s.collected_instant = Some(Instant::now());
+                        s.error = None;
+                    }
+                    Err(e) => s.error = Some(e),
+                }
+            }
+        }
+    }
+
+    /// Runs until every handle is dropped.
+    pub async fn run(mut self) {
+        loop {
+            let now = Instant::now();
+            let deadline = self
+                .states
+                .iter()
+                .filter_map(|s| s.stale_deadline(now))
+                .min();
+            tokio::select! {
+                msg = self.rx.recv() => match msg {
+                    Some(m) => self.apply(m),
+                    None => return,
+                },
+                _ = sleep_until_opt(deadline) => {}
+            }
+            // Batch whatever else is already queued into the same render.
+            while let Ok(m) = self.rx.try_recv() {
+                self.apply(m);
+            }
+            self.publish();
+        }
+    }
+
+    /// Renders the current state and swaps the new snapshot in.
+    fn publish(&mut self) {
+        self.generation += 1;
+        let snap = render(&self.states, self.generation, Instant::now());
+        self.snapshot.store(Arc::new(snap));
+        self.changes.send_replace(self.generation);
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes `"name":` into `out`.
+fn push_key(out: &mut Vec<u8>, name: &str) {
+    // A &str always serializes.
+    let _ = serde_json::to_writer(&mut *out, name);
+    out.push(b':');
+}
+
+fn push_body(out: &mut Vec<u8>, s: &SectionState) {
+    match &s.body_json {
+        Some(b) => out.extend_from_slice(b),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn push_meta(out: &mut Vec<u8>, s: &SectionState, now: Instant) {
+    let _ = serde_json::to_writer(&mut *out, &Meta::of(s, now));
+}
+
+/// Renders every response body from the sections' state at `now`.
+pub fn render(states: &[SectionState], generation: u64, now: Instant) -> Snapshot {
+    // The full document: each body under its name, then `meta`.
+    let mut doc = Vec::with_capacity(4096);
+    doc.push(b'{');
+    for s in states {
+        push_key(&mut doc, s.name);
+        push_body(&mut doc, s);
+        doc.push(b',');
+    }
+    push_key(&mut doc, "meta");
+    doc.push(b'{');
+    for (i, s) in states.iter().enumerate() {
+        if i > 0 {
+            doc.push(b',');
+        }
+        push_key(&mut doc, s.name);
+        push_meta(&mut doc, s, now);
+    }
+    doc.extend_from_slice(b"}}");
+
+    let sections = states
+        .iter()
+        .map(|s| {
+            let mut one = Vec::with_capacity(512);
+            one.push(b'{');
+            push_key(&mut one, s.name);
+            push_body(&mut one, s);
+            one.push(b',');
+            push_key(&mut one, "meta");
+            one.push(b'{');
+            push_key(&mut one, s.name);
+            push_meta(&mut one, s, now);
+            one.extend_from_slice(b"}}");
+            (s.name, Rendered::new(one))
+        })
+        .collect();
+
+    let (health, health_code) = render_health(states);
+    let names: Vec<&str> = states.iter().map(|s| s.name).collect();
+    let unknown_section = serde_json::to_vec(&serde_json::json!({
+        "error": "unknown section",
+        "known": names,
+    }))
+    .unwrap_or_default();
+
+    Snapshot {
+        generation,
+        status: Rendered::new(doc),
+        sections,
+        health: Rendered::new(health),
+        health_code,
+        ready: states.iter().all(|s| s.attempted_at.is_some()),
+        unknown_section: Bytes::from(unknown_section),
+    }
+}
+
+fn body<'a>(states: &'a [SectionState], name: &str) -> Option<&'a Value> {
+    states.iter().find(|s| s.name == name)?.body.as_ref()
+}
+
+fn field(states: &[SectionState], section: &str, key: &str) -> Value {
+    body(states, section)
+        .and_then(|b| b.get(key))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// `/health`: the seed's lightweight fields, all read from the bodies at hand.
+fn render_health(states: &[SectionState]) -> (Vec<u8>, u16) {
+    let channels_connected = body(states, "channels")
+        .and_then(Value::as_object)
+        .map(|chans| {
+            Value::Bool(chans.values().all(|c| {
+                c.get("connected")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            }))
+        })
+        .unwrap_or(Value::Null);
+    let health = serde_json::json!({
+        "status": field(states, "service", "status"),
+        "uptime_seconds": field(states, "service", "uptime_seconds"),
+        "head_sha": field(states, "deploy", "head_sha"),
+        "head_commit": field(states, "deploy", "head_commit"),
+        "dirty": field(states, "deploy", "dirty"),
+        "channels_connected": channels_connected,
+    });
+    (serde_json::to_vec(&health).unwrap_or_default(), 200)
+}
