@@ -12,7 +12,7 @@ use crate::config::{Config, ConfigError};
 use crate::context::Context;
 use crate::poller;
 use crate::sections::{self, Schedule, Section};
-use crate::store::{Store, StoreHandle};
+use crate::store::Store;
 
 /// Everything needed to start serving.
 pub struct Daemon {
@@ -124,7 +124,7 @@ impl Daemon {
         let thread = std::thread::Builder::new()
             .name("pynchy-status".into())
             .spawn(move || {
-                actix_web::rt::System::new().block_on(self.serve(listener, async move {
+                run_to_end(self.serve(listener, async move {
                     let _ = rx.await;
                 }))
             })?;
@@ -173,5 +173,13 @@ impl Drop for Running {
     }
 }
 
-/// A handle to the store, for embedding hosts that run their own server.
-pub type Handle = StoreHandle;
+/// Runs `fut` on a new actix system and returns its output without waiting for
+/// blocking collections still in flight: a git call hung on a dead NFS mount must
+/// not hold up the exit (dropping a tokio runtime waits for its blocking threads
+/// forever, so the runtime is leaked instead; the process is about to end).
+pub fn run_to_end<T>(fut: impl Future<Output = T>) -> T {
+    let system = actix_web::rt::System::new();
+    let out = system.block_on(fut);
+    std::mem::forget(system);
+    out
+}

@@ -85,8 +85,7 @@ fn bind(listen: &str) -> anyhow::Result<TcpListener> {
 }
 
 fn run_daemon(daemon: Daemon, listener: TcpListener) -> anyhow::Result<()> {
-    actix_web::rt::System::new()
-        .block_on(daemon.serve(listener, shutdown_signal()))
+    pynchy_status::app::run_to_end(daemon.serve(listener, shutdown_signal()))
         .context("server failed")
 }
 

@@ -69,26 +69,24 @@ async fn run(
             _ = ticker.tick() => {}
             _ = kick.notified() => {}
         }
-        let attempted_at = Utc::now();
         if let Some((handle, since)) = &straggler {
             if !handle.is_finished() {
-                store.send(Outcome {
-                    section: index,
-                    attempted_at,
-                    duration: since.elapsed(),
-                    result: Err(format!(
-                        "previous collection still running after {}",
-                        humantime::format_duration(std::time::Duration::from_secs(
-                            since.elapsed().as_secs()
-                        ))
-                    )),
-                });
+                // Single flight: the timed-out call still holds its thread. Its
+                // error stays on the section, and staleness runs its course.
+                tracing::debug!(
+                    section = section.name(),
+                    running_for = ?since.elapsed(),
+                    "skipping a tick: the previous collection is still running"
+                );
                 continue;
             }
             straggler = None;
         }
+        let attempted_at = Utc::now();
         let began = Instant::now();
-        let mut handle = start(section.collect());
+        let work = section.collect();
+        let cancellable = matches!(work, Work::Async(_));
+        let mut handle = start(work);
         let result = match tokio::time::timeout(schedule.timeout, &mut handle).await {
             Ok(Ok(Ok(body))) => Ok(body),
             Ok(Ok(Err(e))) => Err(e.to_string()),
@@ -98,9 +96,14 @@ async fn run(
             }
             Ok(Err(_)) => Err("collection was cancelled".to_string()),
             Err(_) => {
-                // Cancels async work; blocking work runs on until it returns.
                 handle.abort();
-                straggler = Some((handle, began));
+                if cancellable {
+                    // Aborted async work ends at its next await point.
+                    let _ = handle.await;
+                } else {
+                    // Blocking work cannot be cancelled: it runs on until it returns.
+                    straggler = Some((handle, began));
+                }
                 tracing::warn!(
                     section = section.name(),
                     timeout = %humantime::format_duration(schedule.timeout),

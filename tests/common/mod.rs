@@ -1,0 +1,125 @@
+//! Test helpers: start the real server on port 0 and speak raw HTTP/1.1 to it.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pynchy_status::app::{Daemon, Running};
+use pynchy_status::config::Config;
+use pynchy_status::sections::Section;
+
+/// One HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+        })
+    }
+}
+
+/// Sends one request (`Connection: close`) and reads the whole answer.
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "PUT" || method == "POST" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, &[], b"")
+}
+
+pub fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let r = get(addr, path);
+    assert_eq!(r.status, 200, "GET {path}: {}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+/// Starts a daemon for `config_toml` (paths relative to `dir`) plus extra sections.
+pub fn start_in(dir: &Path, config_toml: &str, extra: Vec<Arc<dyn Section>>) -> Running {
+    let path = dir.join("pynchy-status.toml");
+    std::fs::write(&path, config_toml).unwrap();
+    let cfg = Config::load(&path).expect("config");
+    let mut daemon = Daemon::new(cfg).expect("daemon");
+    for s in extra {
+        daemon = daemon.with_section(s);
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    daemon.spawn(listener).expect("spawn")
+}
+
+/// Polls `f` every 20 ms until it returns Some, or panics after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Decodes gzip bytes.
+pub fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data).read_to_end(&mut out).expect("gzip");
+    out
+}
+
+/// True when `CI=true`: a missing part is then a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+}
+
+/// Skips loudly outside CI, fails in CI.
+pub fn missing_part(what: &str) {
+    if in_ci() {
+        panic!("CI=true and a part this test needs is missing: {what}");
+    }
+    eprintln!("\n!!! SKIPPED: {what} is missing; run scripts/setup first !!!\n");
+}
