@@ -59,7 +59,8 @@ impl Daemon {
             .map(|s| {
                 (
                     s.name(),
-                    s.default_schedule().with_overrides(&self.ctx.config, s.name()),
+                    s.default_schedule()
+                        .with_overrides(&self.ctx.config, s.name()),
                 )
             })
             .collect()

@@ -308,10 +308,7 @@ impl Config {
                 root,
                 database,
                 timezone,
-                overdue_grace: raw
-                    .pynchy
-                    .overdue_grace
-                    .unwrap_or(Duration::from_secs(300)),
+                overdue_grace: raw.pynchy.overdue_grace.unwrap_or(Duration::from_secs(300)),
             },
             repos,
             gateway,
@@ -361,8 +358,11 @@ mod tests {
 
     #[test]
     fn bad_duration_is_named() {
-        let e = Config::parse("[sections.service]\ninterval = \"5 parsecs\"\n", Path::new("/"))
-            .unwrap_err();
+        let e = Config::parse(
+            "[sections.service]\ninterval = \"5 parsecs\"\n",
+            Path::new("/"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("interval"), "{e}");
     }
 }

@@ -208,8 +208,9 @@ pub fn build(listen: &str) -> Result<World, DemoError> {
         .id()
         .to_string();
     build_db(&checkout.join("data/messages.db"))?;
-    let mut conn = SqliteConnection::establish(&checkout.join("data/messages.db").to_string_lossy())
-        .map_err(|e| DemoError::Db(e.to_string()))?;
+    let mut conn =
+        SqliteConnection::establish(&checkout.join("data/messages.db").to_string_lossy())
+            .map_err(|e| DemoError::Db(e.to_string()))?;
     conn.batch_execute(&format!(
         "INSERT INTO router_state VALUES ('last_deploy_sha','{sha}');"
     ))

@@ -11,7 +11,11 @@ use pynchy_status::app::Daemon;
 use pynchy_status::config::{Config, ConfigError, DEFAULT_LISTEN};
 
 #[derive(Parser)]
-#[command(name = "pynchy-status", version, about = "Operational status of a pynchy server, served from memory over HTTP")]
+#[command(
+    name = "pynchy-status",
+    version,
+    about = "Operational status of a pynchy server, served from memory over HTTP"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -105,7 +109,8 @@ fn serve(config: PathBuf, listen: Option<String>) -> anyhow::Result<()> {
 fn demo(listen: String) -> anyhow::Result<()> {
     let listener = bind(&listen)?;
     let addr = listener.local_addr()?;
-    let world = pynchy_status::demo::build(&addr.to_string()).context("cannot build the demo world")?;
+    let world =
+        pynchy_status::demo::build(&addr.to_string()).context("cannot build the demo world")?;
     let cfg = Config::load(&world.config_path)?;
     let daemon = Daemon::new(cfg)?;
     println!("pynchy-status demo world: {}", world.root().display());

@@ -26,7 +26,10 @@ impl Rendered {
     /// Compresses and tags `plain`.
     pub fn new(plain: Vec<u8>) -> Rendered {
         let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&plain));
-        let mut enc = GzEncoder::new(Vec::with_capacity(plain.len() / 3 + 64), Compression::fast());
+        let mut enc = GzEncoder::new(
+            Vec::with_capacity(plain.len() / 3 + 64),
+            Compression::fast(),
+        );
         // Writing into a Vec cannot fail.
         let gzip = match enc.write_all(&plain).and_then(|_| enc.finish()) {
             Ok(v) => Bytes::from(v),

@@ -328,11 +328,11 @@ fn render_health(states: &[SectionState]) -> (Vec<u8>, u16) {
     let channels_connected = body(states, "channels")
         .and_then(Value::as_object)
         .map(|chans| {
-            Value::Bool(chans.values().all(|c| {
-                c.get("connected")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-            }))
+            Value::Bool(
+                chans
+                    .values()
+                    .all(|c| c.get("connected").and_then(Value::as_bool).unwrap_or(false)),
+            )
         })
         .unwrap_or(Value::Null);
     let health = serde_json::json!({

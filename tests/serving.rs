@@ -36,10 +36,22 @@ fn status_has_service_and_meta() {
     assert!((Utc::now() - started).num_seconds() < 30);
     assert!(svc["uptime_seconds"].as_i64().unwrap() >= 0);
     let meta = &doc["meta"]["service"];
-    let keys: Vec<&str> = meta.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    let keys: Vec<&str> = meta
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
     assert_eq!(
         keys,
-        ["collected_at", "attempted_at", "duration_ms", "interval_seconds", "stale", "error"]
+        [
+            "collected_at",
+            "attempted_at",
+            "duration_ms",
+            "interval_seconds",
+            "stale",
+            "error"
+        ]
     );
     assert_eq!(meta["interval_seconds"], json!(3600.0));
     assert_eq!(meta["stale"], json!(false));
@@ -61,7 +73,10 @@ fn unknown_section_lists_known_names() {
     assert_eq!(r.status, 404);
     assert_eq!(r.header("content-type"), Some("application/json"));
     let known = r.json()["known"].clone();
-    assert!(known.as_array().unwrap().contains(&json!("service")), "{known}");
+    assert!(
+        known.as_array().unwrap().contains(&json!("service")),
+        "{known}"
+    );
 }
 
 #[test]
@@ -69,17 +84,32 @@ fn etag_gives_304_and_changes_with_content() {
     let (_dir, run) = still();
     let first = get(run.addr, "/status");
     let etag = first.header("etag").unwrap().to_string();
-    assert!(etag.starts_with('"') && etag.ends_with('"'), "strong quoted ETag: {etag}");
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong quoted ETag: {etag}"
+    );
     assert_eq!(first.header("cache-control"), Some("no-cache"));
     let again = request(run.addr, "GET", "/status", &[("If-None-Match", &etag)], b"");
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());
     assert_eq!(again.header("etag"), Some(etag.as_str()));
-    let other = request(run.addr, "GET", "/status", &[("If-None-Match", "\"0000\"")], b"");
+    let other = request(
+        run.addr,
+        "GET",
+        "/status",
+        &[("If-None-Match", "\"0000\"")],
+        b"",
+    );
     assert_eq!(other.status, 200);
     let sec = get(run.addr, "/status/service");
     let sec_tag = sec.header("etag").unwrap().to_string();
-    let r = request(run.addr, "GET", "/status/service", &[("If-None-Match", &sec_tag)], b"");
+    let r = request(
+        run.addr,
+        "GET",
+        "/status/service",
+        &[("If-None-Match", &sec_tag)],
+        b"",
+    );
     assert_eq!(r.status, 304);
 }
 
@@ -87,14 +117,26 @@ fn etag_gives_304_and_changes_with_content() {
 fn gzip_when_accepted_identical_content() {
     let (_dir, run) = still();
     let plain = get(run.addr, "/status");
-    let gz = request(run.addr, "GET", "/status", &[("Accept-Encoding", "gzip, br")], b"");
+    let gz = request(
+        run.addr,
+        "GET",
+        "/status",
+        &[("Accept-Encoding", "gzip, br")],
+        b"",
+    );
     assert_eq!(gz.status, 200);
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     assert_eq!(gz.header("etag"), plain.header("etag"));
     assert_eq!(gz.header("vary"), Some("Accept-Encoding"));
     assert_eq!(gunzip(&gz.body), plain.body);
     assert_eq!(plain.header("content-encoding"), None);
-    let refused = request(run.addr, "GET", "/status", &[("Accept-Encoding", "gzip;q=0")], b"");
+    let refused = request(
+        run.addr,
+        "GET",
+        "/status",
+        &[("Accept-Encoding", "gzip;q=0")],
+        b"",
+    );
     assert_eq!(refused.header("content-encoding"), None);
 }
 
@@ -106,7 +148,10 @@ fn head_has_headers_and_no_body() {
     assert_eq!(h.status, 200);
     assert!(h.body.is_empty());
     assert_eq!(h.header("etag"), g.header("etag"));
-    assert_eq!(h.header("content-length").unwrap(), g.body.len().to_string());
+    assert_eq!(
+        h.header("content-length").unwrap(),
+        g.body.len().to_string()
+    );
     let h = request(run.addr, "HEAD", "/health", &[], b"");
     assert_eq!(h.status, 200);
     assert!(h.body.is_empty());
@@ -131,7 +176,13 @@ fn health_and_readiness() {
     let (_dir, run) = still();
     let h = get_json(run.addr, "/health");
     assert_eq!(h["status"], "ok");
-    for key in ["uptime_seconds", "head_sha", "head_commit", "dirty", "channels_connected"] {
+    for key in [
+        "uptime_seconds",
+        "head_sha",
+        "head_commit",
+        "dirty",
+        "channels_connected",
+    ] {
         assert!(h.get(key).is_some(), "{key} in {h}");
     }
     assert_eq!(get(run.addr, "/livez").status, 200);
@@ -236,11 +287,21 @@ fn hung_collector_turns_stale_on_time_without_piling_up() {
             .then(Utc::now)
     });
     let after = (flipped_at - collected).num_milliseconds();
-    assert!((750..1500).contains(&after), "stale after {after} ms, want ~800");
+    assert!(
+        (750..1500).contains(&after),
+        "stale after {after} ms, want ~800"
+    );
     let doc = get_json(run.addr, "/status");
-    assert_eq!(doc["hangs"], json!({"value": "good"}), "last good body kept");
+    assert_eq!(
+        doc["hangs"],
+        json!({"value": "good"}),
+        "last good body kept"
+    );
     assert_eq!(doc["meta"]["ticks"]["stale"], json!(false));
-    assert!(ticks(&doc) > ticks_before + 5, "other sections keep updating");
+    assert!(
+        ticks(&doc) > ticks_before + 5,
+        "other sections keep updating"
+    );
     assert_eq!(doc["meta"]["service"]["error"], Value::Null);
     // Single flight: one good call and one hung call, however many ticks passed.
     assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -313,7 +374,10 @@ fn panicking_collector_is_isolated() {
     let svc0 = doc["meta"]["service"]["collected_at"].clone();
     std::thread::sleep(Duration::from_millis(400));
     let doc = get_json(run.addr, "/status");
-    assert!(panics.0.load(Ordering::SeqCst) > attempts + 2, "the poller survives panics");
+    assert!(
+        panics.0.load(Ordering::SeqCst) > attempts + 2,
+        "the poller survives panics"
+    );
     assert!(ticks(&doc) > t0);
     assert_ne!(doc["meta"]["service"]["collected_at"], svc0);
     assert_eq!(doc["meta"]["ticks"]["error"], Value::Null);
@@ -333,7 +397,10 @@ fn serve_with(config: &str) -> (i32, String) {
         .args(["--listen", "127.0.0.1:0"])
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[test]
@@ -362,7 +429,11 @@ fn config_errors_exit_2_and_name_the_problem() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in [vec!["--help"], vec!["serve", "--help"], vec!["demo", "--help"]] {
+    for sub in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["demo", "--help"],
+    ] {
         let out = bin().args(&sub).output().unwrap();
         assert!(out.status.success(), "{sub:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
