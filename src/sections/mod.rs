@@ -16,6 +16,8 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::context::Context;
 
+pub mod deploy;
+pub mod repos;
 pub mod service;
 
 /// Why a collection failed. Its text is shown in the section's `meta.error`, so it
@@ -98,7 +100,11 @@ pub trait Section: Send + Sync + 'static {
 
 /// Every built-in section, in the order they appear in `/status` (the seed's order).
 pub fn registry(ctx: &Arc<Context>) -> Vec<Arc<dyn Section>> {
-    vec![Arc::new(service::Service::new(ctx.clone()))]
+    vec![
+        Arc::new(service::Service::new(ctx.clone())),
+        Arc::new(deploy::Deploy::new(ctx.clone())),
+        Arc::new(repos::Repos::new(ctx.clone())),
+    ]
 }
 
 /// The names of the built-in sections, in document order.

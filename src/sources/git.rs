@@ -1,0 +1,317 @@
+//! Git, through git2 (libgit2): HEAD, dirtiness, unpushed commits, and each
+//! linked worktree's ahead/behind/conflict. No `git` subprocess, and nothing is
+//! ever written: no index refresh, no lock, no ref update.
+//!
+//! The answers match the git CLI's:
+//! - dirty: `git status --porcelain` would print something (tracked changes,
+//!   staged or not, or untracked files that are not ignored);
+//! - unpushed: commits on HEAD's branch that its upstream lacks, `None` without
+//!   an upstream;
+//! - ahead/behind: the worktree's HEAD against the main branch (`main`, else
+//!   `master`, else what `origin/HEAD` points to);
+//! - conflict: a merge, rebase, cherry-pick or revert in progress in the
+//!   worktree's own git dir, or unmerged entries in its index.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ErrorCode, Oid, Repository, RepositoryOpenFlags, RepositoryState, StatusOptions};
+
+/// Why a repo could not be read at all.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GitError {
+    #[error("path does not exist")]
+    Missing,
+    #[error("not a git repository")]
+    NotARepo,
+    #[error("{0}")]
+    Git(String),
+}
+
+impl From<git2::Error> for GitError {
+    fn from(e: git2::Error) -> Self {
+        GitError::Git(e.message().to_string())
+    }
+}
+
+/// What git says about one checkout (the main one or a linked worktree).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckoutStatus {
+    pub head_sha: Option<String>,
+    /// The subject line of HEAD's commit.
+    pub head_commit: Option<String>,
+    /// The short name of HEAD's branch; `None` when detached or unknown.
+    pub branch: Option<String>,
+    pub dirty: Option<bool>,
+    /// Commits on HEAD's branch its upstream lacks; `None` without an upstream.
+    pub unpushed_commits: Option<u64>,
+    /// Against the main branch (worktrees only).
+    pub ahead: Option<u64>,
+    pub behind: Option<u64>,
+    pub conflict: Option<bool>,
+    /// What went wrong or looks wrong (detached HEAD, unborn branch, index.lock…).
+    pub error: Option<String>,
+}
+
+impl CheckoutStatus {
+    fn note(&mut self, msg: impl Into<String>) {
+        let msg = msg.into();
+        self.error = Some(match self.error.take() {
+            Some(prev) => format!("{prev}; {msg}"),
+            None => msg,
+        });
+    }
+
+    fn failed(msg: impl Into<String>) -> Self {
+        CheckoutStatus {
+            error: Some(msg.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Opens exactly the repo at `path` (no search upwards, so a missing checkout
+/// never reports on a parent folder's repo).
+pub fn open(path: &Path) -> Result<Repository, GitError> {
+    if !path.exists() {
+        return Err(GitError::Missing);
+    }
+    Repository::open_ext(
+        path,
+        RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&std::ffi::OsStr>(),
+    )
+    .map_err(|e| match e.code() {
+        ErrorCode::NotFound => GitError::NotARepo,
+        _ => GitError::from(e),
+    })
+}
+
+/// True when `git status --porcelain` would print something.
+pub fn is_dirty(repo: &Repository) -> Result<bool, GitError> {
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .include_ignored(false)
+        .recurse_untracked_dirs(false)
+        .exclude_submodules(false)
+        .renames_head_to_index(false)
+        .renames_index_to_workdir(false);
+    let statuses = repo.statuses(Some(&mut opts))?;
+    Ok(!statuses.is_empty())
+}
+
+/// The main branch's commit: `main`, else `master`, else `origin/HEAD`'s target.
+pub fn main_branch(repo: &Repository) -> Option<(String, Oid)> {
+    for name in ["main", "master"] {
+        if let Ok(r) = repo.find_reference(&format!("refs/heads/{name}")) {
+            if let Some(oid) = r.target() {
+                return Some((name.to_string(), oid));
+            }
+        }
+    }
+    let origin_head = repo.find_reference("refs/remotes/origin/HEAD").ok()?;
+    let resolved = origin_head.resolve().ok()?;
+    let name = resolved.shorthand().ok()?.to_string();
+    Some((name, resolved.target()?))
+}
+
+fn in_progress(state: RepositoryState) -> Option<&'static str> {
+    use RepositoryState::*;
+    match state {
+        Merge => Some("merge"),
+        Revert | RevertSequence => Some("revert"),
+        CherryPick | CherryPickSequence => Some("cherry-pick"),
+        Rebase | RebaseInteractive | RebaseMerge => Some("rebase"),
+        _ => None,
+    }
+}
+
+/// Reads one checkout. `main` is the main branch's commit, for ahead/behind
+/// (worktrees); `None` skips them. Never fails: problems go into `error`.
+pub fn checkout_status(path: &Path, main: Option<Oid>) -> CheckoutStatus {
+    let repo = match open(path) {
+        Ok(r) => r,
+        Err(e) => return CheckoutStatus::failed(e.to_string()),
+    };
+    read_checkout(&repo, main)
+}
+
+/// Like [`checkout_status`], for a repo already open.
+pub fn read_checkout(repo: &Repository, main: Option<Oid>) -> CheckoutStatus {
+    let mut st = CheckoutStatus::default();
+    if repo.path().join("index.lock").exists() {
+        st.note("index.lock present: a git command is running or crashed");
+    }
+    let head = match repo.head() {
+        Ok(h) => Some(h),
+        Err(e) if e.code() == ErrorCode::UnbornBranch => {
+            st.note("unborn branch: no commits yet");
+            None
+        }
+        Err(e) => {
+            st.note(format!("cannot read HEAD: {}", e.message()));
+            None
+        }
+    };
+    let mut head_oid = None;
+    if let Some(head) = head {
+        let is_branch = head.is_branch();
+        if is_branch {
+            st.branch = head.shorthand().ok().map(str::to_string);
+        } else {
+            st.note("detached HEAD");
+        }
+        match head.peel_to_commit() {
+            Ok(c) => {
+                head_oid = Some(c.id());
+                st.head_sha = Some(c.id().to_string());
+                st.head_commit = c.summary().ok().flatten().map(str::to_string);
+            }
+            Err(e) => st.note(format!("cannot read HEAD commit: {}", e.message())),
+        }
+        if let (true, Some(oid)) = (is_branch, head_oid) {
+            st.unpushed_commits = git2::Branch::wrap(head)
+                .upstream()
+                .ok()
+                .and_then(|up| up.get().target())
+                .and_then(|u| repo.graph_ahead_behind(oid, u).ok())
+                .map(|(ahead, _)| ahead as u64);
+        }
+    }
+    match is_dirty(repo) {
+        Ok(d) => st.dirty = Some(d),
+        Err(e) => st.note(format!("cannot read status: {e}")),
+    }
+    if let (Some(h), Some(m)) = (head_oid, main) {
+        if let Ok((a, b)) = repo.graph_ahead_behind(h, m) {
+            st.ahead = Some(a as u64);
+            st.behind = Some(b as u64);
+        }
+    }
+    let op = in_progress(repo.state());
+    let unmerged = repo.index().map(|i| i.has_conflicts());
+    st.conflict = match (op, unmerged) {
+        (Some(_), _) | (_, Ok(true)) => Some(true),
+        (None, Ok(false)) => Some(false),
+        (None, Err(e)) => {
+            st.note(format!("cannot read index: {}", e.message()));
+            None
+        }
+    };
+    st
+}
+
+/// One linked worktree found under a repo's `worktrees` folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorktreeEntry {
+    /// The folder's name: the key in `/status`.
+    pub name: String,
+    pub status: CheckoutStatus,
+}
+
+/// Everything about one watched repo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepoReport {
+    pub main: CheckoutStatus,
+    pub worktrees: Vec<WorktreeEntry>,
+}
+
+fn worktree_status(path: &Path, common: &Path, main: Option<Oid>) -> CheckoutStatus {
+    match open(path) {
+        Ok(wt) if wt.is_worktree() && same_dir(wt.commondir(), common) => read_checkout(&wt, main),
+        Ok(_) => CheckoutStatus::failed("not a linked worktree of this repo"),
+        Err(e) => CheckoutStatus::failed(e.to_string()),
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Reads a repo and every linked worktree of it under `worktrees` (sorted by
+/// name), walking worktrees on parallel threads. Never fails as a whole.
+pub fn repo_report(path: &Path, worktrees: Option<&Path>) -> RepoReport {
+    let repo = match open(path) {
+        Ok(r) => r,
+        Err(e) => {
+            return RepoReport {
+                main: CheckoutStatus::failed(e.to_string()),
+                worktrees: Vec::new(),
+            }
+        }
+    };
+    let common = repo.commondir().to_path_buf();
+    let main_oid = main_branch(&repo).map(|(_, oid)| oid);
+    let mut folders: Vec<(String, PathBuf)> = Vec::new();
+    let mut list_error = None;
+    if let Some(dir) = worktrees {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                for e in entries.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        folders.push((e.file_name().to_string_lossy().into_owned(), p));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                list_error = Some("worktrees folder does not exist".to_string())
+            }
+            Err(e) => list_error = Some(format!("cannot list worktrees folder: {e}")),
+        }
+    }
+    folders.sort();
+    // Worktrees are independent: walk them on up to one thread per core while
+    // this thread reads the main checkout.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(folders.len());
+    let (main, mut wts) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (common, folders) = (&common, &folders);
+                scope.spawn(move || {
+                    folders
+                        .iter()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(name, p)| WorktreeEntry {
+                            name: name.clone(),
+                            status: worktree_status(p, common, main_oid),
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let main = read_checkout(&repo, None);
+        let mut wts = Vec::with_capacity(folders.len());
+        for h in handles {
+            // A panic inside libgit2 bindings is not expected; the worktrees of
+            // that thread are then reported as failed below.
+            if let Ok(list) = h.join() {
+                wts.extend(list);
+            }
+        }
+        (main, wts)
+    });
+    for (name, _) in &folders {
+        if !wts.iter().any(|w| &w.name == name) {
+            wts.push(WorktreeEntry {
+                name: name.clone(),
+                status: CheckoutStatus::failed("reading this worktree failed"),
+            });
+        }
+    }
+    let mut main = main;
+    if let Some(e) = list_error {
+        main.note(e);
+    }
+    wts.sort_by(|a, b| a.name.cmp(&b.name));
+    RepoReport {
+        main,
+        worktrees: wts,
+    }
+}
