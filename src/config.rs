@@ -192,10 +192,10 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         let base = std::path::absolute(&base).unwrap_or(base);
         let mut cfg = Config::parse(&text, &base).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {

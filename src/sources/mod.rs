@@ -1,5 +1,5 @@
 //! Sources: adapters to the outside systems pynchy-status reads (git, SQLite,
 //! Docker, LiteLLM, the pynchy host). Each returns typed Rust values and knows
 //! nothing about JSON or HTTP.
-pub mod git;
 pub mod db;
+pub mod git;
