@@ -315,10 +315,8 @@ fn unborn_repo_reports_an_error_not_a_crash() {
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     git_ok(&empty, &["init", "-q", "-b", "main"]);
-    let cfg = format!(
-        "[pynchy]\nroot = \"empty\"\n[[repos]]\nslug = \"a/b\"\npath = \"empty\"\n[sections.service]\ninterval = \"1h\"\n"
-    );
-    let run = start_in(dir.path(), &cfg, vec![]);
+    let cfg = "[pynchy]\nroot = \"empty\"\n[[repos]]\nslug = \"a/b\"\npath = \"empty\"\n[sections.service]\ninterval = \"1h\"\n";
+    let run = start_in(dir.path(), cfg, vec![]);
     let doc = collected(run.addr, "repos");
     let r = &doc["repos"]["a/b"];
     assert!(r["error"].as_str().unwrap().contains("unborn"), "{r}");
