@@ -64,7 +64,7 @@ fn build(root: &Path, files: usize) {
         std::fs::write(wdir.join(format!("new{w}.py")), "y = 1\n").unwrap();
         git(&wdir, &["add", "-A"]);
         git(&wdir, &["commit", "-q", "-m", "ahead"]);
-        if w % 2 == 0 {
+        if w.is_multiple_of(2) {
             // Dirty: a modified tracked file.
             std::fs::write(wdir.join("src/d000/f0.py"), "x = 'changed'\n").unwrap();
         }
@@ -112,7 +112,7 @@ fn main() {
         let report = pynchy_status::sources::git::repo_report(&main, Some(&wt));
         for w in &report.worktrees {
             let idx: usize = w.name[1..].parse().unwrap();
-            assert_eq!(w.status.dirty, Some(idx % 2 == 0), "{}", w.name);
+            assert_eq!(w.status.dirty, Some(idx.is_multiple_of(2)), "{}", w.name);
             assert_eq!(w.status.ahead, Some(1));
         }
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
