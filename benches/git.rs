@@ -46,7 +46,7 @@ fn build(root: &Path, files: usize) {
     git(&main, &["remote", "add", "origin", "../origin.git"]);
     git(&main, &["push", "-q", "-u", "origin", "main"]);
     std::fs::create_dir_all(root.join("wt")).unwrap();
-    for w in 0..5 {
+    for w in 0..5u32 {
         let name = format!("w{w}");
         git(
             &main,
