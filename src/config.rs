@@ -128,8 +128,8 @@ pub struct PynchyConfig {
     pub root: PathBuf,
     /// pynchy's SQLite state database (read-only).
     pub database: PathBuf,
-    /// IANA zone name for cron schedules.
-    pub timezone: String,
+    /// IANA zone for cron schedules.
+    pub timezone: chrono_tz::Tz,
     /// How late a scheduled run may be before it counts as overdue.
     pub overdue_grace: Duration,
 }
@@ -233,7 +233,13 @@ impl Config {
             Some(p) => resolve(p),
             None => root.join("data").join("messages.db"),
         };
-        let timezone = raw.pynchy.timezone.unwrap_or_else(|| "UTC".to_string());
+        let tz_name = raw.pynchy.timezone.unwrap_or_else(|| "UTC".to_string());
+        let timezone = tz_name
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| ConfigError::Invalid {
+                key: "pynchy.timezone".into(),
+                message: format!("`{tz_name}` is not an IANA time zone name like Europe/Berlin"),
+            })?;
         let mut repos = Vec::with_capacity(raw.repos.len());
         for (i, r) in raw.repos.into_iter().enumerate() {
             if r.slug.trim().is_empty() {

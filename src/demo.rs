@@ -159,18 +159,19 @@ pub fn build_db(path: &Path) -> Result<(), DemoError> {
          INSERT INTO chats VALUES ('admin@g.us','Admin','{m1}',NULL);
          INSERT INTO router_state VALUES ('last_deploy_at','{d}');
          INSERT INTO scheduled_tasks VALUES
-           ('task-daily-digest','admin','admin@g.us','Summarise the day','cron','0 9 * * *','{next_ok}','{last_ok}','ok','active','{a}','isolated',NULL),
+           ('task-daily-digest','admin','admin@g.us','Summarise the day','cron','*/5 * * * *','{next_ok}','{last_ok}','ok','active','{a}','isolated',NULL),
            ('task-overdue-sync','code-improver','code@g.us','Sync upstream','interval','3600000','{next_late}','{last_late}','ok','active','{a}','isolated',NULL),
-           ('task-paused','docs-writer','docs@g.us','Rewrite docs','cron','*/30 * * * *','{next_late}',NULL,NULL,'paused','{a}','isolated',NULL);
+           ('task-paused','docs-writer','docs@g.us','Rewrite docs','cron','*/30 * * * *','{next_late}',NULL,NULL,'paused','{a}','isolated',NULL),
+           ('task-typo','admin','admin@g.us','Weekly report','cron','0 9 * * Mon-Fry','{next_ok}',NULL,NULL,'active','{a}','isolated',NULL);
          INSERT INTO host_jobs VALUES
-           ('job-backup','backup-db','sqlite3 data/messages.db .dump','cron','0 3 * * *','{next_ok}','{last_ok}','active','{a}','admin',NULL,600,1),
+           ('job-backup','backup-db','sqlite3 data/messages.db .dump','cron','*/5 * * * *','{next_ok}','{last_ok}','active','{a}','admin',NULL,600,1),
            ('job-prune','prune-worktrees','git worktree prune','interval','86400000','{next_late}','{last_late}','active','{a}','admin',NULL,600,0);
         ",
         a = ts(60 * 24 * 7),
         m1 = ts(2),
         d = ts(90),
-        next_ok = (now + ChronoDuration::hours(3)).to_rfc3339_opts(SecondsFormat::Secs, false),
-        last_ok = ts(60 * 21),
+        next_ok = (now + ChronoDuration::minutes(4)).to_rfc3339_opts(SecondsFormat::Secs, false),
+        last_ok = ts(1),
         next_late = ts(45),
         last_late = ts(105),
     ));

@@ -20,6 +20,7 @@
 //! - [`poller`]: runs sections on their schedules.
 //! - [`store`] and [`snapshot`]: section state and the rendered snapshot.
 //! - [`http`]: the actix-web routes.
+//! - [`overdue`]: when a scheduled task or host job is late.
 //! - [`app`]: wiring and shutdown.
 //! - [`demo`]: the self-contained demo world.
 
@@ -28,6 +29,7 @@ pub mod config;
 pub mod context;
 pub mod demo;
 pub mod http;
+pub mod overdue;
 pub mod poller;
 pub mod sections;
 pub mod snapshot;

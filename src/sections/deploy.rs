@@ -30,8 +30,7 @@ pub struct Deploy {
 
 impl Deploy {
     pub fn new(ctx: Arc<Context>) -> Self {
-        let timeout = SCHEDULE.with_overrides(&ctx.config, "deploy").timeout;
-        let db = Arc::new(Db::new(&ctx.config.pynchy.database, timeout / 2));
+        let db = Arc::new(super::db_for(&ctx, "deploy", SCHEDULE));
         Deploy { ctx, db }
     }
 }
@@ -63,7 +62,7 @@ impl Section for Deploy {
                     }
                 }
             }
-            serde_json::to_value(DeployBody {
+            super::to_body(DeployBody {
                 head_sha: st.head_sha,
                 head_commit: st.head_commit,
                 dirty: st.dirty,
@@ -71,7 +70,6 @@ impl Section for Deploy {
                 last_deploy_at: at,
                 last_deploy_sha: sha,
             })
-            .map_err(|e| CollectError::new(e.to_string()))
         })
     }
 }

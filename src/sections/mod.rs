@@ -17,8 +17,12 @@ use crate::config::Config;
 use crate::context::Context;
 
 pub mod deploy;
+pub mod groups;
+pub mod host_jobs;
+pub mod messages;
 pub mod repos;
 pub mod service;
+pub mod tasks;
 
 /// Why a collection failed. Its text is shown in the section's `meta.error`, so it
 /// is short and never holds a stack trace, a secret or a path outside the config.
@@ -98,12 +102,29 @@ pub trait Section: Send + Sync + 'static {
     fn collect(&self) -> Work;
 }
 
+/// Serializes a section body.
+pub fn to_body(body: impl serde::Serialize) -> CollectResult {
+    serde_json::to_value(body).map_err(|e| CollectError::new(e.to_string()))
+}
+
+/// A read-only connection to pynchy's database for one section, with a busy
+/// timeout of half the section's timeout (a locked database fails the cycle
+/// before the poller's timeout does).
+pub fn db_for(ctx: &Context, name: &str, default: Schedule) -> crate::sources::db::Db {
+    let timeout = default.with_overrides(&ctx.config, name).timeout;
+    crate::sources::db::Db::new(&ctx.config.pynchy.database, timeout / 2)
+}
+
 /// Every built-in section, in the order they appear in `/status` (the seed's order).
 pub fn registry(ctx: &Arc<Context>) -> Vec<Arc<dyn Section>> {
     vec![
         Arc::new(service::Service::new(ctx.clone())),
         Arc::new(deploy::Deploy::new(ctx.clone())),
         Arc::new(repos::Repos::new(ctx.clone())),
+        Arc::new(messages::Messages::new(ctx.clone())),
+        Arc::new(tasks::Tasks::new(ctx.clone())),
+        Arc::new(host_jobs::HostJobs::new(ctx.clone())),
+        Arc::new(groups::Groups::new(ctx.clone())),
     ]
 }
 

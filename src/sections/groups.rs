@@ -1,0 +1,59 @@
+//! `groups`: how many groups (workspaces) pynchy has registered, and how many
+//! have a live agent session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::sql_types::BigInt;
+use diesel::{QueryableByName, RunQueryDsl};
+use serde::Serialize;
+
+use super::{CollectError, Schedule, Section, Work};
+use crate::context::Context;
+use crate::sources::db::Db;
+
+/// The seed's `groups` body.
+#[derive(Debug, Serialize, QueryableByName, PartialEq)]
+pub struct GroupsBody {
+    #[diesel(sql_type = BigInt)]
+    pub total: i64,
+    #[diesel(sql_type = BigInt)]
+    pub active_sessions: i64,
+}
+
+const QUERY: &str = "SELECT (SELECT COUNT(*) FROM registered_groups) AS total, \
+    (SELECT COUNT(*) FROM sessions) AS active_sessions";
+
+const SCHEDULE: Schedule = Schedule::every(Duration::from_secs(10), Duration::from_secs(5));
+
+pub struct Groups {
+    db: Arc<Db>,
+}
+
+impl Groups {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Groups {
+            db: Arc::new(super::db_for(&ctx, "groups", SCHEDULE)),
+        }
+    }
+}
+
+impl Section for Groups {
+    fn name(&self) -> &'static str {
+        "groups"
+    }
+
+    fn default_schedule(&self) -> Schedule {
+        SCHEDULE
+    }
+
+    fn collect(&self) -> Work {
+        let db = self.db.clone();
+        Work::blocking(move || {
+            let body = db
+                .read(|c| diesel::sql_query(QUERY).get_result::<GroupsBody>(c))
+                .map_err(|e| CollectError::new(e.to_string()))?;
+            super::to_body(body)
+        })
+    }
+}
