@@ -456,3 +456,39 @@ fn concurrent_writer_is_never_blocked() {
         (d["messages"]["total_inbound"] == json!(45 + n)).then_some(())
     });
 }
+
+#[test]
+fn inbound_count_follows_appends_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("messages.db");
+    sample(&db);
+    let run = start_in(dir.path(), &config(&db, fast()), vec![]);
+    let count = |want: i64| {
+        wait_for(
+            Duration::from_secs(5),
+            &format!("total_inbound {want}"),
+            || {
+                let d = get_json(run.addr, "/status/messages");
+                (d["messages"]["total_inbound"] == json!(want)).then_some(())
+            },
+        )
+    };
+    count(45);
+    let mut w = SqliteConnection::establish(&db.to_string_lossy()).unwrap();
+    w.batch_execute(&format!(
+        "INSERT INTO messages VALUES ('n1','c','u','U','x','{t}',0,'user',NULL), ('n2','c','u','U','x','{t}',1,'user',NULL);",
+        t = ago(0)
+    ))
+    .unwrap();
+    count(46);
+    // Old inbound rows deleted (a cleared chat): the kept tally must notice.
+    w.batch_execute("DELETE FROM messages WHERE id IN ('m1','m2','m3');")
+        .unwrap();
+    count(43);
+    if sqlite3_present() {
+        assert_eq!(
+            sqlite3(&db, "SELECT COUNT(*) FROM messages WHERE is_from_me = 0"),
+            "43"
+        );
+    }
+}
