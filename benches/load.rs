@@ -151,14 +151,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let secs: u64 = std::env::var("LOAD_SECONDS")
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs a short smoke run.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let secs: f64 = std::env::var("LOAD_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(if bench { 5.0 } else { 0.3 });
     let rounds: usize = std::env::var("LOAD_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(if bench { 3 } else { 1 });
 
     // The real daemon on the demo world, padded to ~4 KB.
     let world = pynchy_status::demo::build("127.0.0.1:0").expect("demo world");
@@ -221,11 +223,12 @@ fn main() {
         "load run: /status body {} bytes, {rounds} rounds of {secs}s, loopback",
         body.len()
     );
-    let dur = Duration::from_secs(secs);
+    let dur = Duration::from_secs_f64(secs);
     for conns in [64usize, 1] {
         let (mut b_rps, mut s_rps, mut b_p50, mut s_p50, mut b_p99, mut s_p99) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
         let mut errors = 0;
+        assert!(rounds > 0, "LOAD_ROUNDS must be at least 1");
         for _ in 0..rounds {
             let b = rt.block_on(drive(base_addr, "/static", conns, dur));
             let s = rt.block_on(drive(status_addr, "/status", conns, dur));
@@ -250,6 +253,7 @@ fn main() {
             median(ratios),
             median(p99_ratios),
         );
+        assert_eq!(errors, 0, "requests failed during the load run");
     }
     drop(running);
     drop(world);

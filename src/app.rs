@@ -125,7 +125,8 @@ impl Daemon {
         let thread = std::thread::Builder::new()
             .name("pynchy-status".into())
             .spawn(move || {
-                run_to_end(self.serve(listener, async move {
+                // Dropped normally: this waits for blocking collections in flight.
+                actix_web::rt::System::new().block_on(self.serve(listener, async move {
                     let _ = rx.await;
                 }))
             })?;
@@ -174,10 +175,11 @@ impl Drop for Running {
     }
 }
 
-/// Runs `fut` on a new actix system and returns its output without waiting for
-/// blocking collections still in flight: a git call hung on a dead NFS mount must
-/// not hold up the exit (dropping a tokio runtime waits for its blocking threads
-/// forever, so the runtime is leaked instead; the process is about to end).
+/// Runs `fut` on a new actix system on this thread and returns its output
+/// without waiting for blocking collections still in flight: a git call hung on
+/// a dead NFS mount must not hold up the exit (dropping a tokio runtime waits for
+/// its blocking threads forever, so the runtime is leaked instead). Only for the
+/// process's main thread, right before it exits.
 pub fn run_to_end<T>(fut: impl Future<Output = T>) -> T {
     let system = actix_web::rt::System::new();
     let out = system.block_on(fut);

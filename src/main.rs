@@ -3,7 +3,6 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -121,22 +120,24 @@ fn demo(listen: String) -> anyhow::Result<()> {
     result
 }
 
-fn main() -> ExitCode {
+fn main() {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::Demo { listen } => demo(listen),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    // Exit now: leaked runtimes (see `run_to_end`) must not run their thread-local
+    // destructors, and a hung blocking collection must not delay the exit.
+    std::process::exit(match result {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("pynchy-status: {e:#}");
             if e.downcast_ref::<ConfigError>().is_some() {
-                ExitCode::from(2)
+                2
             } else {
-                ExitCode::FAILURE
+                1
             }
         }
-    }
+    })
 }

@@ -127,8 +127,3 @@ pub fn registry(ctx: &Arc<Context>) -> Vec<Arc<dyn Section>> {
         Arc::new(groups::Groups::new(ctx.clone())),
     ]
 }
-
-/// The names of the built-in sections, in document order.
-pub fn known_names(ctx: &Arc<Context>) -> Vec<&'static str> {
-    registry(ctx).iter().map(|s| s.name()).collect()
-}
