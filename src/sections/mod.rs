@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::context::Context;
 
 pub mod deploy;
+pub mod gateway;
 pub mod groups;
 pub mod host_jobs;
 pub mod messages;
@@ -120,6 +121,7 @@ pub fn registry(ctx: &Arc<Context>) -> Vec<Arc<dyn Section>> {
     vec![
         Arc::new(service::Service::new(ctx.clone())),
         Arc::new(deploy::Deploy::new(ctx.clone())),
+        Arc::new(gateway::Gateway::new(ctx.clone())),
         Arc::new(repos::Repos::new(ctx.clone())),
         Arc::new(messages::Messages::new(ctx.clone())),
         Arc::new(tasks::Tasks::new(ctx.clone())),

@@ -2,4 +2,6 @@
 //! Docker, LiteLLM, the pynchy host). Each returns typed Rust values and knows
 //! nothing about JSON or HTTP.
 pub mod db;
+pub mod docker;
 pub mod git;
+pub mod litellm;

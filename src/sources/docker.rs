@@ -1,0 +1,62 @@
+//! Docker, through bollard: a container's `State.Status`, `not_found` when the
+//! daemon answers 404, `unreachable` when the daemon cannot be reached (socket
+//! missing, connection refused, no answer in time).
+//!
+//! bollard sends unversioned API paths, so daemons speaking API 1.41 (Debian's
+//! `docker.io` 20.10) work.
+
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::Docker;
+
+/// What one container looks like from here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Docker's own `State.Status`: running, exited, created, paused, restarting, dead.
+    Status(String),
+    NotFound,
+    Unreachable,
+}
+
+impl ContainerState {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ContainerState::Status(s) => s,
+            ContainerState::NotFound => "not_found",
+            ContainerState::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// Connects lazily to `host` (`unix:///path`, `tcp://host:port` or `http://…`).
+/// Nothing is sent until the first call.
+pub fn client(host: &str, timeout: Duration) -> Result<Docker, String> {
+    let secs = timeout.as_secs().max(1);
+    let result = if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(host, secs, bollard::API_DEFAULT_VERSION)
+    } else {
+        Docker::connect_with_unix(host, secs, bollard::API_DEFAULT_VERSION)
+    };
+    result.map_err(|e| format!("invalid docker_host `{host}`: {e}"))
+}
+
+/// Inspects one container, giving up after `timeout`.
+pub async fn container_state(docker: &Docker, name: &str, timeout: Duration) -> ContainerState {
+    match tokio::time::timeout(timeout, docker.inspect_container(name, None)).await {
+        Err(_) => ContainerState::Unreachable,
+        Ok(Ok(info)) => ContainerState::Status(
+            info.state
+                .and_then(|s| s.status)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".to_string()),
+        ),
+        Ok(Err(BollardError::DockerResponseServerError {
+            status_code: 404, ..
+        })) => ContainerState::NotFound,
+        Ok(Err(e)) => {
+            tracing::debug!(container = name, error = %e, "docker inspect failed");
+            ContainerState::Unreachable
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The LiteLLM proxy's `GET /health`, through reqwest: how many model
+//! endpoints are healthy, and the names of the unhealthy ones.
+//!
+//! Only counts and model names leave this module: the proxy's `error` texts,
+//! `raw_request_typed_dict`, `api_base` and headers never do, and the key is
+//! sent as a bearer token and never written anywhere.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// What `/health` told us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelHealth {
+    pub healthy: u64,
+    pub unhealthy: u64,
+    /// Model names of the unhealthy endpoints.
+    pub unhealthy_models: Vec<String>,
+}
+
+/// Why the counts are unknown. Short, and free of anything the proxy said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HealthError {
+    #[error("gateway unreachable")]
+    Unreachable,
+    #[error("gateway did not answer within {0}")]
+    Timeout(String),
+    #[error("gateway answered HTTP {0}")]
+    Status(u16),
+    #[error("gateway answer has no model counts yet")]
+    NoCounts,
+    #[error("gateway answer is not valid JSON")]
+    Malformed,
+}
+
+#[derive(Deserialize)]
+struct Endpoint {
+    model: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    healthy_count: Option<u64>,
+    unhealthy_count: Option<u64>,
+    #[serde(default)]
+    unhealthy_endpoints: Vec<Endpoint>,
+}
+
+/// A client for loopback calls: no proxy from the environment, no redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
+/// Parses a 200 answer's body.
+pub fn parse(body: &[u8]) -> Result<ModelHealth, HealthError> {
+    let answer: Answer = serde_json::from_slice(body).map_err(|_| HealthError::Malformed)?;
+    let (Some(healthy), Some(unhealthy)) = (answer.healthy_count, answer.unhealthy_count) else {
+        return Err(HealthError::NoCounts);
+    };
+    let mut names: Vec<String> = answer
+        .unhealthy_endpoints
+        .into_iter()
+        .filter_map(|e| e.model.and_then(|m| m.as_str().map(str::to_string)))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(ModelHealth {
+        healthy,
+        unhealthy,
+        unhealthy_models: names,
+    })
+}
+
+/// Asks `{url}/health`, giving up after `timeout`.
+pub async fn health(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+    timeout: Duration,
+) -> Result<ModelHealth, HealthError> {
+    let mut req = client
+        .get(format!("{}/health", url.trim_end_matches('/')))
+        .timeout(timeout);
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    let resp = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            HealthError::Timeout(humantime::format_duration(timeout).to_string())
+        } else {
+            HealthError::Unreachable
+        }
+    })?;
+    if resp.status().as_u16() != 200 {
+        return Err(HealthError::Status(resp.status().as_u16()));
+    }
+    let body = resp.bytes().await.map_err(|e| {
+        if e.is_timeout() {
+            HealthError::Timeout(humantime::format_duration(timeout).to_string())
+        } else {
+            HealthError::Unreachable
+        }
+    })?;
+    parse(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_names_only() {
+        let body = br#"{"healthy_endpoints":[{"api_base":"http://127.0.0.1:1/v1","model":"openai/good","model_id":"x"}],
+            "unhealthy_endpoints":[{"api_base":"http://127.0.0.1:2/v1","model":"openai/bad","model_id":"y",
+              "error":"Traceback ... sk-secret","exception_status":500,"raw_request_typed_dict":{"raw_request_headers":{"Authorization":"Bearer sk-..."}}}],
+            "healthy_count":1,"unhealthy_count":1}"#;
+        let h = parse(body).unwrap();
+        assert_eq!(
+            h,
+            ModelHealth {
+                healthy: 1,
+                unhealthy: 1,
+                unhealthy_models: vec!["openai/bad".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_is_not_zero() {
+        assert_eq!(parse(b"{}"), Err(HealthError::NoCounts));
+        assert_eq!(parse(b"<html>"), Err(HealthError::Malformed));
+        assert_eq!(
+            parse(br#"{"healthy_count":"1","unhealthy_count":0}"#),
+            Err(HealthError::Malformed)
+        );
+    }
+}
