@@ -25,7 +25,20 @@ impl Daemon {
     /// The built-in sections for this config. Fails if `[sections.<name>]` names
     /// a section that does not exist.
     pub fn new(config: Config) -> Result<Daemon, ConfigError> {
-        let ctx = Context::new(Arc::new(config));
+        Daemon::with_context(Context::new(Arc::new(config)))
+    }
+
+    /// For a Rust host embedding pynchy-status: the pushed sections (service,
+    /// channels, queue, live sessions) read `host` instead of HTTP pushes.
+    pub fn with_host_state(
+        config: Config,
+        host: Arc<dyn crate::sources::host_state::HostState>,
+    ) -> Result<Daemon, ConfigError> {
+        let pushed = crate::sources::host_state::MemoryHostState::new();
+        Daemon::with_context(Context::with_host(Arc::new(config), host, pushed))
+    }
+
+    fn with_context(ctx: Arc<Context>) -> Result<Daemon, ConfigError> {
         let sections = sections::registry(&ctx);
         let names: Vec<&str> = sections.iter().map(|s| s.name()).collect();
         ctx.config.check_section_names(&names)?;
@@ -85,7 +98,31 @@ impl Daemon {
             .enumerate()
             .map(|(i, (s, (_, sched)))| poller::spawn(s.clone(), i, *sched, handle.clone()))
             .collect();
-        let server = crate::http::server(listener, handle.clone(), self.workers)?;
+        let ingest = Arc::new(crate::http::ingest::Ingest {
+            memory: self.ctx.pushed.clone(),
+            token: std::env::var(&self.ctx.config.ingest.token_env)
+                .ok()
+                .filter(|t| !t.is_empty()),
+            kicks: pollers.iter().map(|p| (p.name, p.kick.clone())).collect(),
+        });
+        let pull_task = self.ctx.config.ingest.pull_url.clone().map(|url| {
+            let ingest = ingest.clone();
+            let interval = schedules
+                .iter()
+                .find(|(n, _)| *n == "channels")
+                .map(|(_, s)| s.interval)
+                .unwrap_or(Duration::from_secs(1));
+            tokio::spawn(crate::sources::host_state::pull_loop(
+                url,
+                self.ctx.pushed.clone(),
+                interval,
+                move |accepted| {
+                    let ingest = ingest.clone();
+                    async move { ingest.publish(&accepted).await }
+                },
+            ))
+        });
+        let server = crate::http::server(listener, handle.clone(), ingest, self.workers)?;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
         let list: Vec<String> = schedules
@@ -104,7 +141,7 @@ impl Daemon {
         if let Some(p) = pollers.iter().find(|p| p.name == "service") {
             let mut changes = handle.subscribe();
             changes.borrow_and_update();
-            p.collect_now();
+            p.kick.collect_now();
             // Give the snapshot a moment to say `shutting_down` before the listener closes.
             let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
         }
@@ -112,6 +149,9 @@ impl Daemon {
         let _ = server_task.await;
         for p in &pollers {
             p.task.abort();
+        }
+        if let Some(t) = pull_task {
+            t.abort();
         }
         drop(handle);
         store_task.abort();

@@ -246,3 +246,65 @@ interval = "1s"
     )?;
     Ok(World { dir, config_path })
 }
+
+/// The state a pynchy process would push: one channel disconnected, one group
+/// with a pending task.
+pub fn sample_pushes(started_at: chrono::DateTime<Utc>) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "service",
+            serde_json::json!({"status": "ok", "started_at": started_at.to_rfc3339_opts(SecondsFormat::Secs, false)})
+                .to_string(),
+        ),
+        (
+            "channels",
+            serde_json::json!({"whatsapp": {"connected": true}, "slack": {"connected": false}})
+                .to_string(),
+        ),
+        (
+            "queue",
+            serde_json::json!({
+                "active_containers": 1, "max_concurrent": 10, "groups_waiting": 0,
+                "per_group": {
+                    "admin": {"active": true, "is_task": false, "pending_messages": true, "pending_tasks": 0},
+                    "code-improver": {"active": false, "is_task": false, "pending_messages": false, "pending_tasks": 1}
+                }
+            })
+            .to_string(),
+        ),
+        ("groups", serde_json::json!({"active_sessions": 2}).to_string()),
+    ]
+}
+
+/// Pushes `body` to `PUT /ingest/{section}` on `addr`, as pynchy would.
+pub fn push(addr: std::net::SocketAddr, section: &str, body: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(
+        s,
+        "PUT /ingest/{section} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no HTTP status in the answer"))
+}
+
+/// Plays pynchy for the demo: pushes the sample state now and every 10 s, on a
+/// thread of its own, until the process ends.
+pub fn keep_pushing(addr: std::net::SocketAddr) {
+    let started_at = Utc::now() - ChronoDuration::hours(2);
+    std::thread::spawn(move || loop {
+        for (section, body) in sample_pushes(started_at) {
+            if let Err(e) = push(addr, section, &body) {
+                tracing::debug!(error = %e, "demo push failed");
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(10));
+    });
+}

@@ -115,6 +115,8 @@ fn demo(listen: String) -> anyhow::Result<()> {
     println!("pynchy-status demo world: {}", world.root().display());
     println!("config: {}", world.config_path.display());
     println!("serving http://{addr}/status  (Ctrl-C stops and deletes the world)");
+    println!("pushing sample pynchy state every 10 s (one channel disconnected, one pending task)");
+    pynchy_status::demo::keep_pushing(addr);
     let result = run_daemon(daemon, listener);
     drop(world);
     result

@@ -12,25 +12,39 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::sections::{CollectResult, Schedule, Section, Work};
 use crate::store::{Outcome, StoreHandle};
 
+/// Asks a poller for a collection now; the optional sender fires once a
+/// snapshot holding that collection is published.
+#[derive(Clone)]
+pub struct Kick(mpsc::UnboundedSender<Option<oneshot::Sender<()>>>);
+
+impl Kick {
+    /// Collects as soon as the section is free; does not wait.
+    pub fn collect_now(&self) {
+        let _ = self.0.send(None);
+    }
+
+    /// Collects as soon as the section is free, and resolves once the result is
+    /// in a published snapshot (or the poller is gone).
+    pub async fn collect_and_publish(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.0.send(Some(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
 /// A running poller: its task, and a way to ask for a collection now.
 pub struct PollerHandle {
     pub name: &'static str,
     pub task: JoinHandle<()>,
-    kick: Arc<Notify>,
-}
-
-impl PollerHandle {
-    /// Asks for one collection as soon as the section is free.
-    pub fn collect_now(&self) {
-        self.kick.notify_one();
-    }
+    pub kick: Kick,
 }
 
 /// Starts the poller of one section. `index` is its place in the store.
@@ -40,16 +54,21 @@ pub fn spawn(
     schedule: Schedule,
     store: StoreHandle,
 ) -> PollerHandle {
-    let kick = Arc::new(Notify::new());
+    let (tx, rx) = mpsc::unbounded_channel();
     let name = section.name();
-    let task = tokio::spawn(run(section, index, schedule, store, kick.clone()));
-    PollerHandle { name, task, kick }
+    let task = tokio::spawn(run(section, index, schedule, store, rx));
+    PollerHandle {
+        name,
+        task,
+        kick: Kick(tx),
+    }
 }
 
 fn start(work: Work) -> JoinHandle<CollectResult> {
     match work {
         Work::Blocking(f) => tokio::task::spawn_blocking(f),
         Work::Async(fut) => tokio::spawn(fut),
+        Work::Done { result, .. } => tokio::spawn(std::future::ready(result)),
     }
 }
 
@@ -58,16 +77,21 @@ async fn run(
     index: usize,
     schedule: Schedule,
     store: StoreHandle,
-    kick: Arc<Notify>,
+    mut kicks: mpsc::UnboundedReceiver<Option<oneshot::Sender<()>>>,
 ) {
     let mut ticker = tokio::time::interval(schedule.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // A collection that timed out but could not be cancelled (blocking work).
     let mut straggler: Option<(JoinHandle<CollectResult>, Instant)> = None;
     loop {
+        let mut acks = Vec::new();
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = kick.notified() => {}
+            Some(k) = kicks.recv() => acks.extend(k),
+        }
+        // Every kick queued so far is served by this one collection.
+        while let Ok(k) = kicks.try_recv() {
+            acks.extend(k);
         }
         if let Some((handle, since)) = &straggler {
             if !handle.is_finished() {
@@ -85,7 +109,11 @@ async fn run(
         let attempted_at = Utc::now();
         let began = Instant::now();
         let work = section.collect();
-        let cancellable = matches!(work, Work::Async(_));
+        let cancellable = !matches!(work, Work::Blocking(_));
+        let as_of = match &work {
+            Work::Done { as_of, .. } => *as_of,
+            _ => None,
+        };
         let mut handle = start(work);
         let result = match tokio::time::timeout(schedule.timeout, &mut handle).await {
             Ok(Ok(Ok(body))) => Ok(body),
@@ -123,6 +151,8 @@ async fn run(
             attempted_at,
             duration: began.elapsed(),
             result,
+            as_of,
+            acks,
         });
     }
 }

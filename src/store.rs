@@ -15,9 +15,9 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::sections::Schedule;
+use crate::sections::{Schedule, Stamp};
 use crate::snapshot::{Rendered, Snapshot};
 
 /// The result of one collection attempt (or one push), as the store receives it.
@@ -28,6 +28,10 @@ pub struct Outcome {
     pub attempted_at: DateTime<Utc>,
     pub duration: Duration,
     pub result: Result<Value, String>,
+    /// When the body was true, if not now (pushed state).
+    pub as_of: Option<Stamp>,
+    /// Fired once a snapshot holding this outcome is published.
+    pub acks: Vec<oneshot::Sender<()>>,
 }
 
 enum Msg {
@@ -148,6 +152,8 @@ pub struct Store {
     changes: watch::Sender<u64>,
     generation: u64,
     rx: mpsc::UnboundedReceiver<Msg>,
+    /// Acks to fire after the next publish.
+    acks: Vec<oneshot::Sender<()>>,
 }
 
 impl Store {
@@ -165,6 +171,7 @@ impl Store {
             changes,
             generation: 0,
             rx,
+            acks: Vec::new(),
         };
         store.publish();
         let handle = StoreHandle {
@@ -177,7 +184,8 @@ impl Store {
 
     fn apply(&mut self, msg: Msg) {
         match msg {
-            Msg::Outcome(o) => {
+            Msg::Outcome(mut o) => {
+                self.acks.append(&mut o.acks);
                 let Some(s) = self.states.get_mut(o.section) else {
                     return;
                 };
@@ -187,8 +195,9 @@ impl Store {
                     Ok(body) => {
                         s.body_json = serde_json::to_vec(&body).ok().map(Bytes::from);
                         s.body = Some(body);
-                        s.collected_at = Some(Utc::now());
-                        s.collected_instant = Some(Instant::now());
+                        let stamp = o.as_of.unwrap_or_else(Stamp::now);
+                        s.collected_at = Some(stamp.at);
+                        s.collected_instant = Some(stamp.instant);
                         s.error = None;
                     }
                     Err(e) => s.error = Some(e),
@@ -227,6 +236,9 @@ impl Store {
         let snap = render(&self.states, self.generation, Instant::now());
         self.snapshot.store(Arc::new(snap));
         self.changes.send_replace(self.generation);
+        for ack in self.acks.drain(..) {
+            let _ = ack.send(());
+        }
     }
 }
 

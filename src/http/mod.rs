@@ -8,18 +8,22 @@ use actix_web::{web, App, HttpServer};
 use crate::store::StoreHandle;
 
 pub mod conditional;
+pub mod ingest;
 pub mod routes;
 
 /// Builds the server on an already bound listener. It is not running until awaited.
 pub fn server(
     listener: TcpListener,
     store: StoreHandle,
+    ingest: std::sync::Arc<ingest::Ingest>,
     workers: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(store);
+    let ingest = web::Data::from(ingest);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(ingest.clone())
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })

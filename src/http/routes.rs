@@ -21,7 +21,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_only("/status/{section}", section))
         .service(get_only("/health", health))
         .service(get_only("/livez", livez))
-        .service(get_only("/readyz", readyz));
+        .service(get_only("/readyz", readyz))
+        .service(
+            web::resource("/ingest/{section}")
+                .route(web::put().to(super::ingest::put))
+                .default_service(web::to(|| async { method_not_allowed("PUT") })),
+        );
 }
 
 /// A resource answering GET and HEAD with `handler` (actix-web sends no body for

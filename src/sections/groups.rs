@@ -1,5 +1,6 @@
 //! `groups`: how many groups (workspaces) pynchy has registered, and how many
-//! have a live agent session.
+//! have a live agent session: pynchy's pushed count while it is fresh, else
+//! the rows of `sessions`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,14 +28,14 @@ const QUERY: &str = "SELECT (SELECT COUNT(*) FROM registered_groups) AS total, \
 const SCHEDULE: Schedule = Schedule::every(Duration::from_secs(10), Duration::from_secs(5));
 
 pub struct Groups {
+    ctx: Arc<Context>,
     db: Arc<Db>,
 }
 
 impl Groups {
     pub fn new(ctx: Arc<Context>) -> Self {
-        Groups {
-            db: Arc::new(super::db_for(&ctx, "groups", SCHEDULE)),
-        }
+        let db = Arc::new(super::db_for(&ctx, "groups", SCHEDULE));
+        Groups { ctx, db }
     }
 }
 
@@ -49,10 +50,21 @@ impl Section for Groups {
 
     fn collect(&self) -> Work {
         let db = self.db.clone();
+        // pynchy's live count, while its push is fresh, beats the sessions table.
+        let ttl = self.ctx.config.ingest.ttl;
+        let live = self
+            .ctx
+            .host
+            .active_sessions()
+            .filter(|s| s.stamp.instant.elapsed() < ttl)
+            .map(|s| s.value);
         Work::blocking(move || {
-            let body = db
+            let mut body = db
                 .read(|c| diesel::sql_query(QUERY).get_result::<GroupsBody>(c))
                 .map_err(|e| CollectError::new(e.to_string()))?;
+            if let Some(n) = live {
+                body.active_sessions = i64::try_from(n).unwrap_or(i64::MAX);
+            }
             super::to_body(body)
         })
     }

@@ -16,11 +16,13 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::context::Context;
 
+pub mod channels;
 pub mod deploy;
 pub mod gateway;
 pub mod groups;
 pub mod host_jobs;
 pub mod messages;
+pub mod queue;
 pub mod repos;
 pub mod service;
 pub mod tasks;
@@ -45,6 +47,29 @@ pub type CollectResult = Result<Value, CollectError>;
 pub enum Work {
     Blocking(Box<dyn FnOnce() -> CollectResult + Send + 'static>),
     Async(Pin<Box<dyn Future<Output = CollectResult> + Send + 'static>>),
+    /// Already known (an in-memory read of pushed state), as of `as_of`: that is
+    /// the section's `collected_at`, not the time of the poll.
+    Done {
+        result: CollectResult,
+        as_of: Option<Stamp>,
+    },
+}
+
+/// When a value was true: wall-clock time for `collected_at`, and the monotonic
+/// instant for staleness deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub instant: std::time::Instant,
+}
+
+impl Stamp {
+    pub fn now() -> Stamp {
+        Stamp {
+            at: chrono::Utc::now(),
+            instant: std::time::Instant::now(),
+        }
+    }
 }
 
 impl Work {
@@ -121,7 +146,9 @@ pub fn registry(ctx: &Arc<Context>) -> Vec<Arc<dyn Section>> {
     vec![
         Arc::new(service::Service::new(ctx.clone())),
         Arc::new(deploy::Deploy::new(ctx.clone())),
+        Arc::new(channels::ChannelsSection::new(ctx.clone())),
         Arc::new(gateway::Gateway::new(ctx.clone())),
+        Arc::new(queue::Queue::new(ctx.clone())),
         Arc::new(repos::Repos::new(ctx.clone())),
         Arc::new(messages::Messages::new(ctx.clone())),
         Arc::new(tasks::Tasks::new(ctx.clone())),

@@ -4,4 +4,5 @@
 pub mod db;
 pub mod docker;
 pub mod git;
+pub mod host_state;
 pub mod litellm;

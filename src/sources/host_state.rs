@@ -1,0 +1,284 @@
+//! pynchy's in-memory state — is it shutting down, which channels are
+//! connected, its container queue, its live sessions — known only to the pynchy
+//! process, which hands it over.
+//!
+//! [`HostState`] mirrors the seed's `StatusDeps`. [`MemoryHostState`] is the
+//! implementation fed over HTTP, by pushes (`PUT /ingest/{section}`) or by
+//! pulling `[ingest] pull_url`; a Rust host embedding pynchy-status can
+//! implement the trait itself and answer from its own memory. Every value
+//! carries the [`Stamp`] of when it was true, which becomes the section's
+//! `collected_at`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+
+use crate::sections::Stamp;
+
+/// pynchy's own status, as pushed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushedStatus {
+    Ok,
+    ShuttingDown,
+}
+
+/// `service`: `{"status": "ok" | "shutting_down", "started_at": RFC 3339}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceState {
+    pub status: PushedStatus,
+    pub started_at: DateTime<FixedOffset>,
+}
+
+/// One channel in `channels`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelState {
+    pub connected: bool,
+}
+
+/// `channels`: `{"<name>": {"connected": bool}, ...}`.
+pub type Channels = BTreeMap<String, ChannelState>;
+
+/// One group in `queue.per_group`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupQueue {
+    pub active: bool,
+    pub is_task: bool,
+    pub pending_messages: bool,
+    pub pending_tasks: u64,
+}
+
+/// `queue`: the seed's queue object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueState {
+    pub active_containers: u64,
+    pub max_concurrent: u64,
+    pub groups_waiting: u64,
+    pub per_group: BTreeMap<String, GroupQueue>,
+}
+
+/// `groups`: `{"active_sessions": int}` (merged with `total` from the database).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsState {
+    pub active_sessions: u64,
+}
+
+/// A value and when it was true.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stamped<T> {
+    pub value: T,
+    pub stamp: Stamp,
+}
+
+/// What the pynchy host knows about itself. `None`: not known (yet).
+pub trait HostState: Send + Sync + 'static {
+    /// Shutting down or not, and since when pynchy runs.
+    fn service(&self) -> Option<Stamped<ServiceState>>;
+    /// Channel name → connected.
+    fn channels(&self) -> Option<Stamped<Channels>>;
+    /// The container queue.
+    fn queue(&self) -> Option<Stamped<QueueState>>;
+    /// Groups with a live agent session.
+    fn active_sessions(&self) -> Option<Stamped<u64>>;
+}
+
+/// The sections that can be pushed, by name.
+pub const PUSHABLE: [&str; 4] = ["service", "channels", "queue", "groups"];
+
+/// Why a pushed body was refused. The text names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error("unknown section `{0}`; pushable: service, channels, queue, groups")]
+    UnknownSection(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, PushError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return PushError::Invalid(format!("invalid body: not JSON ({inner})"));
+        }
+        PushError::Invalid(if path.is_empty() || path == "." || path == "?" {
+            format!("invalid body: {inner}")
+        } else {
+            format!("invalid field `{path}`: {inner}")
+        })
+    })
+}
+
+/// Host state held in memory, written by pushes or pulls. Each section is
+/// replaced whole, atomically: readers never see a mix of two pushes.
+#[derive(Default)]
+pub struct MemoryHostState {
+    service: ArcSwapOption<Stamped<ServiceState>>,
+    channels: ArcSwapOption<Stamped<Channels>>,
+    queue: ArcSwapOption<Stamped<QueueState>>,
+    groups: ArcSwapOption<Stamped<GroupsState>>,
+}
+
+impl MemoryHostState {
+    pub fn new() -> Arc<MemoryHostState> {
+        Arc::new(MemoryHostState::default())
+    }
+
+    /// Validates a pushed JSON body for `section` and, only if it is whole and
+    /// right, replaces that section's value. On error nothing changes.
+    pub fn accept(&self, section: &str, body: &[u8], stamp: Stamp) -> Result<(), PushError> {
+        match section {
+            "service" => self.service.store(Some(Arc::new(Stamped {
+                value: parse::<ServiceState>(body)?,
+                stamp,
+            }))),
+            "channels" => self.channels.store(Some(Arc::new(Stamped {
+                value: parse::<Channels>(body)?,
+                stamp,
+            }))),
+            "queue" => self.queue.store(Some(Arc::new(Stamped {
+                value: parse::<QueueState>(body)?,
+                stamp,
+            }))),
+            "groups" => self.groups.store(Some(Arc::new(Stamped {
+                value: parse::<GroupsState>(body)?,
+                stamp,
+            }))),
+            other => return Err(PushError::UnknownSection(other.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Applies a pulled document holding any of the pushable sections. Each
+    /// present section is validated alone; returns the sections accepted and
+    /// the errors of the others.
+    pub fn accept_document(
+        &self,
+        doc: &[u8],
+        stamp: Stamp,
+    ) -> Result<(Vec<&'static str>, Vec<String>), PushError> {
+        let value: serde_json::Map<String, serde_json::Value> = parse(doc)?;
+        let (mut ok, mut errors) = (Vec::new(), Vec::new());
+        for name in PUSHABLE {
+            if let Some(v) = value.get(name) {
+                let bytes = serde_json::to_vec(v).unwrap_or_default();
+                match self.accept(name, &bytes, stamp) {
+                    Ok(()) => ok.push(name),
+                    Err(e) => errors.push(format!("{name}: {e}")),
+                }
+            }
+        }
+        Ok((ok, errors))
+    }
+}
+
+/// Pulls `url` every `interval` (loopback or the host's own address), applying
+/// each document like pushes; `on_accept` is told which sections changed.
+/// Runs until the task is dropped.
+pub async fn pull_loop<F, Fut>(
+    url: String,
+    memory: Arc<MemoryHostState>,
+    interval: std::time::Duration,
+    on_accept: F,
+) where
+    F: Fn(Vec<&'static str>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let client = crate::sources::litellm::client();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let answer = client
+            .get(&url)
+            .timeout(interval.max(std::time::Duration::from_secs(1)))
+            .send()
+            .await;
+        let body = match answer {
+            Ok(r) if r.status().is_success() => r.bytes().await.ok(),
+            Ok(r) => {
+                tracing::debug!(status = r.status().as_u16(), "pull answered with an error");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e.without_url(), "pull failed");
+                None
+            }
+        };
+        let Some(body) = body else { continue };
+        match memory.accept_document(&body, Stamp::now()) {
+            Ok((accepted, errors)) => {
+                for e in errors {
+                    tracing::warn!(error = %e, "pulled section refused");
+                }
+                on_accept(accepted).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "pulled document refused"),
+        }
+    }
+}
+
+fn cloned<T: Clone>(v: &ArcSwapOption<Stamped<T>>) -> Option<Stamped<T>> {
+    v.load_full().map(|s| (*s).clone())
+}
+
+impl HostState for MemoryHostState {
+    fn service(&self) -> Option<Stamped<ServiceState>> {
+        cloned(&self.service)
+    }
+    fn channels(&self) -> Option<Stamped<Channels>> {
+        cloned(&self.channels)
+    }
+    fn queue(&self) -> Option<Stamped<QueueState>> {
+        cloned(&self.queue)
+    }
+    fn active_sessions(&self) -> Option<Stamped<u64>> {
+        self.groups.load_full().map(|s| Stamped {
+            value: s.value.active_sessions,
+            stamp: s.stamp,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field_and_change_nothing() {
+        let m = MemoryHostState::default();
+        let good = br#"{"active_containers":1,"max_concurrent":4,"groups_waiting":0,"per_group":{"admin":{"active":true,"is_task":false,"pending_messages":true,"pending_tasks":0}}}"#;
+        m.accept("queue", good, Stamp::now()).unwrap();
+        let before = m.queue();
+        let bad = br#"{"active_containers":1,"max_concurrent":4,"groups_waiting":0,"per_group":{"admin":{"active":"yes","is_task":false,"pending_messages":true,"pending_tasks":0}}}"#;
+        let e = m
+            .accept("queue", bad, Stamp::now())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("per_group.admin.active"), "{e}");
+        let e = m
+            .accept(
+                "channels",
+                br#"{"slack":{"connected":true,"extra":1}}"#,
+                Stamp::now(),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("extra"), "{e}");
+        assert_eq!(m.queue(), before);
+        assert!(m.channels().is_none());
+        assert!(matches!(
+            m.accept("weather", b"{}", Stamp::now()),
+            Err(PushError::UnknownSection(_))
+        ));
+    }
+}
