@@ -49,7 +49,7 @@ fn run_blocking(s: &Arc<dyn Section>) {
         Work::Blocking(f) => {
             f().expect("collection succeeds");
         }
-        Work::Async(_) => panic!("database sections are blocking work"),
+        _ => panic!("database sections are blocking work"),
     }
 }
 
