@@ -89,7 +89,7 @@ impl Daemon {
     ) -> std::io::Result<()> {
         let schedules = self.schedules();
         let addr = listener.local_addr()?;
-        let (store, handle) = Store::new(schedules.clone());
+        let (store, handle) = Store::new(schedules.clone(), self.ctx.config.rollup.clone());
         let store_task = tokio::spawn(store.run());
         let pollers: Vec<_> = self
             .sections
@@ -122,7 +122,17 @@ impl Daemon {
                 },
             ))
         });
-        let server = crate::http::server(listener, handle.clone(), ingest, self.workers)?;
+        let access = crate::http::routes::Access {
+            token: self
+                .ctx
+                .config
+                .server
+                .token_env
+                .as_ref()
+                .and_then(|v| std::env::var(v).ok())
+                .filter(|t| !t.is_empty()),
+        };
+        let server = crate::http::server(listener, handle.clone(), ingest, access, self.workers)?;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
         let list: Vec<String> = schedules

@@ -55,7 +55,20 @@ struct RawConfig {
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
+    rollup: RawRollup,
+    #[serde(default)]
     sections: BTreeMap<String, SectionOverride>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollup {
+    pending_deliveries_max: Option<u64>,
+    ok_http_status: Option<u16>,
+    degraded_http_status: Option<u16>,
+    down_http_status: Option<u16>,
+    #[serde(default)]
+    severity: BTreeMap<String, crate::rollup::Severity>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +196,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Per-section schedule overrides, by section name.
     pub sections: BTreeMap<String, SectionOverride>,
+    /// `[rollup]`: thresholds, rule severities, `/health` status codes.
+    pub rollup: crate::rollup::RollupConfig,
 }
 
 impl Config {
@@ -307,8 +322,47 @@ impl Config {
                 }
             }
         }
+        let defaults = crate::rollup::RollupConfig::default();
+        for rule in raw.rollup.severity.keys() {
+            if !crate::rollup::RULES.iter().any(|(n, _, _)| n == rule) {
+                let known: Vec<&str> = crate::rollup::RULES.iter().map(|(n, _, _)| *n).collect();
+                return Err(ConfigError::Invalid {
+                    key: format!("rollup.severity.{rule}"),
+                    message: format!("unknown rule; known rules: {}", known.join(", ")),
+                });
+            }
+        }
+        for (key, code) in [
+            ("ok_http_status", raw.rollup.ok_http_status),
+            ("degraded_http_status", raw.rollup.degraded_http_status),
+            ("down_http_status", raw.rollup.down_http_status),
+        ] {
+            if code.is_some_and(|c| !(200..=599).contains(&c)) {
+                return Err(ConfigError::Invalid {
+                    key: format!("rollup.{key}"),
+                    message: "must be an HTTP status from 200 to 599".into(),
+                });
+            }
+        }
+        let rollup = crate::rollup::RollupConfig {
+            pending_deliveries_max: raw
+                .rollup
+                .pending_deliveries_max
+                .unwrap_or(defaults.pending_deliveries_max),
+            severity: raw.rollup.severity,
+            ok_http_status: raw.rollup.ok_http_status.unwrap_or(defaults.ok_http_status),
+            degraded_http_status: raw
+                .rollup
+                .degraded_http_status
+                .unwrap_or(defaults.degraded_http_status),
+            down_http_status: raw
+                .rollup
+                .down_http_status
+                .unwrap_or(defaults.down_http_status),
+        };
         Ok(Config {
             source: None,
+            rollup,
             listen,
             pynchy: PynchyConfig {
                 root,

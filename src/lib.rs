@@ -19,18 +19,24 @@
 //! - [`sections`]: one file per section, and the registry.
 //! - [`poller`]: runs sections on their schedules.
 //! - [`store`] and [`snapshot`]: section state and the rendered snapshot.
+//! - [`rollup`]: ok / degraded / down and the reasons, at render time.
+//! - [`metrics`]: the Prometheus exposition, at render time.
 //! - [`http`]: the actix-web routes.
 //! - [`overdue`]: when a scheduled task or host job is late.
 //! - [`app`]: wiring and shutdown.
 //! - [`demo`]: the self-contained demo world.
+//! - [`check`]: the `check` command's screen and exit code.
 
 pub mod app;
+pub mod check;
 pub mod config;
 pub mod context;
 pub mod demo;
 pub mod http;
+pub mod metrics;
 pub mod overdue;
 pub mod poller;
+pub mod rollup;
 pub mod sections;
 pub mod snapshot;
 pub mod sources;

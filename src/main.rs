@@ -46,6 +46,22 @@ enum Command {
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: String,
     },
+    /// Fetch /status and print one line per section and the reasons.
+    /// Exit code: 0 ok, 1 degraded, 2 down, 3 unreachable or unparsable.
+    Check {
+        /// Base URL of the daemon.
+        #[arg(long, default_value = "http://127.0.0.1:8484")]
+        url: String,
+        /// Print a JSON summary instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Env var holding the `[server]` token, sent as a bearer token when set.
+        #[arg(long, default_value = "PYNCHY_STATUS_SERVER_TOKEN")]
+        token_env: String,
+        /// How long to wait for an answer.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 fn init_logs(format: LogFormat) {
@@ -122,12 +138,47 @@ fn demo(listen: String) -> anyhow::Result<()> {
     result
 }
 
+fn check(url: String, json: bool, token_env: String, timeout: std::time::Duration) -> i32 {
+    use pynchy_status::check;
+    let token = std::env::var(&token_env).ok().filter(|t| !t.is_empty());
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pynchy-status: cannot start a runtime: {e}");
+            return i32::from(check::UNREACHABLE);
+        }
+    };
+    match rt.block_on(check::fetch(&url, token.as_deref(), timeout)) {
+        Ok(doc) => {
+            let now = chrono::Utc::now();
+            if json {
+                println!("{}", check::summary_json(&doc, now));
+            } else {
+                anstream::print!("{}", check::table(&doc, &url, now));
+            }
+            i32::from(check::exit_code(&doc))
+        }
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({"status": "unreachable", "error": e.to_string()}));
+            } else {
+                eprintln!("pynchy-status: {e}");
+            }
+            i32::from(check::UNREACHABLE)
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
+    if let Command::Check { url, json, token_env, timeout } = cli.command {
+        std::process::exit(check(url, json, token_env, timeout));
+    }
     init_logs(cli.log_format);
     let result = match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::Demo { listen } => demo(listen),
+        Command::Check { .. } => Ok(()),
     };
     // Exit now: leaked runtimes (see `run_to_end`) must not run their thread-local
     // destructors, and a hung blocking collection must not delay the exit.

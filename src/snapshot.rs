@@ -55,6 +55,12 @@ pub struct Snapshot {
     /// `GET /health` and its HTTP status code.
     pub health: Rendered,
     pub health_code: u16,
+    /// `GET /health` for a client without the token, when detail is hidden: the status alone.
+    pub health_public: Rendered,
+    /// `GET /metrics`: Prometheus text.
+    pub metrics: Bytes,
+    /// The rollup's verdict.
+    pub level: crate::rollup::Level,
     /// True once every section has had its first collection attempt.
     pub ready: bool,
     /// The JSON for a 404 on an unknown section name, listing the known ones.
@@ -78,6 +84,9 @@ impl Snapshot {
             sections: Vec::new(),
             health: Rendered::new(b"{\"status\":null}".to_vec()),
             health_code: 200,
+            health_public: Rendered::new(b"{\"status\":null}".to_vec()),
+            metrics: Bytes::new(),
+            level: crate::rollup::Level::Ok,
             ready: false,
             unknown_section: Bytes::from_static(b"{\"error\":\"unknown section\"}"),
         }

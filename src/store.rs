@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::rollup::{Rollup, RollupConfig};
 use crate::sections::{Schedule, Stamp};
 use crate::snapshot::{Rendered, Snapshot};
 
@@ -154,11 +155,15 @@ pub struct Store {
     rx: mpsc::UnboundedReceiver<Msg>,
     /// Acks to fire after the next publish.
     acks: Vec<oneshot::Sender<()>>,
+    rollup: RollupConfig,
 }
 
 impl Store {
     /// A store for these sections (name and schedule, in document order), and its handle.
-    pub fn new(sections: Vec<(&'static str, Schedule)>) -> (Store, StoreHandle) {
+    pub fn new(
+        sections: Vec<(&'static str, Schedule)>,
+        rollup: RollupConfig,
+    ) -> (Store, StoreHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (changes, changes_rx) = watch::channel(0);
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
@@ -172,6 +177,7 @@ impl Store {
             generation: 0,
             rx,
             acks: Vec::new(),
+            rollup,
         };
         store.publish();
         let handle = StoreHandle {
@@ -233,7 +239,7 @@ impl Store {
     /// Renders the current state and swaps the new snapshot in.
     fn publish(&mut self) {
         self.generation += 1;
-        let snap = render(&self.states, self.generation, Instant::now());
+        let snap = render(&self.states, &self.rollup, self.generation, Instant::now());
         self.snapshot.store(Arc::new(snap));
         self.changes.send_replace(self.generation);
         for ack in self.acks.drain(..) {
@@ -268,10 +274,27 @@ fn push_meta(out: &mut Vec<u8>, s: &SectionState, now: Instant) {
 }
 
 /// Renders every response body from the sections' state at `now`.
-pub fn render(states: &[SectionState], generation: u64, now: Instant) -> Snapshot {
-    // The full document: each body under its name, then `meta`.
+pub fn render(
+    states: &[SectionState],
+    rollup_cfg: &RollupConfig,
+    generation: u64,
+    now: Instant,
+) -> Snapshot {
+    let rollup = crate::rollup::compute(states, rollup_cfg, now);
+    // The full document: the verdict, each body under its name, then `meta`.
     let mut doc = Vec::with_capacity(4096);
     doc.push(b'{');
+    push_key(&mut doc, "status");
+    let _ = serde_json::to_writer(&mut doc, rollup.status.as_str());
+    doc.push(b',');
+    push_key(&mut doc, "reasons");
+    let reasons: Vec<Value> = rollup
+        .reasons
+        .iter()
+        .map(|r| serde_json::json!({"section": r.section, "reason": r.reason, "level": r.level}))
+        .collect();
+    let _ = serde_json::to_writer(&mut doc, &reasons);
+    doc.push(b',');
     for s in states {
         push_key(&mut doc, s.name);
         push_body(&mut doc, s);
@@ -305,7 +328,11 @@ pub fn render(states: &[SectionState], generation: u64, now: Instant) -> Snapsho
         })
         .collect();
 
-    let (health, health_code) = render_health(states);
+    let health = render_health(states, &rollup);
+    let health_code = rollup_cfg.http_status(rollup.status);
+    let health_public =
+        serde_json::to_vec(&serde_json::json!({ "status": rollup.status })).unwrap_or_default();
+    let metrics = crate::metrics::render(states, &rollup, now);
     let names: Vec<&str> = states.iter().map(|s| s.name).collect();
     let unknown_section = serde_json::to_vec(&serde_json::json!({
         "error": "unknown section",
@@ -319,6 +346,9 @@ pub fn render(states: &[SectionState], generation: u64, now: Instant) -> Snapsho
         sections,
         health: Rendered::new(health),
         health_code,
+        health_public: Rendered::new(health_public),
+        metrics: Bytes::from(metrics),
+        level: rollup.status,
         ready: states.iter().all(|s| s.attempted_at.is_some()),
         unknown_section: Bytes::from(unknown_section),
     }
@@ -335,8 +365,9 @@ fn field(states: &[SectionState], section: &str, key: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// `/health`: the seed's lightweight fields, all read from the bodies at hand.
-fn render_health(states: &[SectionState]) -> (Vec<u8>, u16) {
+/// `/health`: the rollup's status and the seed's lightweight fields, all read
+/// from the bodies at hand.
+fn render_health(states: &[SectionState], rollup: &Rollup) -> Vec<u8> {
     let channels_connected = body(states, "channels")
         .and_then(Value::as_object)
         .map(|chans| {
@@ -348,12 +379,12 @@ fn render_health(states: &[SectionState]) -> (Vec<u8>, u16) {
         })
         .unwrap_or(Value::Null);
     let health = serde_json::json!({
-        "status": field(states, "service", "status"),
+        "status": rollup.status,
         "uptime_seconds": field(states, "service", "uptime_seconds"),
         "head_sha": field(states, "deploy", "head_sha"),
         "head_commit": field(states, "deploy", "head_commit"),
         "dirty": field(states, "deploy", "dirty"),
         "channels_connected": channels_connected,
     });
-    (serde_json::to_vec(&health).unwrap_or_default(), 200)
+    serde_json::to_vec(&health).unwrap_or_default()
 }

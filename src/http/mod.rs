@@ -16,14 +16,17 @@ pub fn server(
     listener: TcpListener,
     store: StoreHandle,
     ingest: std::sync::Arc<ingest::Ingest>,
+    access: routes::Access,
     workers: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(store);
+    let access = web::Data::new(access);
     let ingest = web::Data::from(ingest);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(ingest.clone())
+            .app_data(access.clone())
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })

@@ -22,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_only("/health", health))
         .service(get_only("/livez", livez))
         .service(get_only("/readyz", readyz))
+        .service(get_only("/metrics", metrics))
         .service(
             web::resource("/ingest/{section}")
                 .route(web::put().to(super::ingest::put))
@@ -89,52 +90,88 @@ fn respond(req: &HttpRequest, r: &Rendered) -> HttpResponse {
     }
 }
 
-fn status_now(req: &HttpRequest, store: &StoreHandle) -> HttpResponse {
-    respond(req, &store.load().status)
+/// `[server] token_env`: when a token is set, detail needs it.
+pub struct Access {
+    pub token: Option<String>,
 }
 
-async fn status(req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {
-    status_now(&req, &store)
+impl Access {
+    /// True when the request may see detail.
+    pub fn allows(&self, req: &HttpRequest) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        req.headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|g| constant_time_eq::constant_time_eq(g.as_bytes(), token.as_bytes()))
+    }
+
+    fn refusal() -> HttpResponse {
+        let mut r = json_error(StatusCode::UNAUTHORIZED, "this endpoint needs Authorization: Bearer <token>");
+        r.headers_mut().insert(
+            actix_web::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        r
+    }
 }
 
-fn section_now(req: &HttpRequest, store: &StoreHandle) -> HttpResponse {
+async fn status(req: HttpRequest, store: web::Data<StoreHandle>, access: web::Data<Access>) -> HttpResponse {
+    if !access.allows(&req) {
+        return Access::refusal();
+    }
+    respond(&req, &store.load().status)
+}
+
+async fn metrics(req: HttpRequest, store: web::Data<StoreHandle>, access: web::Data<Access>) -> HttpResponse {
+    if !access.allows(&req) {
+        return Access::refusal();
+    }
+    HttpResponse::Ok()
+        .insert_header((
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        ))
+        .insert_header((CACHE_CONTROL, NO_CACHE))
+        .body(store.load().metrics.clone())
+}
+
+async fn section(req: HttpRequest, store: web::Data<StoreHandle>, access: web::Data<Access>) -> HttpResponse {
+    if !access.allows(&req) {
+        return Access::refusal();
+    }
     let snap = store.load();
     let name = req.match_info().get("section").unwrap_or("");
     match snap.section(name) {
-        Some(r) => respond(req, r),
+        Some(r) => respond(&req, r),
         None => HttpResponse::NotFound()
             .insert_header((CONTENT_TYPE, JSON))
             .body(snap.unknown_section.clone()),
     }
 }
 
-async fn section(req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {
-    section_now(&req, &store)
-}
-
-fn health_now(store: &StoreHandle) -> HttpResponse {
+async fn health(req: HttpRequest, store: web::Data<StoreHandle>, access: web::Data<Access>) -> HttpResponse {
     let snap = store.load();
+    let body = if access.allows(&req) {
+        &snap.health
+    } else {
+        &snap.health_public
+    };
     HttpResponse::build(StatusCode::from_u16(snap.health_code).unwrap_or(StatusCode::OK))
         .insert_header((CONTENT_TYPE, JSON))
         .insert_header((CACHE_CONTROL, NO_CACHE))
-        .body(snap.health.plain.clone())
+        .body(body.plain.clone())
 }
 
-async fn health(store: web::Data<StoreHandle>) -> HttpResponse {
-    health_now(&store)
-}
-
-fn livez_now() -> HttpResponse {
+async fn livez() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, JSON))
         .body(Bytes::from_static(b"{\"status\":\"alive\"}"))
 }
 
-async fn livez() -> HttpResponse {
-    livez_now()
-}
-
-fn readyz_now(store: &StoreHandle) -> HttpResponse {
+async fn readyz(store: web::Data<StoreHandle>) -> HttpResponse {
     if store.load().ready {
         HttpResponse::Ok()
             .insert_header((CONTENT_TYPE, JSON))
@@ -146,6 +183,3 @@ fn readyz_now(store: &StoreHandle) -> HttpResponse {
     }
 }
 
-async fn readyz(store: web::Data<StoreHandle>) -> HttpResponse {
-    readyz_now(&store)
-}
