@@ -40,7 +40,11 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Fetches `{base}/status` (with a bearer token if given).
-pub async fn fetch(base: &str, token: Option<&str>, timeout: Duration) -> Result<Value, CheckError> {
+pub async fn fetch(
+    base: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<Value, CheckError> {
     let url = format!("{}/status", base.trim_end_matches('/'));
     let mut req = crate::sources::litellm::client().get(&url).timeout(timeout);
     if let Some(t) = token {
@@ -64,7 +68,9 @@ pub async fn fetch(base: &str, token: Option<&str>, timeout: Duration) -> Result
         url: url.clone(),
         reason: e.to_string(),
     })?;
-    if !doc.get("status").is_some_and(Value::is_string) || !doc.get("meta").is_some_and(Value::is_object) {
+    if !doc.get("status").is_some_and(Value::is_string)
+        || !doc.get("meta").is_some_and(Value::is_object)
+    {
         return Err(CheckError::Unparsable {
             url,
             reason: "no `status` or `meta`".into(),
@@ -142,10 +148,17 @@ pub fn summary(name: &str, body: &Value) -> String {
         return "-".into();
     }
     match name {
-        "service" => format!("{} up {}s", show(&body["status"]), show(&body["uptime_seconds"])),
+        "service" => format!(
+            "{} up {}s",
+            show(&body["status"]),
+            show(&body["uptime_seconds"])
+        ),
         "deploy" => format!(
             "{} dirty={} unpushed={} \"{}\"",
-            body["head_sha"].as_str().map(|s| &s[..s.len().min(8)]).unwrap_or("-"),
+            body["head_sha"]
+                .as_str()
+                .map(|s| &s[..s.len().min(8)])
+                .unwrap_or("-"),
             show(&body["dirty"]),
             show(&body["unpushed_commits"]),
             show(&body["head_commit"])
@@ -154,7 +167,16 @@ pub fn summary(name: &str, body: &Value) -> String {
             .as_object()
             .map(|m| {
                 m.iter()
-                    .map(|(k, v)| format!("{k}={}", if v["connected"] == json!(true) { "up" } else { "DOWN" }))
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}={}",
+                            if v["connected"] == json!(true) {
+                                "up"
+                            } else {
+                                "DOWN"
+                            }
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(" ")
             })
@@ -168,7 +190,10 @@ pub fn summary(name: &str, body: &Value) -> String {
                     show(&body["litellm_container"]),
                     show(&body["postgres_container"]),
                     show(&body["healthy_models"]),
-                    match (body["healthy_models"].as_u64(), body["unhealthy_models"].as_u64()) {
+                    match (
+                        body["healthy_models"].as_u64(),
+                        body["unhealthy_models"].as_u64()
+                    ) {
                         (Some(h), Some(u)) => (h + u).to_string(),
                         _ => "?".into(),
                     }
@@ -188,8 +213,13 @@ pub fn summary(name: &str, body: &Value) -> String {
                     .map(|(slug, r)| {
                         let wts = r["worktrees"].as_object();
                         let n = wts.map_or(0, |w| w.len());
-                        let conflicts = wts.map_or(0, |w| w.values().filter(|w| w["conflict"] == json!(true)).count());
-                        format!("{slug}: dirty={} {n} worktrees {conflicts} in conflict", show(&r["dirty"]))
+                        let conflicts = wts.map_or(0, |w| {
+                            w.values().filter(|w| w["conflict"] == json!(true)).count()
+                        });
+                        format!(
+                            "{slug}: dirty={} {n} worktrees {conflicts} in conflict",
+                            show(&r["dirty"])
+                        )
                     })
                     .collect::<Vec<_>>()
                     .join("; ")
@@ -207,11 +237,18 @@ pub fn summary(name: &str, body: &Value) -> String {
             body.as_array().map_or(0, Vec::len),
             count(body, "overdue")
         ),
-        "groups" => format!("{} groups, {} active sessions", show(&body["total"]), show(&body["active_sessions"])),
+        "groups" => format!(
+            "{} groups, {} active sessions",
+            show(&body["total"]),
+            show(&body["active_sessions"])
+        ),
         _ => {
             let s = body.to_string();
             if s.len() > 60 {
-                format!("{}…", &s[..s.char_indices().nth(60).map_or(s.len(), |(i, _)| i)])
+                format!(
+                    "{}…",
+                    &s[..s.char_indices().nth(60).map_or(s.len(), |(i, _)| i)]
+                )
             } else {
                 s
             }
@@ -234,8 +271,16 @@ pub fn table(doc: &Value, url: &str, now: DateTime<Utc>) -> String {
     let mut out = String::new();
     let verdict = doc["status"].as_str().unwrap_or("?");
     let st = style_for(verdict);
-    let _ = writeln!(out, "pynchy-status {url}: {st}{}{st:#}", verdict.to_uppercase());
-    let _ = writeln!(out, "{:<10} {:<9} {:>6}  DETAILS", "SECTION", "STATE", "AGE");
+    let _ = writeln!(
+        out,
+        "pynchy-status {url}: {st}{}{st:#}",
+        verdict.to_uppercase()
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:<9} {:>6}  DETAILS",
+        "SECTION", "STATE", "AGE"
+    );
     if let Some(meta) = doc["meta"].as_object() {
         for (name, m) in meta {
             let word = state(name, doc);

@@ -141,7 +141,10 @@ fn demo(listen: String) -> anyhow::Result<()> {
 fn check(url: String, json: bool, token_env: String, timeout: std::time::Duration) -> i32 {
     use pynchy_status::check;
     let token = std::env::var(&token_env).ok().filter(|t| !t.is_empty());
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pynchy-status: cannot start a runtime: {e}");
@@ -160,7 +163,10 @@ fn check(url: String, json: bool, token_env: String, timeout: std::time::Duratio
         }
         Err(e) => {
             if json {
-                println!("{}", serde_json::json!({"status": "unreachable", "error": e.to_string()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"status": "unreachable", "error": e.to_string()})
+                );
             } else {
                 eprintln!("pynchy-status: {e}");
             }
@@ -171,7 +177,13 @@ fn check(url: String, json: bool, token_env: String, timeout: std::time::Duratio
 
 fn main() {
     let cli = Cli::parse();
-    if let Command::Check { url, json, token_env, timeout } = cli.command {
+    if let Command::Check {
+        url,
+        json,
+        token_env,
+        timeout,
+    } = cli.command
+    {
         std::process::exit(check(url, json, token_env, timeout));
     }
     init_logs(cli.log_format);

@@ -73,7 +73,11 @@ fn num(v: Option<&Value>, key: &str) -> Option<f64> {
 
 fn count_where(v: Option<&Value>, key: &str) -> f64 {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter(|i| i.get(key) == Some(&Value::Bool(true))).count())
+        .map(|a| {
+            a.iter()
+                .filter(|i| i.get(key) == Some(&Value::Bool(true)))
+                .count()
+        })
         .unwrap_or(0) as f64
 }
 
@@ -108,7 +112,10 @@ pub fn render(states: &[SectionState], rollup: &Rollup, now: Instant) -> String 
         "Unix time of the section's last successful collection",
         states
             .iter()
-            .filter_map(|s| s.collected_at.map(|t| (label(s), t.timestamp_millis() as f64 / 1000.0)))
+            .filter_map(|s| {
+                s.collected_at
+                    .map(|t| (label(s), t.timestamp_millis() as f64 / 1000.0))
+            })
             .collect(),
     );
     family(
@@ -135,9 +142,21 @@ pub fn render(states: &[SectionState], rollup: &Rollup, now: Instant) -> String 
 
     let messages = body(states, "messages");
     for (name, key, help) in [
-        ("pynchy_messages_inbound", "total_inbound", "Inbound messages in pynchy's database"),
-        ("pynchy_messages_outbound", "total_outbound", "Outbound messages in pynchy's ledger"),
-        ("pynchy_messages_pending_deliveries", "pending_deliveries", "Deliveries not yet delivered"),
+        (
+            "pynchy_messages_inbound",
+            "total_inbound",
+            "Inbound messages in pynchy's database",
+        ),
+        (
+            "pynchy_messages_outbound",
+            "total_outbound",
+            "Outbound messages in pynchy's ledger",
+        ),
+        (
+            "pynchy_messages_pending_deliveries",
+            "pending_deliveries",
+            "Deliveries not yet delivered",
+        ),
     ] {
         if let Some(v) = num(messages, key) {
             gauge(&mut reg, name, help, v);
@@ -145,39 +164,69 @@ pub fn render(states: &[SectionState], rollup: &Rollup, now: Instant) -> String 
     }
 
     if let Some(gw) = body(states, "gateway").filter(|g| g.get("mode") == Some(&"litellm".into())) {
-        let containers: Vec<(ContainerLabel, f64)> = [("litellm", "litellm_container"), ("postgres", "postgres_container")]
-            .iter()
-            .filter_map(|(role, key)| {
-                let state = gw.get(*key)?.as_str()?;
-                (state != "unreachable").then(|| {
-                    (
-                        ContainerLabel {
-                            role: role.to_string(),
-                            state: state.to_string(),
-                        },
-                        if state == "running" { 1.0 } else { 0.0 },
-                    )
-                })
+        let containers: Vec<(ContainerLabel, f64)> = [
+            ("litellm", "litellm_container"),
+            ("postgres", "postgres_container"),
+        ]
+        .iter()
+        .filter_map(|(role, key)| {
+            let state = gw.get(*key)?.as_str()?;
+            (state != "unreachable").then(|| {
+                (
+                    ContainerLabel {
+                        role: role.to_string(),
+                        state: state.to_string(),
+                    },
+                    if state == "running" { 1.0 } else { 0.0 },
+                )
             })
-            .collect();
+        })
+        .collect();
         family(
             &mut reg,
             "pynchy_gateway_container_running",
             "1 if the gateway container is running (label state: Docker's State.Status)",
             containers,
         );
-        let models: Vec<(HealthLabel, f64)> = [("healthy", "healthy_models"), ("unhealthy", "unhealthy_models")]
-            .iter()
-            .filter_map(|(h, key)| Some((HealthLabel { health: h.to_string() }, num(Some(gw), key)?)))
-            .collect();
-        family(&mut reg, "pynchy_gateway_models", "Model endpoints by health, as LiteLLM reports", models);
+        let models: Vec<(HealthLabel, f64)> = [
+            ("healthy", "healthy_models"),
+            ("unhealthy", "unhealthy_models"),
+        ]
+        .iter()
+        .filter_map(|(h, key)| {
+            Some((
+                HealthLabel {
+                    health: h.to_string(),
+                },
+                num(Some(gw), key)?,
+            ))
+        })
+        .collect();
+        family(
+            &mut reg,
+            "pynchy_gateway_models",
+            "Model endpoints by health, as LiteLLM reports",
+            models,
+        );
     }
 
     let queue = body(states, "queue");
     for (name, key, help) in [
-        ("pynchy_queue_active_containers", "active_containers", "Agent containers running"),
-        ("pynchy_queue_max_concurrent", "max_concurrent", "The queue's concurrency limit"),
-        ("pynchy_queue_groups_waiting", "groups_waiting", "Groups waiting for a container"),
+        (
+            "pynchy_queue_active_containers",
+            "active_containers",
+            "Agent containers running",
+        ),
+        (
+            "pynchy_queue_max_concurrent",
+            "max_concurrent",
+            "The queue's concurrency limit",
+        ),
+        (
+            "pynchy_queue_groups_waiting",
+            "groups_waiting",
+            "Groups waiting for a container",
+        ),
     ] {
         if let Some(v) = num(queue, key) {
             gauge(&mut reg, name, help, v);
@@ -205,7 +254,12 @@ pub fn render(states: &[SectionState], rollup: &Rollup, now: Instant) -> String 
             "1 if the repo's main checkout has uncommitted changes",
             repos
                 .iter()
-                .filter_map(|(slug, r)| Some((label(slug), if r.get("dirty")?.as_bool()? { 1.0 } else { 0.0 })))
+                .filter_map(|(slug, r)| {
+                    Some((
+                        label(slug),
+                        if r.get("dirty")?.as_bool()? { 1.0 } else { 0.0 },
+                    ))
+                })
                 .collect(),
         );
         family(
@@ -218,7 +272,11 @@ pub fn render(states: &[SectionState], rollup: &Rollup, now: Instant) -> String 
                     let n = r
                         .get("worktrees")
                         .and_then(Value::as_object)
-                        .map(|w| w.values().filter(|w| w.get("conflict") == Some(&Value::Bool(true))).count())
+                        .map(|w| {
+                            w.values()
+                                .filter(|w| w.get("conflict") == Some(&Value::Bool(true)))
+                                .count()
+                        })
                         .unwrap_or(0);
                     (label(slug), n as f64)
                 })
@@ -235,8 +293,14 @@ pub fn render(states: &[SectionState], rollup: &Rollup, now: Instant) -> String 
                 .iter()
                 .map(|(name, c)| {
                     (
-                        ChannelLabel { channel: name.clone() },
-                        if c.get("connected") == Some(&Value::Bool(true)) { 1.0 } else { 0.0 },
+                        ChannelLabel {
+                            channel: name.clone(),
+                        },
+                        if c.get("connected") == Some(&Value::Bool(true)) {
+                            1.0
+                        } else {
+                            0.0
+                        },
                     )
                 })
                 .collect(),

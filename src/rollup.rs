@@ -47,23 +47,91 @@ pub enum Severity {
 
 /// Every rule, its default severity, and what triggers it.
 pub const RULES: &[(&str, Severity, &str)] = &[
-    ("litellm_not_running", Severity::Down, "the LiteLLM container is not running (mode litellm)"),
-    ("service_shutting_down", Severity::Down, "pynchy says it is shutting down"),
-    ("service_unreachable", Severity::Down, "pynchy's pushes stopped for a TTL"),
-    ("database_unreadable", Severity::Down, "pynchy's database cannot be read"),
-    ("service_unknown", Severity::Degraded, "pynchy has not pushed its state yet"),
-    ("section_stale", Severity::Degraded, "a section's last good data is older than its stale_after"),
-    ("section_error", Severity::Degraded, "a section's last collection failed"),
-    ("channel_disconnected", Severity::Degraded, "a chat channel is disconnected"),
-    ("model_unhealthy", Severity::Degraded, "a model endpoint is unhealthy, or the counts are unknown"),
-    ("postgres_not_running", Severity::Degraded, "the LiteLLM Postgres container is not running"),
-    ("docker_unreachable", Severity::Degraded, "the Docker daemon cannot be reached: container states unknown"),
-    ("worktree_conflict", Severity::Degraded, "a worktree is in conflict"),
-    ("task_overdue", Severity::Degraded, "a scheduled task is overdue"),
-    ("host_job_overdue", Severity::Degraded, "an enabled host job is overdue"),
-    ("schedule_invalid", Severity::Degraded, "a task's or host job's schedule cannot be understood"),
-    ("pending_deliveries", Severity::Degraded, "pending deliveries exceed [rollup] pending_deliveries_max"),
-    ("queue_saturated", Severity::Degraded, "the queue is at max_concurrent with groups waiting"),
+    (
+        "litellm_not_running",
+        Severity::Down,
+        "the LiteLLM container is not running (mode litellm)",
+    ),
+    (
+        "service_shutting_down",
+        Severity::Down,
+        "pynchy says it is shutting down",
+    ),
+    (
+        "service_unreachable",
+        Severity::Down,
+        "pynchy's pushes stopped for a TTL",
+    ),
+    (
+        "database_unreadable",
+        Severity::Down,
+        "pynchy's database cannot be read",
+    ),
+    (
+        "service_unknown",
+        Severity::Degraded,
+        "pynchy has not pushed its state yet",
+    ),
+    (
+        "section_stale",
+        Severity::Degraded,
+        "a section's last good data is older than its stale_after",
+    ),
+    (
+        "section_error",
+        Severity::Degraded,
+        "a section's last collection failed",
+    ),
+    (
+        "channel_disconnected",
+        Severity::Degraded,
+        "a chat channel is disconnected",
+    ),
+    (
+        "model_unhealthy",
+        Severity::Degraded,
+        "a model endpoint is unhealthy, or the counts are unknown",
+    ),
+    (
+        "postgres_not_running",
+        Severity::Degraded,
+        "the LiteLLM Postgres container is not running",
+    ),
+    (
+        "docker_unreachable",
+        Severity::Degraded,
+        "the Docker daemon cannot be reached: container states unknown",
+    ),
+    (
+        "worktree_conflict",
+        Severity::Degraded,
+        "a worktree is in conflict",
+    ),
+    (
+        "task_overdue",
+        Severity::Degraded,
+        "a scheduled task is overdue",
+    ),
+    (
+        "host_job_overdue",
+        Severity::Degraded,
+        "an enabled host job is overdue",
+    ),
+    (
+        "schedule_invalid",
+        Severity::Degraded,
+        "a task's or host job's schedule cannot be understood",
+    ),
+    (
+        "pending_deliveries",
+        Severity::Degraded,
+        "pending deliveries exceed [rollup] pending_deliveries_max",
+    ),
+    (
+        "queue_saturated",
+        Severity::Degraded,
+        "the queue is at max_concurrent with groups waiting",
+    ),
 ];
 
 /// `[rollup]` settings.
@@ -171,9 +239,17 @@ pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rol
         if let Some(e) = &s.error {
             let old_schema = e.contains("no such table") || e.contains("no such column");
             if DB_SECTIONS.contains(&name) && e.contains("database") && !old_schema {
-                c.add("database_unreadable", name, format!("database cannot be read: {e}"));
+                c.add(
+                    "database_unreadable",
+                    name,
+                    format!("database cannot be read: {e}"),
+                );
             } else {
-                c.add("section_error", name, format!("last collection failed: {e}"));
+                c.add(
+                    "section_error",
+                    name,
+                    format!("last collection failed: {e}"),
+                );
             }
         }
         if s.is_stale(now) {
@@ -189,27 +265,43 @@ pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rol
         let Some(body) = &s.body else { continue };
         match name {
             "service" => match str_of(body, "status") {
-                Some("shutting_down") => c.add("service_shutting_down", name, "pynchy is shutting down".into()),
+                Some("shutting_down") => c.add(
+                    "service_shutting_down",
+                    name,
+                    "pynchy is shutting down".into(),
+                ),
                 Some("unreachable") => c.add(
                     "service_unreachable",
                     name,
                     "pynchy stopped pushing its state (unreachable)".into(),
                 ),
-                Some("unknown") => c.add("service_unknown", name, "pynchy has not pushed its state yet".into()),
+                Some("unknown") => c.add(
+                    "service_unknown",
+                    name,
+                    "pynchy has not pushed its state yet".into(),
+                ),
                 _ => {}
             },
             "channels" => {
                 if let Some(map) = body.as_object() {
                     for (ch, v) in map {
                         if v.get("connected") == Some(&Value::Bool(false)) {
-                            c.add("channel_disconnected", name, format!("channel {ch} disconnected"));
+                            c.add(
+                                "channel_disconnected",
+                                name,
+                                format!("channel {ch} disconnected"),
+                            );
                         }
                     }
                 }
             }
             "gateway" if str_of(body, "mode") == Some("litellm") => {
                 if str_of(body, "docker") == Some("unreachable") {
-                    c.add("docker_unreachable", name, "Docker daemon unreachable: container states unknown".into());
+                    c.add(
+                        "docker_unreachable",
+                        name,
+                        "Docker daemon unreachable: container states unknown".into(),
+                    );
                 }
                 for (key, rule, what) in [
                     ("litellm_container", "litellm_not_running", "LiteLLM"),
@@ -217,7 +309,11 @@ pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rol
                 ] {
                     match str_of(body, key) {
                         Some("running") | Some("unreachable") | None => {}
-                        Some(state) => c.add(rule, name, format!("{what} container is {}", state.replace('_', " "))),
+                        Some(state) => c.add(
+                            rule,
+                            name,
+                            format!("{what} container is {}", state.replace('_', " ")),
+                        ),
                     }
                 }
                 if let Some(list) = body.get("unhealthy").and_then(Value::as_array) {
@@ -226,14 +322,25 @@ pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rol
                     }
                 }
                 if let Some(n) = body.get("unhealthy_models").and_then(Value::as_u64) {
-                    let listed = body.get("unhealthy").and_then(Value::as_array).map_or(0, Vec::len);
+                    let listed = body
+                        .get("unhealthy")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
                     if n > 0 && listed == 0 {
-                        c.add("model_unhealthy", name, format!("{n} model endpoints unhealthy"));
+                        c.add(
+                            "model_unhealthy",
+                            name,
+                            format!("{n} model endpoints unhealthy"),
+                        );
                     }
                 }
                 if body.get("healthy_models").is_some_and(Value::is_null) {
                     let why = str_of(body, "models_error").unwrap_or("unknown");
-                    c.add("model_unhealthy", name, format!("model health unknown: {why}"));
+                    c.add(
+                        "model_unhealthy",
+                        name,
+                        format!("model health unknown: {why}"),
+                    );
                 }
             }
             "repos" => {
@@ -242,7 +349,11 @@ pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rol
                         if let Some(wts) = repo.get("worktrees").and_then(Value::as_object) {
                             for (wt, w) in wts {
                                 if w.get("conflict") == Some(&Value::Bool(true)) {
-                                    c.add("worktree_conflict", name, format!("worktree {wt} of {slug} in conflict"));
+                                    c.add(
+                                        "worktree_conflict",
+                                        name,
+                                        format!("worktree {wt} of {slug} in conflict"),
+                                    );
                                 }
                             }
                         }
@@ -266,18 +377,27 @@ pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rol
                 }
             }
             "messages" => {
-                let pending = body.get("pending_deliveries").and_then(Value::as_u64).unwrap_or(0);
+                let pending = body
+                    .get("pending_deliveries")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 if pending > cfg.pending_deliveries_max {
                     c.add(
                         "pending_deliveries",
                         name,
-                        format!("{pending} pending deliveries (more than {})", cfg.pending_deliveries_max),
+                        format!(
+                            "{pending} pending deliveries (more than {})",
+                            cfg.pending_deliveries_max
+                        ),
                     );
                 }
             }
             "queue" => {
                 let n = |k: &str| body.get(k).and_then(Value::as_u64).unwrap_or(0);
-                if n("max_concurrent") > 0 && n("active_containers") >= n("max_concurrent") && n("groups_waiting") > 0 {
+                if n("max_concurrent") > 0
+                    && n("active_containers") >= n("max_concurrent")
+                    && n("groups_waiting") > 0
+                {
                     c.add(
                         "queue_saturated",
                         name,

@@ -109,7 +109,10 @@ impl Access {
     }
 
     fn refusal() -> HttpResponse {
-        let mut r = json_error(StatusCode::UNAUTHORIZED, "this endpoint needs Authorization: Bearer <token>");
+        let mut r = json_error(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint needs Authorization: Bearer <token>",
+        );
         r.headers_mut().insert(
             actix_web::http::header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer"),
@@ -118,14 +121,22 @@ impl Access {
     }
 }
 
-async fn status(req: HttpRequest, store: web::Data<StoreHandle>, access: web::Data<Access>) -> HttpResponse {
+async fn status(
+    req: HttpRequest,
+    store: web::Data<StoreHandle>,
+    access: web::Data<Access>,
+) -> HttpResponse {
     if !access.allows(&req) {
         return Access::refusal();
     }
     respond(&req, &store.load().status)
 }
 
-async fn metrics(req: HttpRequest, store: web::Data<StoreHandle>, access: web::Data<Access>) -> HttpResponse {
+async fn metrics(
+    req: HttpRequest,
+    store: web::Data<StoreHandle>,
+    access: web::Data<Access>,
+) -> HttpResponse {
     if !access.allows(&req) {
         return Access::refusal();
     }
@@ -138,7 +149,11 @@ async fn metrics(req: HttpRequest, store: web::Data<StoreHandle>, access: web::D
         .body(store.load().metrics.clone())
 }
 
-async fn section(req: HttpRequest, store: web::Data<StoreHandle>, access: web::Data<Access>) -> HttpResponse {
+async fn section(
+    req: HttpRequest,
+    store: web::Data<StoreHandle>,
+    access: web::Data<Access>,
+) -> HttpResponse {
     if !access.allows(&req) {
         return Access::refusal();
     }
@@ -152,7 +167,11 @@ async fn section(req: HttpRequest, store: web::Data<StoreHandle>, access: web::D
     }
 }
 
-async fn health(req: HttpRequest, store: web::Data<StoreHandle>, access: web::Data<Access>) -> HttpResponse {
+async fn health(
+    req: HttpRequest,
+    store: web::Data<StoreHandle>,
+    access: web::Data<Access>,
+) -> HttpResponse {
     let snap = store.load();
     let body = if access.allows(&req) {
         &snap.health
@@ -182,4 +201,3 @@ async fn readyz(store: web::Data<StoreHandle>) -> HttpResponse {
             .body(Bytes::from_static(b"{\"ready\":false}"))
     }
 }
-
