@@ -132,7 +132,21 @@ impl Daemon {
                 .and_then(|v| std::env::var(v).ok())
                 .filter(|t| !t.is_empty()),
         };
-        let server = crate::http::server(listener, handle.clone(), ingest, access, self.workers)?;
+        let (closing_tx, closing) = tokio::sync::watch::channel(false);
+        let streams = crate::http::stream::Streams {
+            permits: Arc::new(tokio::sync::Semaphore::new(
+                self.ctx.config.server.max_streams,
+            )),
+            closing,
+        };
+        let server = crate::http::server(
+            listener,
+            handle.clone(),
+            ingest,
+            access,
+            streams,
+            self.workers,
+        )?;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
         let list: Vec<String> = schedules
@@ -155,6 +169,8 @@ impl Daemon {
             // Give the snapshot a moment to say `shutting_down` before the listener closes.
             let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
         }
+        // Open event streams end now, so the graceful stop does not wait for them.
+        let _ = closing_tx.send(true);
         server_handle.stop(true).await;
         let _ = server_task.await;
         for p in &pollers {

@@ -113,6 +113,7 @@ struct RawIngest {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     token_env: Option<String>,
+    max_streams: Option<usize>,
 }
 
 /// How pynchy reaches LLMs: the gateway section reports on it.
@@ -177,10 +178,12 @@ pub struct IngestConfig {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// When set, detail endpoints need `Authorization: Bearer <token>`.
     pub token_env: Option<String>,
+    /// Most concurrent `/status/stream` clients (default 64).
+    pub max_streams: usize,
 }
 
 /// A validated config with every path absolute and every default filled in.
@@ -375,6 +378,7 @@ impl Config {
             ingest,
             server: ServerConfig {
                 token_env: raw.server.token_env,
+                max_streams: raw.server.max_streams.unwrap_or(64),
             },
             sections: raw.sections,
         })

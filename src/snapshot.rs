@@ -59,6 +59,8 @@ pub struct Snapshot {
     pub health_public: Rendered,
     /// `GET /metrics`: Prometheus text.
     pub metrics: Bytes,
+    /// The `/status/stream` event carrying `status.plain`: `event: status`, `data: …`.
+    pub sse: Bytes,
     /// The rollup's verdict.
     pub level: crate::rollup::Level,
     /// True once every section has had its first collection attempt.
@@ -86,6 +88,7 @@ impl Snapshot {
             health_code: 200,
             health_public: Rendered::new(b"{\"status\":null}".to_vec()),
             metrics: Bytes::new(),
+            sse: Bytes::new(),
             level: crate::rollup::Level::Ok,
             ready: false,
             unknown_section: Bytes::from_static(b"{\"error\":\"unknown section\"}"),

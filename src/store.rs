@@ -340,8 +340,13 @@ pub fn render(
     }))
     .unwrap_or_default();
 
+    let mut sse = Vec::with_capacity(doc.len() + 32);
+    sse.extend_from_slice(b"event: status\ndata: ");
+    sse.extend_from_slice(&doc);
+    sse.extend_from_slice(b"\n\n");
     Snapshot {
         generation,
+        sse: Bytes::from(sse),
         status: Rendered::new(doc),
         sections,
         health: Rendered::new(health),

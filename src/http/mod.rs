@@ -10,6 +10,7 @@ use crate::store::StoreHandle;
 pub mod conditional;
 pub mod ingest;
 pub mod routes;
+pub mod stream;
 
 /// Builds the server on an already bound listener. It is not running until awaited.
 pub fn server(
@@ -17,16 +18,19 @@ pub fn server(
     store: StoreHandle,
     ingest: std::sync::Arc<ingest::Ingest>,
     access: routes::Access,
+    streams: stream::Streams,
     workers: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(store);
     let access = web::Data::new(access);
+    let streams = web::Data::new(streams);
     let ingest = web::Data::from(ingest);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(ingest.clone())
             .app_data(access.clone())
+            .app_data(streams.clone())
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })

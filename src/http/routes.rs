@@ -17,7 +17,9 @@ const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 
 /// Registers every route, each with a JSON 405 for other methods.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(get_only("/status", status))
+    cfg.service(get_only("/", dashboard))
+        .service(get_only("/status", status))
+        .service(get_only("/status/stream", super::stream::stream))
         .service(get_only("/status/{section}", section))
         .service(get_only("/health", health))
         .service(get_only("/livez", livez))
@@ -45,6 +47,19 @@ where
                 .to(handler),
         )
         .default_service(web::to(|| async { method_not_allowed("GET, HEAD") }))
+}
+
+/// The dashboard page, embedded in the binary.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+async fn dashboard() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ))
+        .insert_header((CACHE_CONTROL, NO_CACHE))
+        .body(DASHBOARD)
 }
 
 /// A JSON error body with this status.
@@ -108,7 +123,7 @@ impl Access {
             .is_some_and(|g| constant_time_eq::constant_time_eq(g.as_bytes(), token.as_bytes()))
     }
 
-    fn refusal() -> HttpResponse {
+    pub fn refusal() -> HttpResponse {
         let mut r = json_error(
             StatusCode::UNAUTHORIZED,
             "this endpoint needs Authorization: Bearer <token>",

@@ -1,0 +1,90 @@
+//! `GET /status/stream`: Server-Sent Events. An event at connect, one each
+//! time a new snapshot is published (event `status`, data the whole `/status`
+//! document, pre-rendered with the snapshot), and a keep-alive comment every
+//! 15 s. Concurrent streams are capped; a client that goes away drops its
+//! stream, and with it its permit and its subscription.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use super::routes::{json_error, Access};
+use crate::store::StoreHandle;
+
+/// How often an idle stream sends a comment, so proxies keep it open.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The streams' shared limits.
+pub struct Streams {
+    pub permits: Arc<Semaphore>,
+    /// Turns true when the daemon shuts down: every stream then ends.
+    pub closing: watch::Receiver<bool>,
+}
+
+struct State {
+    store: StoreHandle,
+    changes: watch::Receiver<u64>,
+    closing: watch::Receiver<bool>,
+    keep_alive: tokio::time::Interval,
+    first: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+pub async fn stream(
+    req: HttpRequest,
+    store: web::Data<StoreHandle>,
+    access: web::Data<Access>,
+    streams: web::Data<Streams>,
+) -> HttpResponse {
+    if !access.allows(&req) {
+        return Access::refusal();
+    }
+    let Ok(permit) = streams.permits.clone().try_acquire_owned() else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many status streams open",
+        );
+    };
+    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    keep_alive.reset();
+    let mut changes = store.subscribe();
+    changes.borrow_and_update();
+    let state = State {
+        store: store.get_ref().clone(),
+        changes,
+        closing: streams.closing.clone(),
+        keep_alive,
+        first: true,
+        _permit: permit,
+    };
+    let body = futures_util::stream::unfold(state, |mut st| async move {
+        if st.first {
+            st.first = false;
+            let event = st.store.load().sse.clone();
+            return Some((Ok::<Bytes, std::convert::Infallible>(event), st));
+        }
+        if *st.closing.borrow() {
+            return None;
+        }
+        tokio::select! {
+            changed = st.changes.changed() => {
+                changed.ok()?;
+                st.keep_alive.reset();
+                let event = st.store.load().sse.clone();
+                Some((Ok(event), st))
+            }
+            _ = st.keep_alive.tick() => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st)),
+            _ = st.closing.changed() => None,
+        }
+    });
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream")))
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}

@@ -1,0 +1,312 @@
+//! The dashboard in a real browser: Debian's Chromium driven over WebDriver
+//! (chromedriver) on 127.0.0.1. Every card is there with the demo's values and
+//! the rollup's reasons; a push and a new commit show up without a reload; a
+//! stopped daemon shows "disconnected". A screenshot lands in target/.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::*;
+use pynchy_status::app::Daemon;
+use pynchy_status::config::{Config, SectionOverride};
+use serde_json::{json, Value};
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wd(addr: SocketAddr, method: &str, path: &str, body: Value) -> Value {
+    let bytes = if method == "GET" || method == "DELETE" {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    let r = request(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        &bytes,
+    );
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    assert!(
+        r.status < 300,
+        "webdriver {method} {path}: {} {v}",
+        r.status
+    );
+    v["value"].clone()
+}
+
+const FACTS: &str = r#"
+const q = s => document.querySelector(s);
+const t = s => { const e = q(s); return e ? e.textContent : null; };
+return {
+  rollup: q('#rollup').dataset.status,
+  reasons: [...document.querySelectorAll('#reasons li')].map(l => l.textContent),
+  cards: [...document.querySelectorAll('.card')].map(c => c.dataset.section),
+  states: Object.fromEntries([...document.querySelectorAll('.card')].map(c => [c.dataset.section, c.dataset.state])),
+  inbound: t('[data-section=messages] [data-field=total_inbound]'),
+  pending: t('[data-section=messages] [data-field=pending_deliveries]'),
+  head: t('[data-section=deploy] [data-field=head_sha]'),
+  slack: t('[data-channel=slack]'),
+  conflict: t('[data-worktree=merge-bot] [data-field=conflict]'),
+  ahead: t('[data-worktree=code-improver] [data-field=ahead]'),
+  overdue: [...document.querySelectorAll('[data-section=tasks] tr[data-overdue=true]')].map(r => r.dataset.item),
+  groups: t('[data-section=groups] [data-field=total]'),
+  service: t('[data-section=service] [data-field=status]'),
+  conn: q('#conn').textContent,
+};"#;
+
+fn facts(driver: SocketAddr, session: &str) -> Value {
+    wd(
+        driver,
+        "POST",
+        &format!("/session/{session}/execute/sync"),
+        json!({"script": FACTS, "args": []}),
+    )
+}
+
+fn wait_page(
+    driver: SocketAddr,
+    session: &str,
+    limit: Duration,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let f = facts(driver, session);
+        if ok(&f) {
+            return f;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "the page did not show {what} within {limit:?}: {f:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let st = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn dashboard_shows_the_demo_live_and_disconnects() {
+    for bin in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+        if !std::path::Path::new(bin).exists() {
+            return missing_part(&format!(
+                "{bin} (Debian packages chromium, chromium-driver)"
+            ));
+        }
+    }
+    // The daemon on the demo world; repos every 300 ms so a commit shows quickly.
+    let world = pynchy_status::demo::build("127.0.0.1:0").unwrap();
+    let mut cfg = Config::load(&world.config_path).unwrap();
+    cfg.sections.insert(
+        "repos".into(),
+        SectionOverride {
+            interval: Some(Duration::from_millis(300)),
+            ..Default::default()
+        },
+    );
+    let run = Daemon::new(cfg)
+        .unwrap()
+        .spawn(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    let started = chrono::Utc::now() - chrono::Duration::hours(2);
+    for (section, body) in pynchy_status::demo::sample_pushes(started) {
+        assert_eq!(
+            pynchy_status::demo::push(run.addr, section, &body).unwrap(),
+            200
+        );
+    }
+    wait_for(Duration::from_secs(10), "first round", || {
+        (get(run.addr, "/readyz").status == 200).then_some(())
+    });
+    let truth = get_json(run.addr, "/status");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _driver = Kill(
+        Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let driver: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_for(Duration::from_secs(10), "chromedriver", || {
+        std::net::TcpStream::connect(driver).ok()?;
+        (get(driver, "/status").status == 200).then_some(())
+    });
+    let profile = tempfile::tempdir().unwrap();
+    let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+        "binary": "/usr/bin/chromium",
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                 "--window-size=1280,1500", format!("--user-data-dir={}", profile.path().display())]
+    }}}});
+    let session = wd(driver, "POST", "/session", caps)["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wd(
+        driver,
+        "POST",
+        &format!("/session/{session}/url"),
+        json!({"url": format!("{}/", run.url())}),
+    );
+
+    let f = wait_page(driver, &session, Duration::from_secs(10), "the demo", |f| {
+        f["cards"].as_array().is_some_and(|c| c.len() == 10) && f["conflict"].is_string()
+    });
+    assert_eq!(
+        f["cards"],
+        json!([
+            "service",
+            "deploy",
+            "channels",
+            "gateway",
+            "queue",
+            "repos",
+            "messages",
+            "tasks",
+            "host_jobs",
+            "groups"
+        ])
+    );
+    assert_eq!(f["rollup"], truth["status"]);
+    let want_reasons: Vec<String> = truth["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r["section"].as_str().unwrap(),
+                r["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(f["reasons"], json!(want_reasons));
+    assert!(want_reasons
+        .iter()
+        .any(|r| r == "channels: channel slack disconnected"));
+    assert_eq!(
+        f["inbound"],
+        json!(truth["messages"]["total_inbound"].to_string())
+    );
+    assert_eq!(
+        f["pending"],
+        json!(truth["messages"]["pending_deliveries"].to_string())
+    );
+    assert_eq!(
+        f["head"],
+        json!(&truth["deploy"]["head_sha"].as_str().unwrap()[..12])
+    );
+    assert_eq!(f["slack"], "disconnected");
+    assert_eq!(f["conflict"], "CONFLICT");
+    assert_eq!(
+        f["ahead"],
+        json!(truth["repos"]["crypdick/pynchy"]["worktrees"]["code-improver"]["ahead"].to_string())
+    );
+    assert_eq!(f["overdue"], json!(["task-overdue-sync"]));
+    assert_eq!(f["groups"], json!(truth["groups"]["total"].to_string()));
+    assert_eq!(f["service"], "ok");
+    assert_eq!(f["states"]["channels"], "degraded");
+    assert_eq!(f["states"]["repos"], "degraded");
+    assert!(
+        f["conn"].as_str().unwrap().starts_with("live"),
+        "{}",
+        f["conn"]
+    );
+
+    // Change the world: a push and a commit, shown without a reload within 3 s.
+    let changed = Instant::now();
+    assert_eq!(
+        pynchy_status::demo::push(
+            run.addr,
+            "channels",
+            r#"{"whatsapp": {"connected": true}, "slack": {"connected": true}}"#
+        )
+        .unwrap(),
+        200
+    );
+    let wt = world.root().join("worktrees/code-improver");
+    std::fs::write(wt.join("more.py"), "x = 1\n").unwrap();
+    git(&wt, &["add", "more.py"]);
+    git(&wt, &["commit", "-q", "-m", "one more"]);
+    let f = wait_page(
+        driver,
+        &session,
+        Duration::from_secs(3),
+        "the push and the commit",
+        |f| f["slack"] == "connected" && f["ahead"] == "3",
+    );
+    assert!(changed.elapsed() < Duration::from_secs(3));
+    assert!(!f["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r.as_str().unwrap().contains("slack")));
+
+    // A screenshot for people to look at.
+    let png = wd(
+        driver,
+        "GET",
+        &format!("/session/{session}/screenshot"),
+        Value::Null,
+    );
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(png.as_str().unwrap())
+        .unwrap();
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/target", env!("CARGO_MANIFEST_DIR")));
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(format!("{target}/dashboard.png"), &bytes).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"));
+
+    // The daemon goes away: the page says so.
+    drop(run);
+    let f = wait_page(
+        driver,
+        &session,
+        Duration::from_secs(6),
+        "disconnected",
+        |f| {
+            f["conn"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("disconnected"))
+        },
+    );
+    assert!(f["conn"].as_str().unwrap().contains("last update"));
+    wd(
+        driver,
+        "DELETE",
+        &format!("/session/{session}"),
+        Value::Null,
+    );
+}

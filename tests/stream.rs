@@ -1,0 +1,134 @@
+//! `GET /status/stream`: Server-Sent Events against the real server.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const QUIET: &str = "[gateway]\nmode = \"none\"\n[sections.service]\ninterval = \"1h\"\n[sections.deploy]\ninterval = \"1h\"\n\
+    [sections.repos]\ninterval = \"1h\"\n[sections.messages]\ninterval = \"1h\"\n[sections.tasks]\ninterval = \"1h\"\n\
+    [sections.host_jobs]\ninterval = \"1h\"\n[sections.groups]\ninterval = \"1h\"\n[sections.gateway]\ninterval = \"1h\"\n\
+    [sections.channels]\ninterval = \"1h\"\n[sections.queue]\ninterval = \"1h\"\n[server]\nmax_streams = 2\n";
+
+struct Sse {
+    reader: BufReader<TcpStream>,
+    status: u16,
+}
+
+fn open(addr: SocketAddr, headers: &[(&str, &str)]) -> Sse {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("GET /status/stream HTTP/1.1\r\nHost: {addr}\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut reader = BufReader::new(s);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status = line.split(' ').nth(1).unwrap().parse().unwrap();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+    }
+    Sse { reader, status }
+}
+
+impl Sse {
+    /// The next `status` event's document (chunked framing lines are skipped).
+    fn next(&mut self) -> Value {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .expect("an event before the timeout");
+            assert!(n > 0, "stream ended");
+            if let Some(data) = line.strip_prefix("data: ") {
+                return serde_json::from_str(data.trim_end()).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn initial_event_then_one_per_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_in(dir.path(), QUIET, vec![]);
+    wait_for(Duration::from_secs(10), "first round", || {
+        (get(run.addr, "/readyz").status == 200).then_some(())
+    });
+    let mut sse = open(run.addr, &[]);
+    assert_eq!(sse.status, 200);
+    let first = sse.next();
+    assert_eq!(
+        first,
+        get_json(run.addr, "/status"),
+        "the initial event is the current document"
+    );
+    let r = request(
+        run.addr,
+        "PUT",
+        "/ingest/channels",
+        &[],
+        br#"{"slack": {"connected": false}}"#,
+    );
+    assert_eq!(r.status, 200);
+    let next = sse.next();
+    assert_eq!(next["channels"]["slack"]["connected"], Value::Bool(false));
+    assert!(next["reasons"]
+        .to_string()
+        .contains("channel slack disconnected"));
+}
+
+#[test]
+fn streams_are_capped_and_freed_on_disconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_in(dir.path(), QUIET, vec![]);
+    let mut a = open(run.addr, &[]);
+    let mut b = open(run.addr, &[]);
+    a.next();
+    b.next();
+    let r = get(run.addr, "/status/stream");
+    assert_eq!(r.status, 503);
+    assert!(r.json()["error"].as_str().unwrap().contains("too many"));
+    drop(a);
+    // The server notices the closed connection on its next write: trigger one.
+    let _ = request(
+        run.addr,
+        "PUT",
+        "/ingest/channels",
+        &[],
+        br#"{"slack": {"connected": true}}"#,
+    );
+    let mut c = wait_for(Duration::from_secs(5), "a freed slot", || {
+        let s = open(run.addr, &[]);
+        (s.status == 200).then_some(s)
+    });
+    c.next();
+    b.next();
+}
+
+#[test]
+fn stream_needs_the_server_token_when_set() {
+    std::env::set_var("PST_STREAM_TOKEN", "stream-secret");
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_in(
+        dir.path(),
+        &format!("{QUIET}token_env = \"PST_STREAM_TOKEN\"\n"),
+        vec![],
+    );
+    assert_eq!(open(run.addr, &[]).status, 401);
+    let mut ok = open(run.addr, &[("Authorization", "Bearer stream-secret")]);
+    assert_eq!(ok.status, 200);
+    assert!(ok.next()["meta"].is_object());
+}
