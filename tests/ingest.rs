@@ -71,7 +71,7 @@ fn a_push_shows_at_once() {
     assert!((collected - pushed_at).num_milliseconds().abs() < 1000);
     assert_eq!(doc["meta"]["channels"]["stale"], json!(false));
     assert_eq!(
-        get_json(run.addr, "/health")["channels_connected"],
+        get(run.addr, "/health").json()["channels_connected"],
         json!(false)
     );
 
