@@ -32,7 +32,18 @@ struct State {
     closing: watch::Receiver<bool>,
     keep_alive: tokio::time::Interval,
     first: bool,
+    /// The generation of the last snapshot sent.
+    sent: u64,
+    done: bool,
     _permit: OwnedSemaphorePermit,
+}
+
+impl State {
+    fn event(&mut self) -> Bytes {
+        let snap = self.store.load();
+        self.sent = snap.generation;
+        snap.sse.clone()
+    }
 }
 
 pub async fn stream(
@@ -60,27 +71,41 @@ pub async fn stream(
         closing: streams.closing.clone(),
         keep_alive,
         first: true,
+        sent: 0,
+        done: false,
         _permit: permit,
     };
     let body = futures_util::stream::unfold(state, |mut st| async move {
-        if st.first {
-            st.first = false;
-            let event = st.store.load().sse.clone();
-            return Some((Ok::<Bytes, std::convert::Infallible>(event), st));
-        }
-        if *st.closing.borrow() {
+        if st.done {
             return None;
         }
-        tokio::select! {
-            changed = st.changes.changed() => {
-                changed.ok()?;
-                st.keep_alive.reset();
-                let event = st.store.load().sse.clone();
-                Some((Ok(event), st))
-            }
-            _ = st.keep_alive.tick() => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st)),
-            _ = st.closing.changed() => None,
+        if st.first {
+            st.first = false;
+            let event = st.event();
+            return Some((Ok::<Bytes, std::convert::Infallible>(event), st));
         }
+        if !*st.closing.borrow() {
+            tokio::select! {
+                changed = st.changes.changed() => {
+                    changed.ok()?;
+                    st.keep_alive.reset();
+                    let event = st.event();
+                    return Some((Ok(event), st));
+                }
+                _ = st.keep_alive.tick() => {
+                    return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st));
+                }
+                _ = st.closing.changed() => {}
+            }
+        }
+        // Closing: send the last snapshot (it says `shutting_down`) if this
+        // client has not seen it, then end.
+        st.done = true;
+        if st.store.load().generation > st.sent {
+            let event = st.event();
+            return Some((Ok(event), st));
+        }
+        None
     });
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream")))
