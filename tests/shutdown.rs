@@ -12,10 +12,16 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     std::fs::write(
         dir.join("c.toml"),
-        format!("listen = \"127.0.0.1:{port}\"\n[gateway]\nmode = \"none\"\n[pynchy]\nroot = \".\"\n"),
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n[gateway]\nmode = \"none\"\n[pynchy]\nroot = \".\"\n"
+        ),
     )
     .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
@@ -35,7 +41,10 @@ fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let st = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    let st = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -88,11 +97,22 @@ fn sigterm_says_shutting_down_then_exits_0() {
     assert!(sent.elapsed() < Duration::from_secs(5));
     assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let ours: Vec<&str> = err.lines().filter(|l| l.contains("listening on")).collect();
     assert_eq!(ours.len(), 1, "{err}");
-    assert!(ours[0].contains(&format!("http://{addr}")) && ours[0].contains("service=1s"), "{err}");
-    assert!(!err.contains("actix_server"), "one start-up line, no worker chatter: {err}");
+    assert!(
+        ours[0].contains(&format!("http://{addr}")) && ours[0].contains("service=1s"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("actix_server"),
+        "one start-up line, no worker chatter: {err}"
+    );
 }
 
 #[test]
@@ -108,9 +128,16 @@ fn sigint_exits_0_and_in_flight_requests_finish() {
             std::thread::spawn(move || {
                 let mut whole = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let Ok(mut s) = TcpStream::connect(addr) else { break };
+                    let Ok(mut s) = TcpStream::connect(addr) else {
+                        break;
+                    };
                     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                    if write!(s, "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {
+                    if write!(
+                        s,
+                        "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                    )
+                    .is_err()
+                    {
                         break;
                     }
                     let mut raw = Vec::new();
