@@ -5,17 +5,17 @@
 //! default 3). Loopback only, bounded in count and time. Prints requests/s and
 //! latency percentiles for 64 connections and one client, and the ratios.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use bytes::Bytes;
 use pynchy_status::app::Daemon;
 use pynchy_status::config::Config;
 use pynchy_status::sections::{Schedule, Section, Work};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+
+#[path = "support/client.rs"]
+mod client;
 
 /// Pads the document so `/status` is about 4 KB, like a real server's.
 struct Padding(usize);
@@ -31,118 +31,6 @@ impl Section for Padding {
         let n = self.0;
         Work::future(async move { Ok(serde_json::json!({ "pad": "x".repeat(n) })) })
     }
-}
-
-async fn one_request(
-    stream: &mut BufReader<TcpStream>,
-    req: &[u8],
-    line: &mut String,
-    body: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    stream.get_mut().write_all(req).await?;
-    let mut len = 0usize;
-    let mut first = true;
-    loop {
-        line.clear();
-        if stream.read_line(line).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        if first {
-            if !line.starts_with("HTTP/1.1 200") {
-                return Err(std::io::Error::other(format!("bad status: {line}")));
-            }
-            first = false;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line
-            .strip_prefix("content-length:")
-            .or_else(|| line.strip_prefix("Content-Length:"))
-        {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    body.resize(len, 0);
-    stream.read_exact(body).await?;
-    Ok(())
-}
-
-struct Run {
-    rps: f64,
-    p50_us: f64,
-    p99_us: f64,
-    errors: u64,
-}
-
-fn pct(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64
-}
-
-async fn drive(addr: SocketAddr, path: &str, conns: usize, dur: Duration) -> Run {
-    let req: Arc<[u8]> = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n")
-        .into_bytes()
-        .into();
-    let deadline = Instant::now() + dur;
-    let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let req = req.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat: Vec<u32> = Vec::with_capacity(200_000);
-            let mut errors = 0u64;
-            let Ok(s) = TcpStream::connect(addr).await else {
-                return (lat, 1);
-            };
-            let _ = s.set_nodelay(true);
-            let mut s = BufReader::new(s);
-            let (mut line, mut body) = (String::new(), Vec::new());
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                match one_request(&mut s, &req, &mut line, &mut body).await {
-                    Ok(()) => lat.push(t.elapsed().as_micros() as u32),
-                    Err(_) => {
-                        errors += 1;
-                        break;
-                    }
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let start = Instant::now();
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            all.extend(l);
-            errors += e;
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    all.sort_unstable();
-    Run {
-        rps: all.len() as f64 / secs,
-        p50_us: pct(&all, 0.5),
-        p99_us: pct(&all, 0.99),
-        errors,
-    }
-}
-
-async fn fetch_status(addr: SocketAddr) -> Bytes {
-    let mut s = BufReader::new(TcpStream::connect(addr).await.expect("connect"));
-    let (mut l, mut b) = (String::new(), Vec::new());
-    one_request(
-        &mut s,
-        b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n",
-        &mut l,
-        &mut b,
-    )
-    .await
-    .expect("GET /status");
-    Bytes::from(b)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -177,7 +65,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let size_now = rt.block_on(fetch_status(running.addr)).len();
+    let size_now = rt.block_on(client::fetch(running.addr, "/status")).len();
     drop(running);
     // Restart with padding that brings the document to ~4 KB.
     let pad = 4096usize.saturating_sub(size_now + 16);
@@ -190,7 +78,7 @@ fn main() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let status_addr = running.addr;
-    let body = rt.block_on(fetch_status(status_addr));
+    let body = rt.block_on(client::fetch(status_addr, "/status"));
 
     // The baseline: the same bytes from a bare handler, same worker count.
     let base_listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -230,15 +118,15 @@ fn main() {
         let mut errors = 0;
         assert!(rounds > 0, "LOAD_ROUNDS must be at least 1");
         for _ in 0..rounds {
-            let b = rt.block_on(drive(base_addr, "/static", conns, dur));
-            let s = rt.block_on(drive(status_addr, "/status", conns, dur));
+            let b = rt.block_on(client::drive(base_addr, &["/static"], conns, dur));
+            let s = rt.block_on(client::drive(status_addr, &["/status"], conns, dur));
             errors += b.errors + s.errors;
-            b_rps.push(b.rps);
-            s_rps.push(s.rps);
-            b_p50.push(b.p50_us);
-            s_p50.push(s.p50_us);
-            b_p99.push(b.p99_us);
-            s_p99.push(s.p99_us);
+            b_rps.push(b.rps());
+            s_rps.push(s.rps());
+            b_p50.push(b.p(0.5));
+            s_p50.push(s.p(0.5));
+            b_p99.push(b.p(0.99));
+            s_p99.push(s.p(0.99));
         }
         let ratios: Vec<f64> = s_rps.iter().zip(&b_rps).map(|(s, b)| s / b).collect();
         let p99_ratios: Vec<f64> = s_p99.iter().zip(&b_p99).map(|(s, b)| s / b).collect();
