@@ -33,11 +33,23 @@ fn main() {
         .clamp(1, 600);
     let conns: usize = if bench { 64 } else { 4 };
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let listen = format!("127.0.0.1:{port}");
     let world = pynchy_status::demo::build(&listen).expect("demo world");
     let every_second: String = [
-        "deploy", "repos", "messages", "tasks", "host_jobs", "groups", "gateway", "channels", "queue",
+        "deploy",
+        "repos",
+        "messages",
+        "tasks",
+        "host_jobs",
+        "groups",
+        "gateway",
+        "channels",
+        "queue",
     ]
     .iter()
     .map(|n| format!("[sections.{n}]\ninterval = \"1s\"\n"))
@@ -58,7 +70,10 @@ fn main() {
     let addr: SocketAddr = listen.parse().unwrap();
     let start = Instant::now();
     while std::net::TcpStream::connect(addr).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "daemon did not listen");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "daemon did not listen"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let started_at = chrono::Utc::now() - chrono::Duration::hours(2);
@@ -86,7 +101,12 @@ fn main() {
         .build()
         .unwrap();
     // Warm up, then take the starting RSS.
-    rt.block_on(client::drive(addr, &["/status"], conns, Duration::from_secs(2)));
+    rt.block_on(client::drive(
+        addr,
+        &["/status"],
+        conns,
+        Duration::from_secs(2),
+    ));
     let rss_start = rss_kib(daemon.id());
     let run = rt.block_on(client::drive(
         addr,
@@ -97,7 +117,9 @@ fn main() {
     let rss_end = rss_kib(daemon.id());
     pusher_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = pusher.join();
-    let _ = Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
     let exit = daemon.wait().unwrap();
     let growth = (rss_end as f64 - rss_start as f64) / rss_start.max(1) as f64 * 100.0;
     println!(

@@ -73,14 +73,36 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// What the overdue rule needs to know about one task or job.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Due<'a> {
+    pub schedule_type: Option<&'a str>,
+    pub schedule_value: Option<&'a str>,
     pub status: Option<&'a str>,
     /// False for a disabled host job.
     pub enabled: bool,
     pub next_run: Option<&'a str>,
     pub last_run: Option<&'a str>,
     pub created_at: Option<&'a str>,
+}
+
+/// The zone, grace and moment rows are judged by.
+#[derive(Debug, Clone, Copy)]
+pub struct Judge {
+    pub tz: Tz,
+    pub grace: Duration,
+    pub now: DateTime<Utc>,
+}
+
+impl Judge {
+    /// `(overdue, schedule_error)` for one task or host job.
+    pub fn assess(&self, due: Due<'_>) -> (bool, Option<String>) {
+        let parsed = parse_schedule(
+            due.schedule_type.unwrap_or(""),
+            due.schedule_value.unwrap_or(""),
+        );
+        let overdue = is_overdue(due, parsed.as_ref().ok(), self.tz, self.grace, self.now);
+        (overdue, parsed.err())
+    }
 }
 
 /// True when an active, enabled schedule is late by more than `grace` at `now`.
@@ -132,6 +154,7 @@ mod tests {
             next_run: next,
             last_run: last,
             created_at: Some("2026-01-01T00:00:00+00:00"),
+            ..Default::default()
         }
     }
 

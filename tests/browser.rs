@@ -96,19 +96,6 @@ fn wait_page(
     }
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let st = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
 #[test]
 fn dashboard_shows_the_demo_live_and_disconnects() {
     for bin in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
@@ -257,8 +244,8 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
     );
     let wt = world.root().join("worktrees/code-improver");
     std::fs::write(wt.join("more.py"), "x = 1\n").unwrap();
-    git(&wt, &["add", "more.py"]);
-    git(&wt, &["commit", "-q", "-m", "one more"]);
+    git_ok(&wt, &["add", "more.py"]);
+    git_ok(&wt, &["commit", "-q", "-m", "one more"]);
     let f = wait_page(
         driver,
         &session,

@@ -11,40 +11,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("git runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn git_ok(dir: &Path, args: &[&str]) {
-    let st = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        st.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-}
-
 fn commit(dir: &Path, file: &str, text: &str, msg: &str) {
     std::fs::write(dir.join(file), text).unwrap();
     git_ok(dir, &["add", "-A"]);
@@ -341,19 +307,6 @@ fn missing_pynchy_root_is_a_deploy_error() {
     let err = doc["meta"]["deploy"]["error"].as_str().unwrap();
     assert!(err.contains("does not exist"), "{err}");
     assert_eq!(doc["deploy"], Value::Null);
-}
-
-/// Every file under `dir`, with its contents' hash.
-fn checksums(dir: &Path, out: &mut BTreeMap<PathBuf, u64>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            checksums(&p, out);
-        } else {
-            let bytes = std::fs::read(&p).unwrap();
-            out.insert(p, xxhash_rust::xxh3::xxh3_64(&bytes));
-        }
-    }
 }
 
 #[test]

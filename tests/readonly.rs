@@ -12,20 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn checksums(dir: &Path, out: &mut BTreeMap<PathBuf, u64>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            checksums(&p, out);
-        } else {
-            out.insert(
-                p.clone(),
-                xxhash_rust::xxh3::xxh3_64(&std::fs::read(&p).unwrap()),
-            );
-        }
-    }
-}
-
 fn snapshot(root: &Path) -> BTreeMap<PathBuf, u64> {
     let mut sums = BTreeMap::new();
     checksums(&root.join("pynchy/.git"), &mut sums);

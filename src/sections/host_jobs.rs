@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{CollectError, Schedule, Section, Work};
 use crate::context::Context;
-use crate::overdue::{self, Due};
+use crate::overdue::{Due, Judge};
 use crate::sources::db::Db;
 
 #[derive(Debug, QueryableByName)]
@@ -88,24 +88,25 @@ impl Section for HostJobs {
             let rows = db
                 .read(|c| diesel::sql_query(QUERY).load::<Row>(c))
                 .map_err(|e| CollectError::new(e.to_string()))?;
-            let now = Utc::now();
+            let judge = Judge {
+                tz,
+                grace,
+                now: Utc::now(),
+            };
             let jobs: Vec<HostJobBody> = rows
                 .into_iter()
                 .map(|r| {
-                    let parsed = overdue::parse_schedule(
-                        r.schedule_type.as_deref().unwrap_or(""),
-                        r.schedule_value.as_deref().unwrap_or(""),
-                    );
                     // pynchy's column default is 1: a NULL counts as enabled.
                     let enabled = r.enabled.unwrap_or(1) != 0;
-                    let due = Due {
+                    let (overdue, schedule_error) = judge.assess(Due {
+                        schedule_type: r.schedule_type.as_deref(),
+                        schedule_value: r.schedule_value.as_deref(),
                         status: r.status.as_deref(),
                         enabled,
                         next_run: r.next_run.as_deref(),
                         last_run: r.last_run.as_deref(),
                         created_at: r.created_at.as_deref(),
-                    };
-                    let overdue = overdue::is_overdue(due, parsed.as_ref().ok(), tz, grace, now);
+                    });
                     HostJobBody {
                         id: r.id,
                         name: r.name,
@@ -116,7 +117,7 @@ impl Section for HostJobs {
                         next_run: r.next_run,
                         last_run: r.last_run,
                         overdue,
-                        schedule_error: parsed.err(),
+                        schedule_error,
                     }
                 })
                 .collect();

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{CollectError, Schedule, Section, Work};
 use crate::context::Context;
-use crate::overdue::{self, Due};
+use crate::overdue::{Due, Judge};
 use crate::sources::db::Db;
 
 #[derive(Debug, QueryableByName)]
@@ -87,22 +87,23 @@ impl Section for Tasks {
             let rows = db
                 .read(|c| diesel::sql_query(QUERY).load::<Row>(c))
                 .map_err(|e| CollectError::new(e.to_string()))?;
-            let now = Utc::now();
+            let judge = Judge {
+                tz,
+                grace,
+                now: Utc::now(),
+            };
             let tasks: Vec<TaskBody> = rows
                 .into_iter()
                 .map(|r| {
-                    let parsed = overdue::parse_schedule(
-                        r.schedule_type.as_deref().unwrap_or(""),
-                        r.schedule_value.as_deref().unwrap_or(""),
-                    );
-                    let due = Due {
+                    let (overdue, schedule_error) = judge.assess(Due {
+                        schedule_type: r.schedule_type.as_deref(),
+                        schedule_value: r.schedule_value.as_deref(),
                         status: r.status.as_deref(),
                         enabled: true,
                         next_run: r.next_run.as_deref(),
                         last_run: r.last_run.as_deref(),
                         created_at: r.created_at.as_deref(),
-                    };
-                    let overdue = overdue::is_overdue(due, parsed.as_ref().ok(), tz, grace, now);
+                    });
                     TaskBody {
                         id: r.id,
                         group: r.group_folder,
@@ -113,7 +114,7 @@ impl Section for Tasks {
                         last_run: r.last_run,
                         last_result: r.last_result,
                         overdue,
-                        schedule_error: parsed.err(),
+                        schedule_error,
                     }
                 })
                 .collect();

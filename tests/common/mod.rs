@@ -175,3 +175,49 @@ pub fn missing_part(what: &str) {
     }
     eprintln!("\n!!! SKIPPED: {what} is missing; run scripts/setup first !!!\n");
 }
+
+fn git_command(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("git runs")
+}
+
+/// What the git CLI prints (trimmed), whether or not it succeeded.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    String::from_utf8_lossy(&git_command(dir, args).stdout)
+        .trim()
+        .to_string()
+}
+
+/// Runs the git CLI and insists that it succeeds.
+pub fn git_ok(dir: &Path, args: &[&str]) {
+    let out = git_command(dir, args);
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every file below `dir` with a hash of its contents.
+pub fn checksums(dir: &Path, out: &mut std::collections::BTreeMap<std::path::PathBuf, u64>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            checksums(&p, out);
+        } else {
+            out.insert(
+                p.clone(),
+                xxhash_rust::xxh3::xxh3_64(&std::fs::read(&p).unwrap()),
+            );
+        }
+    }
+}
