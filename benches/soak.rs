@@ -59,7 +59,10 @@ fn main() {
     cfg.push_str("[sections.service]\ninterval = \"1s\"\n");
     cfg.push_str(&every_second);
     std::fs::write(&world.config_path, cfg).unwrap();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
+    // PYNCHY_STATUS_BIN: soak another build of the binary (comparing release profiles).
+    let bin = std::env::var("PYNCHY_STATUS_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_pynchy-status").to_string());
+    let mut daemon = Command::new(bin)
         .args(["serve", "--config"])
         .arg(&world.config_path)
         .env("RUST_LOG", "warn")
