@@ -173,7 +173,10 @@ pub fn missing_part(what: &str) {
     if in_ci() {
         panic!("CI=true and a part this test needs is missing: {what}");
     }
-    eprintln!("\n!!! SKIPPED: {what} is missing; run scripts/setup first !!!\n");
+    // Straight to stderr: the test harness captures eprintln! of passing tests.
+    let _ = std::io::stderr().write_all(
+        format!("\n!!! SKIPPED: {what} is missing; run scripts/setup first !!!\n\n").as_bytes(),
+    );
 }
 
 fn git_command(dir: &Path, args: &[&str]) -> std::process::Output {
