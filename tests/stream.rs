@@ -132,3 +132,36 @@ fn stream_needs_the_server_token_when_set() {
     assert_eq!(ok.status, 200);
     assert!(ok.next()["meta"].is_object());
 }
+
+#[test]
+fn idle_streams_get_a_keep_alive_comment_every_15_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_in(dir.path(), QUIET, vec![]);
+    wait_for(Duration::from_secs(10), "first round", || {
+        (get(run.addr, "/readyz").status == 200).then_some(())
+    });
+    let mut sse = open(run.addr, &[]);
+    sse.reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    sse.next();
+    let start = std::time::Instant::now();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        sse.reader.read_line(&mut line).expect("a line within 20 s");
+        assert!(
+            !line.starts_with("data: "),
+            "nothing changed, yet an event came"
+        );
+        if line.starts_with(": keep-alive") {
+            break;
+        }
+    }
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(14) && waited < Duration::from_secs(17),
+        "keep-alive after {waited:?}"
+    );
+}
