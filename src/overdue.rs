@@ -94,6 +94,15 @@ pub struct Judge {
 }
 
 impl Judge {
+    /// Judging at this moment, by `[pynchy] timezone` and `overdue_grace`.
+    pub fn now(config: &crate::config::PynchyConfig) -> Judge {
+        Judge {
+            tz: config.timezone,
+            grace: config.overdue_grace,
+            now: Utc::now(),
+        }
+    }
+
     /// `(overdue, schedule_error)` for one task or host job.
     pub fn assess(&self, due: Due<'_>) -> (bool, Option<String>) {
         let parsed = parse_schedule(

@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use diesel::sql_types::{BigInt, Nullable, Text};
-use diesel::{QueryableByName, RunQueryDsl};
+use diesel::QueryableByName;
 use serde::Serialize;
 
-use super::{CollectError, Schedule, Section, Work};
+use super::{Schedule, Section, Work};
 use crate::context::Context;
 use crate::overdue::{Due, Judge};
 use crate::sources::db::Db;
@@ -80,19 +79,10 @@ impl Section for HostJobs {
 
     fn collect(&self) -> Work {
         let db = self.db.clone();
-        let (tz, grace) = (
-            self.ctx.config.pynchy.timezone,
-            self.ctx.config.pynchy.overdue_grace,
-        );
+        let ctx = self.ctx.clone();
         Work::blocking(move || {
-            let rows = db
-                .read(|c| diesel::sql_query(QUERY).load::<Row>(c))
-                .map_err(|e| CollectError::new(e.to_string()))?;
-            let judge = Judge {
-                tz,
-                grace,
-                now: Utc::now(),
-            };
+            let rows: Vec<Row> = super::db_rows(&db, QUERY)?;
+            let judge = Judge::now(&ctx.config.pynchy);
             let jobs: Vec<HostJobBody> = rows
                 .into_iter()
                 .map(|r| {

@@ -141,6 +141,16 @@ pub fn db_for(ctx: &Context, name: &str, default: Schedule) -> crate::sources::d
     crate::sources::db::Db::new(&ctx.config.pynchy.database, timeout / 2)
 }
 
+/// Runs a read-only query on pynchy's database and loads its rows.
+pub fn db_rows<T>(db: &crate::sources::db::Db, sql: &'static str) -> Result<Vec<T>, CollectError>
+where
+    T: diesel::deserialize::QueryableByName<diesel::sqlite::Sqlite> + 'static,
+{
+    use diesel::RunQueryDsl;
+    db.read(|c| diesel::sql_query(sql).load::<T>(c))
+        .map_err(|e| CollectError::new(e.to_string()))
+}
+
 /// Every built-in section, in the order they appear in `/status` (the seed's order).
 pub fn registry(ctx: &Arc<Context>) -> Vec<Arc<dyn Section>> {
     vec![
