@@ -8,12 +8,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::AUTHORIZATION;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
-use super::routes::json_error;
+use super::routes::{bearer, json_error, token_matches};
 use crate::poller::Kick;
 use crate::sections::Stamp;
 use crate::sources::host_state::{MemoryHostState, PushError, PUSHABLE};
@@ -57,17 +56,12 @@ fn authorize(req: &HttpRequest, token: Option<&str>) -> Option<HttpResponse> {
             )
         });
     };
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
+    match bearer(req) {
         None => Some(json_error(
             StatusCode::UNAUTHORIZED,
             "missing Authorization: Bearer token",
         )),
-        Some(g) if constant_time_eq::constant_time_eq(g.as_bytes(), token.as_bytes()) => None,
+        Some(g) if token_matches(g, token) => None,
         Some(_) => Some(json_error(StatusCode::FORBIDDEN, "wrong token")),
     }
 }

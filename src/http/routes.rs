@@ -105,6 +105,19 @@ fn respond(req: &HttpRequest, r: &Rendered) -> HttpResponse {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Compares tokens in constant time.
+pub fn token_matches(given: &str, token: &str) -> bool {
+    constant_time_eq::constant_time_eq(given.as_bytes(), token.as_bytes())
+}
+
 /// `[server] token_env`: when a token is set, detail needs it.
 pub struct Access {
     pub token: Option<String>,
@@ -116,11 +129,7 @@ impl Access {
         let Some(token) = &self.token else {
             return true;
         };
-        req.headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|g| constant_time_eq::constant_time_eq(g.as_bytes(), token.as_bytes()))
+        bearer(req).is_some_and(|g| token_matches(g, token))
     }
 
     pub fn refusal() -> HttpResponse {
