@@ -126,8 +126,9 @@ fn gateway_once(addr: SocketAddr) -> Value {
 }
 
 fn set_key() {
-    // Every test in this file uses the same key; set before any daemon starts.
-    std::env::set_var("PYNCHY_TEST_GATEWAY_KEY", KEY);
+    // The key is in common::TEST_ENV, set once before any daemon starts.
+    test_env();
+    assert_eq!(std::env::var("PYNCHY_TEST_GATEWAY_KEY").as_deref(), Ok(KEY));
 }
 
 #[test]

@@ -160,7 +160,7 @@ fn bad_pushes_are_refused_and_change_nothing() {
 #[test]
 fn token_missing_wrong_and_right() {
     let dir = tempfile::tempdir().unwrap();
-    std::env::set_var("PST_INGEST_TOKEN_A", "s3cret-push-token");
+    // PST_INGEST_TOKEN_A is "s3cret-push-token" (common::TEST_ENV).
     let cfg = format!("{QUIET}[ingest]\ntoken_env = \"PST_INGEST_TOKEN_A\"\n");
     let run = start_in(dir.path(), &cfg, vec![]);
     let body = r#"{"whatsapp": {"connected": true}}"#;

@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 /// The demo's world (repos with a conflict, a database with an overdue task
 /// and 2 pending deliveries) and a config for it.
 fn world(extra: &str) -> (tempfile::TempDir, String) {
+    // Before libgit2 runs in any test of this file: see common::test_env.
+    test_env();
     let dir = tempfile::tempdir().unwrap();
     let checkout = pynchy_status::demo::build_git(dir.path()).unwrap();
     pynchy_status::demo::build_db(&checkout.join("data/messages.db")).unwrap();
@@ -312,11 +314,23 @@ fn metrics_pass_promtool_and_carry_the_numbers() {
 }
 
 fn check(url: &str, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
-        .args(["check", "--url", url])
-        .args(args)
-        .output()
-        .unwrap();
+    run_check(
+        Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
+            .args(["check", "--url", url])
+            .args(args),
+    )
+}
+
+fn check_with_token(url: &str, token: &str) -> (i32, String) {
+    run_check(
+        Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
+            .args(["check", "--url", url])
+            .env("PYNCHY_STATUS_SERVER_TOKEN", token),
+    )
+}
+
+fn run_check(cmd: &mut Command) -> (i32, String) {
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         format!(
@@ -401,7 +415,7 @@ fn check_prints_the_table_and_exits_with_the_verdict() {
 
 #[test]
 fn detail_hiding_with_a_server_token() {
-    std::env::set_var("PST_SERVER_TOKEN_T", "view-token-1");
+    // PST_SERVER_TOKEN_T is "view-token-1" (common::TEST_ENV).
     let (dir, cfg) = world("[server]\ntoken_env = \"PST_SERVER_TOKEN_T\"\n");
     let run = start_in(dir.path(), &cfg, vec![]);
     ready(run.addr);
@@ -434,8 +448,7 @@ fn detail_hiding_with_a_server_token() {
     assert!(full["head_sha"].is_string(), "{full}");
     assert_eq!(get(run.addr, "/livez").status, 200);
     assert_eq!(get(run.addr, "/readyz").status, 200);
-    std::env::set_var("PYNCHY_STATUS_SERVER_TOKEN", "view-token-1");
-    let (code, out) = check(&run.url(), &[]);
+    let (code, out) = check_with_token(&run.url(), "view-token-1");
     assert!(code == 1 || code == 2, "{out}");
     drop(run);
     // Token off: everything open.

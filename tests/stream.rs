@@ -120,7 +120,7 @@ fn streams_are_capped_and_freed_on_disconnect() {
 
 #[test]
 fn stream_needs_the_server_token_when_set() {
-    std::env::set_var("PST_STREAM_TOKEN", "stream-secret");
+    // PST_STREAM_TOKEN is "stream-secret" (common::TEST_ENV).
     let dir = tempfile::tempdir().unwrap();
     let run = start_in(
         dir.path(),

@@ -125,8 +125,29 @@ pub fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
     r.json()
 }
 
+/// The secrets tests configure through env vars, and their values.
+pub const TEST_ENV: [(&str, &str); 4] = [
+    ("PYNCHY_TEST_GATEWAY_KEY", "sk-standin-master-key-5f2a"),
+    ("PST_INGEST_TOKEN_A", "s3cret-push-token"),
+    ("PST_SERVER_TOKEN_T", "view-token-1"),
+    ("PST_STREAM_TOKEN", "stream-secret"),
+];
+
+/// Sets [`TEST_ENV`] once per test process, as early as a daemon starts, so no
+/// test changes the environment while others run (C code reading it, such as
+/// libgit2's getenv, is not behind std's lock).
+pub fn test_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for (k, v) in TEST_ENV {
+            std::env::set_var(k, v);
+        }
+    });
+}
+
 /// Starts a daemon for `config_toml` (paths relative to `dir`) plus extra sections.
 pub fn start_in(dir: &Path, config_toml: &str, extra: Vec<Arc<dyn Section>>) -> Running {
+    test_env();
     let path = dir.join("pynchy-status.toml");
     std::fs::write(&path, config_toml).unwrap();
     let cfg = Config::load(&path).expect("config");
