@@ -18,8 +18,11 @@ use crate::store::Store;
 pub struct Daemon {
     ctx: Arc<Context>,
     sections: Vec<Arc<dyn Section>>,
-    workers: usize,
 }
+
+/// HTTP worker threads: one per core of the machines this runs on; requests are
+/// snapshot loads, so more would only contend.
+const HTTP_WORKERS: usize = 2;
 
 impl Daemon {
     /// The built-in sections for this config. Fails if `[sections.<name>]` names
@@ -42,22 +45,12 @@ impl Daemon {
         let sections = sections::registry(&ctx);
         let names: Vec<&str> = sections.iter().map(|s| s.name()).collect();
         ctx.config.check_section_names(&names)?;
-        Ok(Daemon {
-            ctx,
-            sections,
-            workers: 2,
-        })
+        Ok(Daemon { ctx, sections })
     }
 
     /// Adds a section after the built-in ones (tests use this for faulty collectors).
     pub fn with_section(mut self, section: Arc<dyn Section>) -> Daemon {
         self.sections.push(section);
-        self
-    }
-
-    /// How many HTTP worker threads to run (default 2, one per core here).
-    pub fn with_workers(mut self, workers: usize) -> Daemon {
-        self.workers = workers;
         self
     }
 
@@ -100,9 +93,7 @@ impl Daemon {
             .collect();
         let ingest = Arc::new(crate::http::ingest::Ingest {
             memory: self.ctx.pushed.clone(),
-            token: std::env::var(&self.ctx.config.ingest.token_env)
-                .ok()
-                .filter(|t| !t.is_empty()),
+            token: crate::config::secret(&self.ctx.config.ingest.token_env),
             kicks: pollers.iter().map(|p| (p.name, p.kick.clone())).collect(),
         });
         let pull_task = self.ctx.config.ingest.pull_url.clone().map(|url| {
@@ -128,9 +119,8 @@ impl Daemon {
                 .config
                 .server
                 .token_env
-                .as_ref()
-                .and_then(|v| std::env::var(v).ok())
-                .filter(|t| !t.is_empty()),
+                .as_deref()
+                .and_then(crate::config::secret),
         };
         let (closing_tx, closing) = tokio::sync::watch::channel(false);
         let streams = crate::http::stream::Streams {
@@ -145,7 +135,7 @@ impl Daemon {
             ingest,
             access,
             streams,
-            self.workers,
+            HTTP_WORKERS,
         )?;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
@@ -163,11 +153,9 @@ impl Daemon {
         tracing::info!("shutting down");
         self.ctx.begin_shutdown();
         if let Some(p) = pollers.iter().find(|p| p.name == "service") {
-            let mut changes = handle.subscribe();
-            changes.borrow_and_update();
-            p.kick.collect_now();
             // Give the snapshot a moment to say `shutting_down` before the listener closes.
-            let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(500), p.kick.collect_and_publish())
+                .await;
         }
         // Open event streams end now, so the graceful stop does not wait for them.
         let _ = closing_tx.send(true);
@@ -215,11 +203,6 @@ impl Running {
     /// `http://addr` of the server.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    /// Shuts down and waits for the thread.
-    pub fn stop(mut self) -> std::io::Result<()> {
-        self.shutdown()
     }
 
     fn shutdown(&mut self) -> std::io::Result<()> {

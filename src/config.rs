@@ -14,6 +14,12 @@ use serde::Deserialize;
 /// Default listen address of `serve` and `demo`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8484";
 
+/// A secret from the environment variable `var`: `None` when unset or empty.
+/// Secrets are never read from the config file.
+pub fn secret(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty())
+}
+
 /// Why a config could not be loaded. Each variant names the file or the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

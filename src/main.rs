@@ -141,7 +141,7 @@ fn demo(listen: String) -> anyhow::Result<()> {
 
 fn check(url: String, json: bool, token_env: String, timeout: std::time::Duration) -> i32 {
     use pynchy_status::check;
-    let token = std::env::var(&token_env).ok().filter(|t| !t.is_empty());
+    let token = pynchy_status::config::secret(&token_env);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

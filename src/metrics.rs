@@ -113,7 +113,7 @@ pub fn render(states: &[SectionState], rollup: &Rollup, now: Instant) -> String 
         states
             .iter()
             .filter_map(|s| {
-                s.collected_at
+                s.collected_at()
                     .map(|t| (label(s), t.timestamp_millis() as f64 / 1000.0))
             })
             .collect(),

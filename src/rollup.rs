@@ -183,7 +183,8 @@ impl RollupConfig {
 pub struct Reason {
     pub section: String,
     pub reason: String,
-    /// The rule that fired (see the README's rule table).
+    /// The rule that fired (see the README's rule table); not served.
+    #[serde(skip)]
     pub rule: &'static str,
     pub level: Level,
 }
@@ -253,7 +254,7 @@ pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rol
             }
         }
         if s.is_stale(now) {
-            let reason = match s.collected_at {
+            let reason = match s.collected_at() {
                 Some(t) => format!(
                     "stale: last good data is {} s old",
                     (chrono::Utc::now() - t).num_seconds().max(0)

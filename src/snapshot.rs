@@ -7,6 +7,7 @@
 
 use std::io::Write;
 
+use actix_web::http::header::HeaderValue;
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -18,14 +19,17 @@ pub struct Rendered {
     pub plain: Bytes,
     /// The same bytes gzip-compressed, once, at render time.
     pub gzip: Bytes,
-    /// A strong, quoted ETag of `plain` (the same for both encodings' content).
-    pub etag: String,
+    /// A strong, quoted ETag of `plain`, ready to be a header.
+    pub etag: HeaderValue,
 }
 
 impl Rendered {
     /// Compresses and tags `plain`.
     pub fn new(plain: Vec<u8>) -> Rendered {
-        let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&plain));
+        let hash = xxhash_rust::xxh3::xxh3_64(&plain);
+        // Hex digits and quotes: always a valid header value.
+        let etag = HeaderValue::from_str(&format!("\"{hash:016x}\""))
+            .unwrap_or(HeaderValue::from_static("\"\""));
         let mut enc = GzEncoder::new(
             Vec::with_capacity(plain.len() / 3 + 64),
             Compression::fast(),
@@ -61,8 +65,6 @@ pub struct Snapshot {
     pub metrics: Bytes,
     /// The `/status/stream` event carrying `status.plain`: `event: status`, `data: …`.
     pub sse: Bytes,
-    /// The rollup's verdict.
-    pub level: crate::rollup::Level,
     /// True once every section has had its first collection attempt.
     pub ready: bool,
     /// The JSON for a 404 on an unknown section name, listing the known ones.
@@ -76,22 +78,5 @@ impl Snapshot {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, r)| r)
-    }
-
-    /// A placeholder served before the store's first render.
-    pub fn empty() -> Snapshot {
-        Snapshot {
-            generation: 0,
-            status: Rendered::new(b"{}".to_vec()),
-            sections: Vec::new(),
-            health: Rendered::new(b"{\"status\":null}".to_vec()),
-            health_code: 200,
-            health_public: Rendered::new(b"{\"status\":null}".to_vec()),
-            metrics: Bytes::new(),
-            sse: Bytes::new(),
-            level: crate::rollup::Level::Ok,
-            ready: false,
-            unknown_section: Bytes::from_static(b"{\"error\":\"unknown section\"}"),
-        }
     }
 }

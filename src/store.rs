@@ -1,7 +1,8 @@
 //! The store: every section's last good body and meta, and the one task that
 //! renders them into snapshots.
 //!
-//! Pollers (and later the push API) send *outcomes* to the store over a channel.
+//! Pollers send *outcomes* to the store over a channel (pushed state reaches it
+//! through its section's poller too).
 //! The store task applies them, renders a new [`Snapshot`], swaps it into the
 //! `ArcSwap`, and bumps a `watch` channel so subscribers (SSE) learn of it. It
 //! also wakes itself at the next staleness deadline, so `stale` turns true on
@@ -35,10 +36,6 @@ pub struct Outcome {
     pub acks: Vec<oneshot::Sender<()>>,
 }
 
-enum Msg {
-    Outcome(Outcome),
-}
-
 /// What the store knows about one section.
 #[derive(Debug, Clone)]
 pub struct SectionState {
@@ -48,8 +45,8 @@ pub struct SectionState {
     pub body: Option<Value>,
     /// `body` serialized once, when it arrived.
     body_json: Option<Bytes>,
-    pub collected_at: Option<DateTime<Utc>>,
-    collected_instant: Option<Instant>,
+    /// When the last good body was true.
+    pub collected: Option<Stamp>,
     pub attempted_at: Option<DateTime<Utc>>,
     pub duration: Option<Duration>,
     pub error: Option<String>,
@@ -62,25 +59,29 @@ impl SectionState {
             schedule,
             body: None,
             body_json: None,
-            collected_at: None,
-            collected_instant: None,
+            collected: None,
             attempted_at: None,
             duration: None,
             error: None,
         }
     }
 
+    /// Wall-clock time of the last good body.
+    pub fn collected_at(&self) -> Option<DateTime<Utc>> {
+        self.collected.map(|c| c.at)
+    }
+
     /// True when there is no good body, or the last one is older than `stale_after`.
     pub fn is_stale(&self, now: Instant) -> bool {
-        match self.collected_instant {
+        match self.collected {
             None => true,
-            Some(t) => now.saturating_duration_since(t) >= self.schedule.stale_after,
+            Some(c) => now.saturating_duration_since(c.instant) >= self.schedule.stale_after,
         }
     }
 
     /// When this section turns stale, if it is fresh now.
     fn stale_deadline(&self, now: Instant) -> Option<Instant> {
-        let t = self.collected_instant? + self.schedule.stale_after;
+        let t = self.collected?.instant + self.schedule.stale_after;
         (t > now).then_some(t)
     }
 }
@@ -103,7 +104,7 @@ fn rfc3339(t: &DateTime<Utc>) -> String {
 impl<'a> Meta<'a> {
     fn of(s: &'a SectionState, now: Instant) -> Self {
         Meta {
-            collected_at: s.collected_at.as_ref().map(rfc3339),
+            collected_at: s.collected_at().as_ref().map(rfc3339),
             attempted_at: s.attempted_at.as_ref().map(rfc3339),
             duration_ms: s
                 .duration
@@ -118,7 +119,7 @@ impl<'a> Meta<'a> {
 /// The handle pollers, the HTTP layer and subscribers hold.
 #[derive(Clone)]
 pub struct StoreHandle {
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::UnboundedSender<Outcome>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     changes: watch::Receiver<u64>,
 }
@@ -127,17 +128,12 @@ impl StoreHandle {
     /// Hands an outcome to the store. Never blocks.
     pub fn send(&self, outcome: Outcome) {
         // Fails only after the store task ended, at shutdown: nothing to do then.
-        let _ = self.tx.send(Msg::Outcome(outcome));
+        let _ = self.tx.send(outcome);
     }
 
     /// The current snapshot: one atomic load.
     pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
         self.snapshot.load()
-    }
-
-    /// The current snapshot, as an owned `Arc`.
-    pub fn load_full(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
     }
 
     /// A receiver that changes each time a new snapshot is published.
@@ -152,7 +148,7 @@ pub struct Store {
     snapshot: Arc<ArcSwap<Snapshot>>,
     changes: watch::Sender<u64>,
     generation: u64,
-    rx: mpsc::UnboundedReceiver<Msg>,
+    rx: mpsc::UnboundedReceiver<Outcome>,
     /// Acks to fire after the next publish.
     acks: Vec<oneshot::Sender<()>>,
     rollup: RollupConfig,
@@ -165,21 +161,23 @@ impl Store {
         rollup: RollupConfig,
     ) -> (Store, StoreHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (changes, changes_rx) = watch::channel(0);
-        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
-        let mut store = Store {
-            states: sections
-                .into_iter()
-                .map(|(n, s)| SectionState::new(n, s))
-                .collect(),
+        let (changes, changes_rx) = watch::channel(1);
+        let states: Vec<SectionState> = sections
+            .into_iter()
+            .map(|(n, s)| SectionState::new(n, s))
+            .collect();
+        // The first snapshot: every section null and stale, not yet attempted.
+        let first = render(&states, &rollup, 1, Instant::now());
+        let snapshot = Arc::new(ArcSwap::from_pointee(first));
+        let store = Store {
+            states,
             snapshot: snapshot.clone(),
             changes,
-            generation: 0,
+            generation: 1,
             rx,
             acks: Vec::new(),
             rollup,
         };
-        store.publish();
         let handle = StoreHandle {
             tx,
             snapshot,
@@ -188,27 +186,21 @@ impl Store {
         (store, handle)
     }
 
-    fn apply(&mut self, msg: Msg) {
-        match msg {
-            Msg::Outcome(mut o) => {
-                self.acks.append(&mut o.acks);
-                let Some(s) = self.states.get_mut(o.section) else {
-                    return;
-                };
-                s.attempted_at = Some(o.attempted_at);
-                s.duration = Some(o.duration);
-                match o.result {
-                    Ok(body) => {
-                        s.body_json = serde_json::to_vec(&body).ok().map(Bytes::from);
-                        s.body = Some(body);
-                        let stamp = o.as_of.unwrap_or_else(Stamp::now);
-                        s.collected_at = Some(stamp.at);
-                        s.collected_instant = Some(stamp.instant);
-                        s.error = None;
-                    }
-                    Err(e) => s.error = Some(e),
-                }
+    fn apply(&mut self, mut o: Outcome) {
+        self.acks.append(&mut o.acks);
+        let Some(s) = self.states.get_mut(o.section) else {
+            return;
+        };
+        s.attempted_at = Some(o.attempted_at);
+        s.duration = Some(o.duration);
+        match o.result {
+            Ok(body) => {
+                s.body_json = serde_json::to_vec(&body).ok().map(Bytes::from);
+                s.body = Some(body);
+                s.collected = Some(o.as_of.unwrap_or_else(Stamp::now));
+                s.error = None;
             }
+            Err(e) => s.error = Some(e),
         }
     }
 
@@ -288,12 +280,7 @@ pub fn render(
     let _ = serde_json::to_writer(&mut doc, rollup.status.as_str());
     doc.push(b',');
     push_key(&mut doc, "reasons");
-    let reasons: Vec<Value> = rollup
-        .reasons
-        .iter()
-        .map(|r| serde_json::json!({"section": r.section, "reason": r.reason, "level": r.level}))
-        .collect();
-    let _ = serde_json::to_writer(&mut doc, &reasons);
+    let _ = serde_json::to_writer(&mut doc, &rollup.reasons);
     doc.push(b',');
     for s in states {
         push_key(&mut doc, s.name);
@@ -353,7 +340,6 @@ pub fn render(
         health_code,
         health_public: Rendered::new(health_public),
         metrics: Bytes::from(metrics),
-        level: rollup.status,
         ready: states.iter().all(|s| s.attempted_at.is_some()),
         unknown_section: Bytes::from(unknown_section),
     }

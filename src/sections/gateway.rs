@@ -73,7 +73,7 @@ impl Section for Gateway {
         let docker = self.docker.clone();
         let http = self.http.clone();
         Work::future(async move {
-            let key = std::env::var(&cfg.key_env).ok().filter(|k| !k.is_empty());
+            let key = crate::config::secret(&cfg.key_env);
             let containers = async {
                 match &docker {
                     Ok(d) => {

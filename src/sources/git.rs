@@ -125,17 +125,9 @@ fn in_progress(state: RepositoryState) -> Option<&'static str> {
     }
 }
 
-/// Reads one checkout. `main` is the main branch's commit, for ahead/behind
-/// (worktrees); `None` skips them. Never fails: problems go into `error`.
-pub fn checkout_status(path: &Path, main: Option<Oid>) -> CheckoutStatus {
-    let repo = match open(path) {
-        Ok(r) => r,
-        Err(e) => return CheckoutStatus::failed(e.to_string()),
-    };
-    read_checkout(&repo, main)
-}
-
-/// Like [`checkout_status`], for a repo already open.
+/// Reads one open checkout. `main` is the main branch's commit, for
+/// ahead/behind (worktrees); `None` skips them. Never fails: problems go into
+/// `error`.
 pub fn read_checkout(repo: &Repository, main: Option<Oid>) -> CheckoutStatus {
     let mut st = CheckoutStatus::default();
     if repo.path().join("index.lock").exists() {
