@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::sections::{CollectResult, Schedule, Section, Work};
+use crate::sections::{CollectError, CollectResult, Schedule, Section, Work};
 use crate::store::{Outcome, StoreHandle};
 
 /// Asks a poller for a collection now; the optional sender fires once a
@@ -116,13 +116,12 @@ async fn run(
         };
         let mut handle = start(work);
         let result = match tokio::time::timeout(schedule.timeout, &mut handle).await {
-            Ok(Ok(Ok(body))) => Ok(body),
-            Ok(Ok(Err(e))) => Err(e.to_string()),
+            Ok(Ok(result)) => result,
             Ok(Err(join)) if join.is_panic() => {
                 tracing::error!(section = section.name(), "collector panicked");
-                Err("collector panicked".to_string())
+                Err(CollectError::new("collector panicked"))
             }
-            Ok(Err(_)) => Err("collection was cancelled".to_string()),
+            Ok(Err(_)) => Err(CollectError::new("collection was cancelled")),
             Err(_) => {
                 handle.abort();
                 if cancellable {
@@ -137,10 +136,10 @@ async fn run(
                     timeout = %humantime::format_duration(schedule.timeout),
                     "collection timed out"
                 );
-                Err(format!(
+                Err(CollectError::new(format!(
                     "timed out after {}",
                     humantime::format_duration(schedule.timeout)
-                ))
+                )))
             }
         };
         if let Err(e) = &result {

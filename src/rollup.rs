@@ -11,6 +11,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::sections::ErrorKind;
 use crate::store::SectionState;
 
 /// The verdict, worst last.
@@ -238,8 +239,7 @@ pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rol
     for s in states {
         let name = s.name;
         if let Some(e) = &s.error {
-            let old_schema = e.contains("no such table") || e.contains("no such column");
-            if DB_SECTIONS.contains(&name) && e.contains("database") && !old_schema {
+            if DB_SECTIONS.contains(&name) && e.kind == ErrorKind::Unreadable {
                 c.add(
                     "database_unreadable",
                     name,

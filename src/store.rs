@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::rollup::{Rollup, RollupConfig};
-use crate::sections::{Schedule, Stamp};
+use crate::sections::{CollectError, Schedule, Stamp};
 use crate::snapshot::{Rendered, Snapshot};
 
 /// The result of one collection attempt (or one push), as the store receives it.
@@ -29,7 +29,7 @@ pub struct Outcome {
     pub section: usize,
     pub attempted_at: DateTime<Utc>,
     pub duration: Duration,
-    pub result: Result<Value, String>,
+    pub result: Result<Value, CollectError>,
     /// When the body was true, if not now (pushed state).
     pub as_of: Option<Stamp>,
     /// Fired once a snapshot holding this outcome is published.
@@ -49,7 +49,7 @@ pub struct SectionState {
     pub collected: Option<Stamp>,
     pub attempted_at: Option<DateTime<Utc>>,
     pub duration: Option<Duration>,
-    pub error: Option<String>,
+    pub error: Option<CollectError>,
 }
 
 impl SectionState {
@@ -111,7 +111,7 @@ impl<'a> Meta<'a> {
                 .map(|d| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0),
             interval_seconds: s.schedule.interval.as_secs_f64(),
             stale: s.is_stale(now),
-            error: s.error.as_deref(),
+            error: s.error.as_ref().map(|e| e.message.as_str()),
         }
     }
 }

@@ -458,3 +458,41 @@ fn detail_hiding_with_a_server_token() {
     assert_eq!(get(run.addr, "/status").status, 200);
     assert!(get(run.addr, "/health").json()["head_sha"].is_string());
 }
+
+#[test]
+fn an_older_schema_is_degraded_not_down() {
+    let (dir, cfg) = world("[rollup.severity]\nservice_unknown = \"ignore\"\n");
+    // An older pynchy: no host_jobs table.
+    let db = dir.path().join("pynchy/data/messages.db");
+    let out = Command::new("sqlite3")
+        .arg(&db)
+        .arg("DROP TABLE host_jobs;")
+        .output();
+    if out.is_err() {
+        return missing_part("the sqlite3 CLI");
+    }
+    let run = start_in(dir.path(), &cfg, vec![]);
+    ready(run.addr);
+    let doc = get_json(run.addr, "/status");
+    let r = doc["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["section"] == "host_jobs")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no such table: host_jobs"),
+        "{r}"
+    );
+    assert_eq!(r["level"], "degraded");
+    assert!(
+        !has(&doc, "database cannot be read"),
+        "{:#?}",
+        reasons(&doc)
+    );
+    assert_eq!(get(run.addr, "/health").status, 200);
+}

@@ -9,7 +9,7 @@ use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, RunQueryDsl};
 use serde::Serialize;
 
-use super::{CollectError, Schedule, Section, Work};
+use super::{Schedule, Section, Work};
 use crate::context::Context;
 use crate::sources::db::Db;
 
@@ -59,9 +59,7 @@ impl Section for Groups {
             .filter(|s| s.stamp.instant.elapsed() < ttl)
             .map(|s| s.value);
         Work::blocking(move || {
-            let mut body = db
-                .read(|c| diesel::sql_query(QUERY).get_result::<GroupsBody>(c))
-                .map_err(|e| CollectError::new(e.to_string()))?;
+            let mut body = db.read(|c| diesel::sql_query(QUERY).get_result::<GroupsBody>(c))?;
             if let Some(n) = live {
                 body.active_sessions = i64::try_from(n).unwrap_or(i64::MAX);
             }

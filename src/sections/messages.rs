@@ -141,7 +141,7 @@ fn read(db: &Db, tally: &Mutex<Option<Tally>>) -> Result<MessagesBody, CollectEr
     if result.is_err() {
         *tally = None;
     }
-    result.map_err(|e| CollectError::new(e.to_string()))
+    Ok(result?)
 }
 
 impl Section for Messages {

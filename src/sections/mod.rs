@@ -27,15 +27,44 @@ pub mod repos;
 pub mod service;
 pub mod tasks;
 
+/// What kind of failure a collection hit; the rollup weighs them differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The collection failed (a timeout, a panic, a query on an old schema, …).
+    Failed,
+    /// The outside system could not be read at all (a database file missing,
+    /// locked, corrupt or unopenable).
+    Unreadable,
+}
+
 /// Why a collection failed. Its text is shown in the section's `meta.error`, so it
 /// is short and never holds a stack trace, a secret or a path outside the config.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct CollectError(pub String);
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CollectError {
+    pub message: String,
+    pub kind: ErrorKind,
+}
 
 impl CollectError {
     pub fn new(msg: impl Into<String>) -> Self {
-        CollectError(msg.into())
+        CollectError {
+            message: msg.into(),
+            kind: ErrorKind::Failed,
+        }
+    }
+}
+
+impl From<crate::sources::db::DbError> for CollectError {
+    fn from(e: crate::sources::db::DbError) -> Self {
+        CollectError {
+            kind: if e.is_unreadable() {
+                ErrorKind::Unreadable
+            } else {
+                ErrorKind::Failed
+            },
+            message: e.to_string(),
+        }
     }
 }
 
@@ -147,8 +176,7 @@ where
     T: diesel::deserialize::QueryableByName<diesel::sqlite::Sqlite> + 'static,
 {
     use diesel::RunQueryDsl;
-    db.read(|c| diesel::sql_query(sql).load::<T>(c))
-        .map_err(|e| CollectError::new(e.to_string()))
+    Ok(db.read(|c| diesel::sql_query(sql).load::<T>(c))?)
 }
 
 /// Every built-in section, in the order they appear in `/status` (the seed's order).

@@ -24,6 +24,27 @@ pub enum DbError {
     Open(String),
     #[error("database query failed: {0}")]
     Query(String),
+    /// The file reads, but lacks a table or column (an older pynchy).
+    #[error("database query failed: {0}")]
+    Schema(String),
+}
+
+impl DbError {
+    /// True when the database cannot be read at all, as opposed to a query
+    /// that an older schema cannot answer.
+    pub fn is_unreadable(&self) -> bool {
+        !matches!(self, DbError::Schema(_))
+    }
+
+    fn from_query(e: diesel::result::Error) -> DbError {
+        let msg = e.to_string();
+        // SQLite's own words for an older schema.
+        if msg.starts_with("no such table") || msg.starts_with("no such column") {
+            DbError::Schema(msg)
+        } else {
+            DbError::Query(msg)
+        }
+    }
 }
 
 /// Identifies the file behind a path, to notice it being replaced.
@@ -126,7 +147,7 @@ impl Db {
             Ok(v) => Ok(v),
             Err(e) => {
                 *guard = None;
-                Err(DbError::Query(e.to_string()))
+                Err(DbError::from_query(e))
             }
         }
     }
