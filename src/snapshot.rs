@@ -21,6 +21,9 @@ pub struct Rendered {
     pub gzip: Bytes,
     /// A strong, quoted ETag of `plain`, ready to be a header.
     pub etag: HeaderValue,
+    /// The gzip representation's own strong ETag (`"<hash>-gz"`): a strong
+    /// validator must differ between representations with different bytes.
+    pub gzip_etag: HeaderValue,
 }
 
 impl Rendered {
@@ -28,8 +31,11 @@ impl Rendered {
     pub fn new(plain: Vec<u8>) -> Rendered {
         let hash = xxhash_rust::xxh3::xxh3_64(&plain);
         // Hex digits and quotes: always a valid header value.
-        let etag = HeaderValue::from_str(&format!("\"{hash:016x}\""))
-            .unwrap_or(HeaderValue::from_static("\"\""));
+        let tag = |suffix: &str| {
+            HeaderValue::from_str(&format!("\"{hash:016x}{suffix}\""))
+                .unwrap_or(HeaderValue::from_static("\"\""))
+        };
+        let (etag, gzip_etag) = (tag(""), tag("-gz"));
         let mut enc = GzEncoder::new(
             Vec::with_capacity(plain.len() / 3 + 64),
             Compression::fast(),
@@ -43,6 +49,7 @@ impl Rendered {
             plain: Bytes::from(plain),
             gzip,
             etag,
+            gzip_etag,
         }
     }
 }

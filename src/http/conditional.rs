@@ -3,15 +3,15 @@
 
 use actix_web::http::header::{HeaderMap, ACCEPT_ENCODING, IF_NONE_MATCH};
 
-/// True when `If-None-Match` lists `etag` (weak comparison, as RFC 9110 asks for
-/// this header) or is `*`.
-pub fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+/// True when `If-None-Match` lists one of `etags` (weak comparison, as RFC 9110
+/// asks for this header) or is `*`.
+pub fn none_match(headers: &HeaderMap, etags: &[&str]) -> bool {
     headers
         .get_all(IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+        .any(|tag| tag == "*" || etags.contains(&tag.strip_prefix("W/").unwrap_or(tag)))
 }
 
 /// True when `Accept-Encoding` accepts gzip with a q-value above zero.
@@ -52,8 +52,9 @@ mod tests {
 
     #[test]
     fn etag_lists() {
-        let tag = "\"abc\"";
+        let tag = &["\"abc\"", "\"abc-gz\""];
         assert!(none_match(&map(IF_NONE_MATCH, "\"abc\""), tag));
+        assert!(none_match(&map(IF_NONE_MATCH, "\"abc-gz\""), tag));
         assert!(none_match(&map(IF_NONE_MATCH, "\"x\", W/\"abc\""), tag));
         assert!(none_match(&map(IF_NONE_MATCH, "*"), tag));
         assert!(!none_match(&map(IF_NONE_MATCH, "\"abcd\""), tag));

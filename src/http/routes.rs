@@ -81,23 +81,30 @@ pub async fn not_found() -> HttpResponse {
     json_error(StatusCode::NOT_FOUND, "not found")
 }
 
-/// Answers with a pre-rendered body: 304 if the client has it, gzip if it takes it.
+/// Answers with a pre-rendered body: gzip if the client takes it, 304 if the
+/// client holds this snapshot in either encoding (both tags name the same
+/// content), each representation with its own ETag.
 fn respond(req: &HttpRequest, r: &Rendered) -> HttpResponse {
-    let etag = r.etag.clone();
     let headers = req.headers();
-    if conditional::none_match(headers, etag.to_str().unwrap_or_default()) {
+    let gzip = conditional::accepts_gzip(headers) && !r.gzip.is_empty();
+    let etag = if gzip { &r.gzip_etag } else { &r.etag };
+    let tags = [
+        r.etag.to_str().unwrap_or_default(),
+        r.gzip_etag.to_str().unwrap_or_default(),
+    ];
+    if conditional::none_match(headers, &tags) {
         return HttpResponse::NotModified()
-            .insert_header((ETAG, etag))
+            .insert_header((ETAG, etag.clone()))
             .insert_header((CACHE_CONTROL, NO_CACHE))
             .insert_header((VARY, HeaderValue::from_static("Accept-Encoding")))
             .finish();
     }
     let mut b = HttpResponse::Ok();
     b.insert_header((CONTENT_TYPE, JSON))
-        .insert_header((ETAG, etag))
+        .insert_header((ETAG, etag.clone()))
         .insert_header((CACHE_CONTROL, NO_CACHE))
         .insert_header((VARY, HeaderValue::from_static("Accept-Encoding")));
-    if conditional::accepts_gzip(headers) && !r.gzip.is_empty() {
+    if gzip {
         b.insert_header((CONTENT_ENCODING, HeaderValue::from_static("gzip")));
         b.body(r.gzip.clone())
     } else {
