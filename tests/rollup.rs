@@ -269,14 +269,45 @@ fn metrics_pass_promtool_and_carry_the_numbers() {
     let r = get(run.addr, "/metrics");
     assert_eq!(r.status, 200);
     let text = String::from_utf8(r.body).unwrap();
+    // Ground truth: sqlite3 for the database numbers, git for the conflict.
+    let db = dir.path().join("pynchy/data/messages.db");
+    let sql = |q: &str| {
+        let out = Command::new("sqlite3")
+            .arg("-readonly")
+            .arg(&db)
+            .arg(q)
+            .output();
+        out.ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let (Some(inbound), Some(pending)) = (
+        sql("SELECT COUNT(*) FROM messages WHERE is_from_me = 0"),
+        sql("SELECT COUNT(*) FROM outbound_deliveries WHERE delivered_at IS NULL"),
+    ) else {
+        return missing_part("the sqlite3 CLI");
+    };
+    let merge_bot = dir.path().join("worktrees/merge-bot");
+    let conflicts = if git(&merge_bot, &["ls-files", "-u"]).is_empty() {
+        0
+    } else {
+        1
+    };
+    assert_eq!(
+        conflicts, 1,
+        "the fixture's merge-bot worktree is in conflict"
+    );
+    let inbound_line = format!("pynchy_messages_inbound {inbound}.0");
+    let pending_line = format!("pynchy_messages_pending_deliveries {pending}.0");
+    let conflict_line = format!("pynchy_worktrees_in_conflict{{repo=\"me/pynchy\"}} {conflicts}.0");
     for line in [
         "pynchy_channel_connected{channel=\"slack\"} 0.0",
         "pynchy_channel_connected{channel=\"whatsapp\"} 1.0",
-        "pynchy_messages_inbound 30.0",
-        "pynchy_messages_pending_deliveries 2.0",
+        inbound_line.as_str(),
+        pending_line.as_str(),
+        conflict_line.as_str(),
         "pynchy_tasks_overdue 1.0",
         "pynchy_host_jobs_overdue 0.0",
-        "pynchy_worktrees_in_conflict{repo=\"me/pynchy\"} 1.0",
         "pynchy_repo_dirty{repo=\"me/pynchy\"} 0.0",
         "pynchy_status_rollup 1.0",
         "pynchy_status_section_success{section=\"repos\"} 1.0",
