@@ -10,7 +10,8 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use pynchy_status::app::Daemon;
 use pynchy_status::config::Config;
-use pynchy_status::sections::{Section, Work};
+use pynchy_status::sections::{DynSection, Work};
+use pynchy_status::SectionId;
 
 fn build(path: &std::path::Path) {
     let mut c = SqliteConnection::establish(&path.to_string_lossy()).unwrap();
@@ -44,8 +45,8 @@ fn build(path: &std::path::Path) {
     .unwrap();
 }
 
-fn run_blocking(s: &Arc<dyn Section>) {
-    match s.collect() {
+fn run_blocking(s: &Arc<dyn DynSection>) {
+    match s.collect_erased() {
         Work::Blocking(f) => {
             f().expect("collection succeeds");
         }
@@ -64,11 +65,17 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let daemon = Daemon::new(cfg).unwrap();
     let ctx = daemon.context().clone();
-    let sections = pynchy_status::sections::registry(&ctx);
     let mut g = c.benchmark_group("db");
     g.sample_size(20).measurement_time(Duration::from_secs(8));
-    for name in ["messages", "tasks", "host_jobs", "groups"] {
-        let s = sections.iter().find(|s| s.name() == name).unwrap().clone();
+    for id in [
+        SectionId::Messages,
+        SectionId::Tasks,
+        SectionId::HostJobs,
+        SectionId::Groups,
+    ] {
+        let e = pynchy_status::sections::lookup(id).unwrap();
+        let s = (e.build)(&ctx, e.schedule(&ctx.config));
+        let name = id.name();
         run_blocking(&s);
         g.bench_function(name, |b| b.iter(|| run_blocking(&s)));
     }

@@ -6,7 +6,6 @@
 //! latency percentiles for 64 connections and one client, and the ratios.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -20,14 +19,11 @@ mod client;
 /// Pads the document so `/status` is about 4 KB, like a real server's.
 struct Padding(usize);
 
+const PADDING: Schedule = Schedule::every(Duration::from_secs(3600), Duration::from_secs(1));
+
 impl Section for Padding {
-    fn name(&self) -> &'static str {
-        "padding"
-    }
-    fn default_schedule(&self) -> Schedule {
-        Schedule::every(Duration::from_secs(3600), Duration::from_secs(1))
-    }
-    fn collect(&self) -> Work {
+    type Body = serde_json::Value;
+    fn collect(&self) -> Work<serde_json::Value> {
         let n = self.0;
         Work::future(async move { Ok(serde_json::json!({ "pad": "x".repeat(n) })) })
     }
@@ -56,7 +52,7 @@ fn main() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let running = Daemon::new(cfg)
         .unwrap()
-        .with_section(Arc::new(Padding(0)))
+        .with_section("padding", PADDING, Padding(0))
         .spawn(listener)
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
@@ -73,7 +69,7 @@ fn main() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let running = Daemon::new(cfg)
         .unwrap()
-        .with_section(Arc::new(Padding(pad)))
+        .with_section("padding", PADDING, Padding(pad))
         .spawn(listener)
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));

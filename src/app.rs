@@ -1,7 +1,7 @@
 //! Wiring: config → sections → pollers → store → HTTP, and an orderly shutdown.
 //!
 //! [`Daemon`] is what `serve` and `demo` run, and what tests start on port 0
-//! (optionally with extra, test-only sections).
+//! (optionally with extra sections of a host's or a test's own).
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -10,23 +10,45 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
 use crate::context::Context;
-use crate::poller;
-use crate::sections::{self, Schedule, Section};
-use crate::store::Store;
+use crate::delivery::Delivery;
+use crate::http::auth::Access;
+use crate::http::stream::{Streams, KEEP_ALIVE};
+use crate::poller::{self, PollerHandle};
+use crate::rollup::GENERIC_RULES;
+use crate::section_id::SectionId;
+use crate::sections::{self, DynSection, Rule, Schedule, Section};
+use crate::store::{Store, StoreHandle};
+
+/// One section as the daemon runs it: its id, effective schedule and collector.
+struct Slot {
+    id: SectionId,
+    schedule: Schedule,
+    section: Arc<dyn DynSection>,
+}
 
 /// Everything needed to start serving.
 pub struct Daemon {
     ctx: Arc<Context>,
-    sections: Vec<Arc<dyn Section>>,
+    slots: Vec<Slot>,
+    keep_alive: Duration,
 }
 
-/// HTTP worker threads: one per core of the machines this runs on; requests are
-/// snapshot loads, so more would only contend.
-const HTTP_WORKERS: usize = 2;
+/// Every rule: the generic ones, then each built-in section's, each once.
+pub fn all_rules() -> Vec<&'static Rule> {
+    let mut rules: Vec<&'static Rule> = GENERIC_RULES.to_vec();
+    for e in sections::registry() {
+        for r in e.rules {
+            if !rules.iter().any(|x| x.name == r.name) {
+                rules.push(r);
+            }
+        }
+    }
+    rules
+}
 
 impl Daemon {
-    /// The built-in sections for this config. Fails if `[sections.<name>]` names
-    /// a section that does not exist.
+    /// The built-in sections for this config. Fails if `[rollup.severity]`
+    /// names a rule that does not exist.
     pub fn new(config: Config) -> Result<Daemon, ConfigError> {
         Daemon::with_context(Context::new(Arc::new(config)))
     }
@@ -42,15 +64,45 @@ impl Daemon {
     }
 
     fn with_context(ctx: Arc<Context>) -> Result<Daemon, ConfigError> {
-        let sections = sections::registry(&ctx);
-        let names: Vec<&str> = sections.iter().map(|s| s.name()).collect();
-        ctx.config.check_section_names(&names)?;
-        Ok(Daemon { ctx, sections })
+        let names: Vec<&str> = all_rules().iter().map(|r| r.name).collect();
+        ctx.config.check_rule_names(&names)?;
+        let slots = sections::registry()
+            .into_iter()
+            .map(|e| {
+                let schedule = e.schedule(&ctx.config);
+                Slot {
+                    id: e.id,
+                    schedule,
+                    section: (e.build)(&ctx, schedule),
+                }
+            })
+            .collect();
+        Ok(Daemon {
+            ctx,
+            slots,
+            keep_alive: KEEP_ALIVE,
+        })
     }
 
-    /// Adds a section after the built-in ones (tests use this for faulty collectors).
-    pub fn with_section(mut self, section: Arc<dyn Section>) -> Daemon {
-        self.sections.push(section);
+    /// Adds a section after the built-in ones, under `name` (an embedding
+    /// host's own section, or a test's faulty collector).
+    pub fn with_section(
+        mut self,
+        name: &'static str,
+        schedule: Schedule,
+        section: impl Section,
+    ) -> Daemon {
+        self.slots.push(Slot {
+            id: SectionId::Extra(name),
+            schedule,
+            section: Arc::new(section),
+        });
+        self
+    }
+
+    /// How often idle event streams send a keep-alive comment (default 15 s).
+    pub fn with_keep_alive(mut self, every: Duration) -> Daemon {
+        self.keep_alive = every;
         self
     }
 
@@ -59,17 +111,8 @@ impl Daemon {
     }
 
     /// Every section with its effective schedule, in document order.
-    pub fn schedules(&self) -> Vec<(&'static str, Schedule)> {
-        self.sections
-            .iter()
-            .map(|s| {
-                (
-                    s.name(),
-                    s.default_schedule()
-                        .with_overrides(&self.ctx.config, s.name()),
-                )
-            })
-            .collect()
+    pub fn schedules(&self) -> Vec<(SectionId, Schedule)> {
+        self.slots.iter().map(|s| (s.id, s.schedule)).collect()
     }
 
     /// Serves on `listener` until `shutdown` resolves, then shuts down in order:
@@ -80,79 +123,29 @@ impl Daemon {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let schedules = self.schedules();
         let addr = listener.local_addr()?;
-        let (store, handle) = Store::new(schedules.clone(), self.ctx.config.rollup.clone());
+        let (store, handle) = Store::new(self.schedules(), self.ctx.config.rollup.clone());
         let store_task = tokio::spawn(store.run());
-        let pollers: Vec<_> = self
-            .sections
+        let pollers: Vec<PollerHandle> = self
+            .slots
             .iter()
-            .zip(&schedules)
-            .enumerate()
-            .map(|(i, (s, (_, sched)))| poller::spawn(s.clone(), i, *sched, handle.clone()))
+            .map(|s| poller::spawn(s.section.clone(), s.id, s.schedule, handle.clone()))
             .collect();
-        let ingest = Arc::new(crate::http::ingest::Ingest {
+        let delivery = Arc::new(Delivery {
             memory: self.ctx.pushed.clone(),
-            token: crate::config::secret(&self.ctx.config.ingest.token_env),
-            kicks: pollers.iter().map(|p| (p.name, p.kick.clone())).collect(),
+            kicks: pollers.iter().map(|p| (p.id, p.kick.clone())).collect(),
         });
-        let pull_task = self.ctx.config.ingest.pull_url.clone().map(|url| {
-            let ingest = ingest.clone();
-            let interval = schedules
-                .iter()
-                .find(|(n, _)| *n == "channels")
-                .map(|(_, s)| s.interval)
-                .unwrap_or(Duration::from_secs(1));
-            tokio::spawn(crate::sources::host_state::pull_loop(
-                url,
-                self.ctx.pushed.clone(),
-                interval,
-                move |accepted| {
-                    let ingest = ingest.clone();
-                    async move { ingest.publish(&accepted).await }
-                },
-            ))
-        });
-        let access = crate::http::routes::Access {
-            token: self
-                .ctx
-                .config
-                .server
-                .token_env
-                .as_deref()
-                .and_then(crate::config::secret),
-        };
+        let pull_task = self.spawn_pull(&delivery);
         let (closing_tx, closing) = tokio::sync::watch::channel(false);
-        let streams = crate::http::stream::Streams {
-            permits: Arc::new(tokio::sync::Semaphore::new(
-                self.ctx.config.server.max_streams,
-            )),
-            closing,
-        };
-        let server = crate::http::server(
-            listener,
-            handle.clone(),
-            ingest,
-            access,
-            streams,
-            HTTP_WORKERS,
-        )?;
+        let server = self.http_server(listener, handle.clone(), delivery, closing)?;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
-        let list: Vec<String> = schedules
-            .iter()
-            .map(|(n, s)| format!("{n}={}", humantime::format_duration(s.interval)))
-            .collect();
-        tracing::info!(
-            "pynchy-status {} listening on http://{addr} sections: {}",
-            env!("CARGO_PKG_VERSION"),
-            list.join(" ")
-        );
+        self.log_start(addr);
 
         shutdown.await;
         tracing::info!("shutting down");
         self.ctx.begin_shutdown();
-        if let Some(p) = pollers.iter().find(|p| p.name == "service") {
+        if let Some(p) = pollers.iter().find(|p| p.id == SectionId::Service) {
             // Give the snapshot a moment to say `shutting_down` before the listener closes.
             let _ = tokio::time::timeout(Duration::from_millis(500), p.kick.collect_and_publish())
                 .await;
@@ -170,6 +163,79 @@ impl Daemon {
         drop(handle);
         store_task.abort();
         Ok(())
+    }
+
+    /// The pull loop of `[ingest] pull_url`, if set, at the channels' interval.
+    fn spawn_pull(&self, delivery: &Arc<Delivery>) -> Option<tokio::task::JoinHandle<()>> {
+        let url = self.ctx.config.ingest.pull_url.clone()?;
+        let interval = self
+            .slots
+            .iter()
+            .find(|s| s.id == SectionId::Channels)
+            .map_or(Duration::from_secs(1), |s| s.schedule.interval);
+        let delivery = delivery.clone();
+        Some(tokio::spawn(crate::sources::host_state::pull_loop(
+            url,
+            self.ctx.pushed.clone(),
+            interval,
+            move |accepted| {
+                let delivery = delivery.clone();
+                async move { delivery.publish(&accepted).await }
+            },
+        )))
+    }
+
+    fn http_server(
+        &self,
+        listener: TcpListener,
+        store: StoreHandle,
+        delivery: Arc<Delivery>,
+        closing: tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<actix_web::dev::Server> {
+        let config = &self.ctx.config;
+        let ingest = Arc::new(crate::http::ingest::Ingest {
+            delivery,
+            token: crate::config::secret(&config.ingest.token_env),
+        });
+        let access = Access {
+            token: config
+                .server
+                .token_env
+                .as_deref()
+                .and_then(crate::config::secret),
+        };
+        let streams = Streams {
+            permits: Arc::new(tokio::sync::Semaphore::new(config.server.max_streams)),
+            keep_alive: self.keep_alive,
+            closing,
+        };
+        crate::http::server(
+            listener,
+            store,
+            ingest,
+            access,
+            streams,
+            config.server.workers,
+        )
+    }
+
+    fn log_start(&self, addr: SocketAddr) {
+        let list: Vec<String> = self
+            .slots
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}={}",
+                    s.id,
+                    humantime::format_duration(s.schedule.interval)
+                )
+            })
+            .collect();
+        tracing::info!(
+            "pynchy-status {} listening on http://{addr} sections: {}",
+            env!("CARGO_PKG_VERSION"),
+            list.join(" ")
+        );
     }
 
     /// Starts serving on a thread of its own (an actix system of its own).

@@ -2,7 +2,12 @@
 //!
 //! The file is read with serde (`deny_unknown_fields` everywhere, so a typo is an
 //! error that names the key), durations are humantime strings (`"5s"`, `"1m 30s"`),
-//! and relative paths resolve against the config file's own folder.
+//! and relative paths resolve against the config file's own folder. Every
+//! default is named once, in [`defaults`]; `examples/pynchy-status.toml` states
+//! them all (a test holds it to that).
+//!
+//! A leaf of the module graph: it names sections by [`SectionId`] and imports
+//! nothing else of the crate.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,8 +16,85 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::section_id::SectionId;
+
+/// Every default, named once.
+pub mod defaults {
+    use std::time::Duration;
+
+    use super::GatewayMode;
+
+    pub const LISTEN: &str = "127.0.0.1:8484";
+    pub const ROOT: &str = ".";
+    /// Under `[pynchy] root`.
+    pub const DATABASE: &str = "data/messages.db";
+    pub const TIMEZONE: &str = "UTC";
+    pub const OVERDUE_GRACE: Duration = Duration::from_secs(300);
+    pub const GATEWAY_MODE: GatewayMode = GatewayMode::Litellm;
+    pub const GATEWAY_URL: &str = "http://127.0.0.1:4000";
+    pub const GATEWAY_KEY_ENV: &str = "GATEWAY__MASTER_KEY";
+    pub const LITELLM_CONTAINER: &str = "pynchy-litellm";
+    pub const POSTGRES_CONTAINER: &str = "pynchy-litellm-db";
+    /// When `$DOCKER_HOST` is unset.
+    pub const DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+    pub const INGEST_TOKEN_ENV: &str = "PYNCHY_STATUS_TOKEN";
+    pub const INGEST_TTL: Duration = Duration::from_secs(30);
+    pub const MAX_STREAMS: usize = 64;
+    pub const PENDING_DELIVERIES_MAX: u64 = 10;
+    pub const OK_HTTP_STATUS: u16 = 200;
+    pub const DEGRADED_HTTP_STATUS: u16 = 200;
+    pub const DOWN_HTTP_STATUS: u16 = 503;
+}
+
 /// Default listen address of `serve` and `demo`.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8484";
+pub const DEFAULT_LISTEN: &str = defaults::LISTEN;
+
+/// Every key with a fixed default and that default as the example config
+/// states it (durations in humantime's words).
+pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
+    use defaults::*;
+    let s = |v: &str| toml::Value::String(v.to_string());
+    let d = |v: Duration| toml::Value::String(humantime::format_duration(v).to_string());
+    let n = |v: u64| toml::Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+    vec![
+        ("listen", s(LISTEN)),
+        ("pynchy.root", s(ROOT)),
+        ("pynchy.timezone", s(TIMEZONE)),
+        ("pynchy.overdue_grace", d(OVERDUE_GRACE)),
+        ("gateway.mode", s(GATEWAY_MODE.as_str())),
+        ("gateway.url", s(GATEWAY_URL)),
+        ("gateway.key_env", s(GATEWAY_KEY_ENV)),
+        ("gateway.litellm_container", s(LITELLM_CONTAINER)),
+        ("gateway.postgres_container", s(POSTGRES_CONTAINER)),
+        ("gateway.docker_host", s(DOCKER_HOST)),
+        ("ingest.token_env", s(INGEST_TOKEN_ENV)),
+        ("ingest.ttl", d(INGEST_TTL)),
+        ("server.max_streams", n(MAX_STREAMS as u64)),
+        ("rollup.pending_deliveries_max", n(PENDING_DELIVERIES_MAX)),
+        ("rollup.ok_http_status", n(OK_HTTP_STATUS.into())),
+        (
+            "rollup.degraded_http_status",
+            n(DEGRADED_HTTP_STATUS.into()),
+        ),
+        ("rollup.down_http_status", n(DOWN_HTTP_STATUS.into())),
+    ]
+}
+
+/// Keys without a fixed default (optional, or derived from other keys or the
+/// machine); the example config mentions each, commented out or not.
+pub const OPTIONAL_KEYS: &[&str] = &[
+    "pynchy.database",
+    "repos.slug",
+    "repos.path",
+    "repos.worktrees",
+    "ingest.pull_url",
+    "server.token_env",
+    "server.workers",
+    "rollup.severity",
+    "sections.service.interval",
+    "sections.service.timeout",
+    "sections.service.stale_after",
+];
 
 /// A secret from the environment variable `var`: `None` when unset or empty.
 /// Secrets are never read from the config file.
@@ -34,6 +116,13 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
 /// The schedule overrides of one `[sections.<name>]` table.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +133,15 @@ pub struct SectionOverride {
     pub timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub stale_after: Option<Duration>,
+}
+
+/// What a rule's trigger does to the verdict (`[rollup.severity]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Down,
+    Degraded,
+    Ignore,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,7 +172,7 @@ struct RawRollup {
     degraded_http_status: Option<u16>,
     down_http_status: Option<u16>,
     #[serde(default)]
-    severity: BTreeMap<String, crate::rollup::Severity>,
+    severity: BTreeMap<String, Severity>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +218,7 @@ struct RawIngest {
 struct RawServer {
     token_env: Option<String>,
     max_streams: Option<usize>,
+    workers: Option<usize>,
 }
 
 /// How pynchy reaches LLMs: the gateway section reports on it.
@@ -132,7 +231,7 @@ pub enum GatewayMode {
 }
 
 impl GatewayMode {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             GatewayMode::Litellm => "litellm",
             GatewayMode::Builtin => "builtin",
@@ -188,8 +287,34 @@ pub struct IngestConfig {
 pub struct ServerConfig {
     /// When set, detail endpoints need `Authorization: Bearer <token>`.
     pub token_env: Option<String>,
-    /// Most concurrent `/status/stream` clients (default 64).
+    /// Most concurrent `/status/stream` clients.
     pub max_streams: usize,
+    /// HTTP worker threads; default: one per core.
+    pub workers: usize,
+}
+
+/// `[rollup]`: thresholds, rule severities, `/health`'s status codes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupConfig {
+    pub pending_deliveries_max: u64,
+    /// Severity overrides by rule name (checked against the rules when the
+    /// daemon is built).
+    pub severity: BTreeMap<String, Severity>,
+    pub ok_http_status: u16,
+    pub degraded_http_status: u16,
+    pub down_http_status: u16,
+}
+
+impl Default for RollupConfig {
+    fn default() -> Self {
+        RollupConfig {
+            pending_deliveries_max: defaults::PENDING_DELIVERIES_MAX,
+            severity: BTreeMap::new(),
+            ok_http_status: defaults::OK_HTTP_STATUS,
+            degraded_http_status: defaults::DEGRADED_HTTP_STATUS,
+            down_http_status: defaults::DOWN_HTTP_STATUS,
+        }
+    }
 }
 
 /// A validated config with every path absolute and every default filled in.
@@ -203,10 +328,154 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub ingest: IngestConfig,
     pub server: ServerConfig,
-    /// Per-section schedule overrides, by section name.
-    pub sections: BTreeMap<String, SectionOverride>,
-    /// `[rollup]`: thresholds, rule severities, `/health` status codes.
-    pub rollup: crate::rollup::RollupConfig,
+    /// Per-section schedule overrides.
+    pub sections: BTreeMap<SectionId, SectionOverride>,
+    pub rollup: RollupConfig,
+}
+
+/// Resolves relative paths against the config file's folder.
+struct Resolver<'a>(&'a Path);
+
+impl Resolver<'_> {
+    fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.0.join(p)
+        }
+    }
+}
+
+fn listen(raw: Option<&str>) -> Result<SocketAddr, ConfigError> {
+    let text = raw.unwrap_or(defaults::LISTEN);
+    text.parse::<SocketAddr>().map_err(|e| {
+        invalid(
+            "listen",
+            format!("`{text}` is not an address like 127.0.0.1:8484 ({e})"),
+        )
+    })
+}
+
+fn pynchy(raw: RawPynchy, r: &Resolver) -> Result<PynchyConfig, ConfigError> {
+    let root = r.path(raw.root.as_deref().unwrap_or(Path::new(defaults::ROOT)));
+    let database = match &raw.database {
+        Some(p) => r.path(p),
+        None => root.join(defaults::DATABASE),
+    };
+    let tz_name = raw.timezone.as_deref().unwrap_or(defaults::TIMEZONE);
+    let timezone = tz_name.parse::<chrono_tz::Tz>().map_err(|_| {
+        invalid(
+            "pynchy.timezone",
+            format!("`{tz_name}` is not an IANA time zone name like Europe/Berlin"),
+        )
+    })?;
+    Ok(PynchyConfig {
+        root,
+        database,
+        timezone,
+        overdue_grace: raw.overdue_grace.unwrap_or(defaults::OVERDUE_GRACE),
+    })
+}
+
+fn repos(raw: Vec<RawRepo>, r: &Resolver) -> Result<Vec<RepoConfig>, ConfigError> {
+    let mut repos: Vec<RepoConfig> = Vec::with_capacity(raw.len());
+    for (i, repo) in raw.into_iter().enumerate() {
+        if repo.slug.trim().is_empty() {
+            return Err(invalid(format!("repos[{i}].slug"), "must not be empty"));
+        }
+        if repos.iter().any(|x| x.slug == repo.slug) {
+            return Err(invalid(
+                format!("repos[{i}].slug"),
+                format!("`{}` is listed twice", repo.slug),
+            ));
+        }
+        repos.push(RepoConfig {
+            slug: repo.slug,
+            path: r.path(&repo.path),
+            worktrees: repo.worktrees.as_deref().map(|w| r.path(w)),
+        });
+    }
+    Ok(repos)
+}
+
+fn gateway(raw: RawGateway) -> GatewayConfig {
+    let or = |v: Option<String>, d: &str| v.unwrap_or_else(|| d.to_string());
+    GatewayConfig {
+        mode: raw.mode.unwrap_or(defaults::GATEWAY_MODE),
+        url: or(raw.url, defaults::GATEWAY_URL),
+        key_env: or(raw.key_env, defaults::GATEWAY_KEY_ENV),
+        litellm_container: or(raw.litellm_container, defaults::LITELLM_CONTAINER),
+        postgres_container: or(raw.postgres_container, defaults::POSTGRES_CONTAINER),
+        docker_host: raw
+            .docker_host
+            .or_else(|| secret("DOCKER_HOST"))
+            .unwrap_or_else(|| defaults::DOCKER_HOST.to_string()),
+    }
+}
+
+fn sections(
+    raw: BTreeMap<String, SectionOverride>,
+) -> Result<BTreeMap<SectionId, SectionOverride>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, o) in raw {
+        let Some(id) = SectionId::builtin(&name) else {
+            return Err(invalid(
+                format!("sections.{name}"),
+                format!("unknown section; known sections: {}", SectionId::known()),
+            ));
+        };
+        for (key, value) in [
+            ("interval", o.interval),
+            ("timeout", o.timeout),
+            ("stale_after", o.stale_after),
+        ] {
+            if value == Some(Duration::ZERO) {
+                return Err(invalid(
+                    format!("sections.{name}.{key}"),
+                    "must be longer than zero",
+                ));
+            }
+        }
+        out.insert(id, o);
+    }
+    Ok(out)
+}
+
+fn rollup(raw: RawRollup) -> Result<RollupConfig, ConfigError> {
+    for (key, code) in [
+        ("ok_http_status", raw.ok_http_status),
+        ("degraded_http_status", raw.degraded_http_status),
+        ("down_http_status", raw.down_http_status),
+    ] {
+        if code.is_some_and(|c| !(200..=599).contains(&c)) {
+            return Err(invalid(
+                format!("rollup.{key}"),
+                "must be an HTTP status from 200 to 599",
+            ));
+        }
+    }
+    let d = RollupConfig::default();
+    Ok(RollupConfig {
+        pending_deliveries_max: raw
+            .pending_deliveries_max
+            .unwrap_or(d.pending_deliveries_max),
+        severity: raw.severity,
+        ok_http_status: raw.ok_http_status.unwrap_or(d.ok_http_status),
+        degraded_http_status: raw.degraded_http_status.unwrap_or(d.degraded_http_status),
+        down_http_status: raw.down_http_status.unwrap_or(d.down_http_status),
+    })
+}
+
+fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
+    if raw.workers == Some(0) {
+        return Err(invalid("server.workers", "must be at least 1"));
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Ok(ServerConfig {
+        token_env: raw.token_env,
+        max_streams: raw.max_streams.unwrap_or(defaults::MAX_STREAMS),
+        workers: raw.workers.unwrap_or(cores),
+    })
 }
 
 impl Config {
@@ -238,166 +507,35 @@ impl Config {
             path: PathBuf::from("<text>"),
             message: e.to_string().trim().replace('\n', " | "),
         })?;
-        let resolve = |p: &Path| -> PathBuf {
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
-        };
-        let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-        let listen = listen_text
-            .parse::<SocketAddr>()
-            .map_err(|e| ConfigError::Invalid {
-                key: "listen".into(),
-                message: format!("`{listen_text}` is not an address like 127.0.0.1:8484 ({e})"),
-            })?;
-        let root = resolve(raw.pynchy.root.as_deref().unwrap_or(Path::new(".")));
-        let database = match &raw.pynchy.database {
-            Some(p) => resolve(p),
-            None => root.join("data").join("messages.db"),
-        };
-        let tz_name = raw.pynchy.timezone.unwrap_or_else(|| "UTC".to_string());
-        let timezone = tz_name
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| ConfigError::Invalid {
-                key: "pynchy.timezone".into(),
-                message: format!("`{tz_name}` is not an IANA time zone name like Europe/Berlin"),
-            })?;
-        let mut repos = Vec::with_capacity(raw.repos.len());
-        for (i, r) in raw.repos.into_iter().enumerate() {
-            if r.slug.trim().is_empty() {
-                return Err(ConfigError::Invalid {
-                    key: format!("repos[{i}].slug"),
-                    message: "must not be empty".into(),
-                });
-            }
-            if repos.iter().any(|x: &RepoConfig| x.slug == r.slug) {
-                return Err(ConfigError::Invalid {
-                    key: format!("repos[{i}].slug"),
-                    message: format!("`{}` is listed twice", r.slug),
-                });
-            }
-            repos.push(RepoConfig {
-                slug: r.slug,
-                path: resolve(&r.path),
-                worktrees: r.worktrees.as_deref().map(resolve),
-            });
-        }
-        let gateway = GatewayConfig {
-            mode: raw.gateway.mode.unwrap_or(GatewayMode::Litellm),
-            url: raw
-                .gateway
-                .url
-                .unwrap_or_else(|| "http://127.0.0.1:4000".into()),
-            key_env: raw
-                .gateway
-                .key_env
-                .unwrap_or_else(|| "GATEWAY__MASTER_KEY".into()),
-            litellm_container: raw
-                .gateway
-                .litellm_container
-                .unwrap_or_else(|| "pynchy-litellm".into()),
-            postgres_container: raw
-                .gateway
-                .postgres_container
-                .unwrap_or_else(|| "pynchy-litellm-db".into()),
-            docker_host: raw.gateway.docker_host.unwrap_or_else(|| {
-                std::env::var("DOCKER_HOST")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
-            }),
-        };
-        let ingest = IngestConfig {
-            token_env: raw
-                .ingest
-                .token_env
-                .unwrap_or_else(|| "PYNCHY_STATUS_TOKEN".into()),
-            ttl: raw.ingest.ttl.unwrap_or(Duration::from_secs(30)),
-            pull_url: raw.ingest.pull_url,
-        };
-        for (name, o) in &raw.sections {
-            for (key, value) in [
-                ("interval", o.interval),
-                ("timeout", o.timeout),
-                ("stale_after", o.stale_after),
-            ] {
-                if value == Some(Duration::ZERO) {
-                    return Err(ConfigError::Invalid {
-                        key: format!("sections.{name}.{key}"),
-                        message: "must be longer than zero".into(),
-                    });
-                }
-            }
-        }
-        let defaults = crate::rollup::RollupConfig::default();
-        for rule in raw.rollup.severity.keys() {
-            if !crate::rollup::RULES.iter().any(|(n, _, _)| n == rule) {
-                let known: Vec<&str> = crate::rollup::RULES.iter().map(|(n, _, _)| *n).collect();
-                return Err(ConfigError::Invalid {
-                    key: format!("rollup.severity.{rule}"),
-                    message: format!("unknown rule; known rules: {}", known.join(", ")),
-                });
-            }
-        }
-        for (key, code) in [
-            ("ok_http_status", raw.rollup.ok_http_status),
-            ("degraded_http_status", raw.rollup.degraded_http_status),
-            ("down_http_status", raw.rollup.down_http_status),
-        ] {
-            if code.is_some_and(|c| !(200..=599).contains(&c)) {
-                return Err(ConfigError::Invalid {
-                    key: format!("rollup.{key}"),
-                    message: "must be an HTTP status from 200 to 599".into(),
-                });
-            }
-        }
-        let rollup = crate::rollup::RollupConfig {
-            pending_deliveries_max: raw
-                .rollup
-                .pending_deliveries_max
-                .unwrap_or(defaults.pending_deliveries_max),
-            severity: raw.rollup.severity,
-            ok_http_status: raw.rollup.ok_http_status.unwrap_or(defaults.ok_http_status),
-            degraded_http_status: raw
-                .rollup
-                .degraded_http_status
-                .unwrap_or(defaults.degraded_http_status),
-            down_http_status: raw
-                .rollup
-                .down_http_status
-                .unwrap_or(defaults.down_http_status),
-        };
+        let r = Resolver(base);
         Ok(Config {
             source: None,
-            rollup,
-            listen,
-            pynchy: PynchyConfig {
-                root,
-                database,
-                timezone,
-                overdue_grace: raw.pynchy.overdue_grace.unwrap_or(Duration::from_secs(300)),
+            listen: listen(raw.listen.as_deref())?,
+            pynchy: pynchy(raw.pynchy, &r)?,
+            repos: repos(raw.repos, &r)?,
+            gateway: gateway(raw.gateway),
+            ingest: IngestConfig {
+                token_env: raw
+                    .ingest
+                    .token_env
+                    .unwrap_or_else(|| defaults::INGEST_TOKEN_ENV.into()),
+                ttl: raw.ingest.ttl.unwrap_or(defaults::INGEST_TTL),
+                pull_url: raw.ingest.pull_url,
             },
-            repos,
-            gateway,
-            ingest,
-            server: ServerConfig {
-                token_env: raw.server.token_env,
-                max_streams: raw.server.max_streams.unwrap_or(64),
-            },
-            sections: raw.sections,
+            server: server(raw.server)?,
+            sections: sections(raw.sections)?,
+            rollup: rollup(raw.rollup)?,
         })
     }
 
-    /// Checks that every `[sections.<name>]` names a known section.
-    pub fn check_section_names(&self, known: &[&str]) -> Result<(), ConfigError> {
-        for name in self.sections.keys() {
-            if !known.contains(&name.as_str()) {
-                return Err(ConfigError::Invalid {
-                    key: format!("sections.{name}"),
-                    message: format!("unknown section; known sections: {}", known.join(", ")),
-                });
+    /// Checks that every `[rollup.severity]` key names one of `rules`.
+    pub fn check_rule_names(&self, rules: &[&str]) -> Result<(), ConfigError> {
+        for rule in self.rollup.severity.keys() {
+            if !rules.contains(&rule.as_str()) {
+                return Err(invalid(
+                    format!("rollup.severity.{rule}"),
+                    format!("unknown rule; known rules: {}", rules.join(", ")),
+                ));
             }
         }
         Ok(())

@@ -4,40 +4,65 @@
 //! Data flows one way:
 //!
 //! ```text
-//! sources (git, SQLite, Docker, LiteLLM)  ->  sections (one per part of /status)
+//! sources (git, SQLite, Docker, LiteLLM, pynchy's pushes)
+//!   -> sections (one file per part of /status: typed body, rules, metrics, summary)
 //!   -> poller (schedule, timeout, single-flight, panic isolation)
-//!   -> store (last good bodies + meta; renders snapshots; staleness deadlines)
-//!   -> ArcSwap<Snapshot> (pre-rendered bytes, gzip, ETags)
+//!   -> store (last good bodies + meta; staleness deadlines)
+//!   -> render (rollup, metrics, /health, bytes, gzip, ETags) -> ArcSwap<Snapshot>
 //!   -> http (load, pick variant, answer)
 //! ```
 //!
 //! Requests never wait on I/O: handlers load the latest snapshot and clone bytes.
 //!
-//! - [`config`]: the TOML file.
-//! - [`context`]: what sections share (config, start time, shutdown flag).
-//! - [`sources`]: adapters to outside systems, returning typed values.
+//! Modules, leaves first:
+//! - `stamp`, `section_id`: when a value was true; the names of the sections.
+//! - [`config`]: the TOML file and its defaults.
+//! - `client`: the outbound HTTP client every caller shares.
+//! - `sources`: adapters to outside systems, returning typed values.
+//! - `context`: what sections share (config, start time, shutdown flag).
 //! - [`sections`]: one file per section, and the registry.
-//! - [`poller`]: runs sections on their schedules.
-//! - [`store`] and [`snapshot`]: section state and the rendered snapshot.
-//! - [`rollup`]: ok / degraded / down and the reasons, at render time.
-//! - [`metrics`]: the Prometheus exposition, at render time.
-//! - [`http`]: the actix-web routes.
-//! - [`overdue`]: when a scheduled task or host job is late.
+//! - `overdue`: when a scheduled task or host job is late.
+//! - `state`, `rollup`, `metrics`, `render`, `snapshot`, `store`: a section's
+//!   state, the verdict, the Prometheus text, the rendered snapshot, and the
+//!   task that keeps them.
+//! - `poller`: runs sections on their schedules.
+//! - `delivery`: pushed and pulled state, published at once.
+//! - `http`: the actix-web routes and the token check.
 //! - [`app`]: wiring and shutdown.
 //! - [`demo`]: the self-contained demo world.
 //! - [`check`]: the `check` command's screen and exit code.
 
 pub mod app;
 pub mod check;
+mod client;
 pub mod config;
-pub mod context;
+mod context;
+mod delivery;
 pub mod demo;
-pub mod http;
-pub mod metrics;
-pub mod overdue;
-pub mod poller;
+mod http;
+mod metrics;
+mod overdue;
+mod poller;
+mod render;
 pub mod rollup;
+pub mod section_id;
 pub mod sections;
-pub mod snapshot;
+mod snapshot;
 pub mod sources;
-pub mod store;
+mod stamp;
+mod state;
+mod store;
+
+pub use app::{Daemon, Running};
+pub use section_id::SectionId;
+pub use stamp::Stamp;
+
+/// What tests and benches reach inside the crate for: small, and not API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::context::Context;
+    pub use crate::overdue::{is_overdue, parse_schedule, parse_time, Due, Judge, Recurrence};
+    pub use crate::sources::db::{read_only_uri, Db, DbError};
+    pub use crate::sources::git::{open, read_checkout, repo_report};
+    pub use crate::sources::litellm::parse as parse_litellm;
+}

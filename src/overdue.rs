@@ -18,7 +18,7 @@ use croner::Cron;
 
 /// A schedule as pynchy stores it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Schedule {
+pub enum Recurrence {
     Cron(Box<Cron>),
     /// Every so many milliseconds.
     Interval(u64),
@@ -26,7 +26,7 @@ pub enum Schedule {
 }
 
 /// Parses `schedule_type` / `schedule_value`; the error says why it cannot be understood.
-pub fn parse_schedule(kind: &str, value: &str) -> Result<Schedule, String> {
+pub fn parse_schedule(kind: &str, value: &str) -> Result<Recurrence, String> {
     match kind {
         "cron" => {
             let fields = value.split_whitespace().count();
@@ -39,16 +39,16 @@ pub fn parse_schedule(kind: &str, value: &str) -> Result<Schedule, String> {
                 .seconds(Seconds::Disallowed)
                 .build()
                 .parse(value)
-                .map(|c| Schedule::Cron(Box::new(c)))
+                .map(|c| Recurrence::Cron(Box::new(c)))
                 .map_err(|e| format!("invalid cron expression `{value}`: {e}"))
         }
         "interval" => match value.trim().parse::<u64>() {
-            Ok(ms) if ms > 0 => Ok(Schedule::Interval(ms)),
+            Ok(ms) if ms > 0 => Ok(Recurrence::Interval(ms)),
             _ => Err(format!(
                 "interval must be a positive whole number of milliseconds, found `{value}`"
             )),
         },
-        "once" => Ok(Schedule::Once),
+        "once" => Ok(Recurrence::Once),
         other => Err(format!("unknown schedule_type `{other}`")),
     }
 }
@@ -117,7 +117,7 @@ impl Judge {
 /// True when an active, enabled schedule is late by more than `grace` at `now`.
 pub fn is_overdue(
     due: Due<'_>,
-    schedule: Option<&Schedule>,
+    schedule: Option<&Recurrence>,
     tz: Tz,
     grace: Duration,
     now: DateTime<Utc>,
@@ -136,7 +136,7 @@ pub fn is_overdue(
     {
         return true;
     }
-    if let Some(Schedule::Cron(cron)) = schedule {
+    if let Some(Recurrence::Cron(cron)) = schedule {
         let reference = due.last_run.or(due.created_at).and_then(parse_time);
         if let (Some(reference), Ok(prev)) = (
             reference,
@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn day_fields_are_ored() {
         // The 1st of the month OR any Monday: 2026-02-02 is a Monday, not the 1st.
-        let Schedule::Cron(c) = parse_schedule("cron", "0 12 1 * 1").unwrap() else {
+        let Recurrence::Cron(c) = parse_schedule("cron", "0 12 1 * 1").unwrap() else {
             panic!()
         };
         let prev = c
@@ -276,7 +276,7 @@ mod tests {
             .contains("weekly"));
         assert_eq!(
             parse_schedule("once", "2026-01-01").unwrap(),
-            Schedule::Once
+            Recurrence::Once
         );
     }
 }

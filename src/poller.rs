@@ -2,11 +2,12 @@
 //! the store.
 //!
 //! Per section: the first collection runs at start-up; after that one per
-//! interval. A collection that outlives its timeout is reported as an error and,
-//! if it is blocking work that cannot be cancelled, left to finish on its own:
-//! no new collection of that section starts until it has, so calls never pile
-//! up. A panic in a collector is caught by tokio's task boundary and reported as
-//! an error; the poller itself carries on.
+//! interval, or at once when kicked (a push). A collection that outlives its
+//! timeout is reported as an error and, if it is blocking work that cannot be
+//! cancelled, left to finish on its own: no new collection of that section
+//! starts until it has, so calls never pile up (kicks that arrive meanwhile
+//! wait for the next collection). A panic in a collector is caught by tokio's
+//! task boundary and reported as an error; the poller itself carries on.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,25 +17,22 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::sections::{CollectError, CollectResult, Schedule, Section, Work};
+use crate::section_id::SectionId;
+use crate::sections::{CollectError, DynSection, ErasedBody, Schedule, Work};
 use crate::store::{Outcome, StoreHandle};
 
-/// Asks a poller for a collection now; the optional sender fires once a
-/// snapshot holding that collection is published.
+type Collected = Result<Arc<dyn ErasedBody>, CollectError>;
+
+/// Asks a poller for a collection now.
 #[derive(Clone)]
-pub struct Kick(mpsc::UnboundedSender<Option<oneshot::Sender<()>>>);
+pub struct Kick(mpsc::UnboundedSender<oneshot::Sender<()>>);
 
 impl Kick {
-    /// Collects as soon as the section is free; does not wait.
-    pub fn collect_now(&self) {
-        let _ = self.0.send(None);
-    }
-
     /// Collects as soon as the section is free, and resolves once the result is
     /// in a published snapshot (or the poller is gone).
     pub async fn collect_and_publish(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.0.send(Some(tx)).is_ok() {
+        if self.0.send(tx).is_ok() {
             let _ = rx.await;
         }
     }
@@ -42,29 +40,43 @@ impl Kick {
 
 /// A running poller: its task, and a way to ask for a collection now.
 pub struct PollerHandle {
-    pub name: &'static str,
+    pub id: SectionId,
     pub task: JoinHandle<()>,
     pub kick: Kick,
 }
 
-/// Starts the poller of one section. `index` is its place in the store.
+/// Starts the poller of one section.
 pub fn spawn(
-    section: Arc<dyn Section>,
-    index: usize,
+    section: Arc<dyn DynSection>,
+    id: SectionId,
     schedule: Schedule,
     store: StoreHandle,
 ) -> PollerHandle {
     let (tx, rx) = mpsc::unbounded_channel();
-    let name = section.name();
-    let task = tokio::spawn(run(section, index, schedule, store, rx));
+    let poller = Poller {
+        section,
+        id,
+        schedule,
+        store,
+        straggler: None,
+    };
     PollerHandle {
-        name,
-        task,
+        id,
+        task: tokio::spawn(poller.run(rx)),
         kick: Kick(tx),
     }
 }
 
-fn start(work: Work) -> JoinHandle<CollectResult> {
+struct Poller {
+    section: Arc<dyn DynSection>,
+    id: SectionId,
+    schedule: Schedule,
+    store: StoreHandle,
+    /// A collection that timed out but could not be cancelled (blocking work).
+    straggler: Option<(JoinHandle<Collected>, Instant)>,
+}
+
+fn start(work: Work<Arc<dyn ErasedBody>>) -> JoinHandle<Collected> {
     match work {
         Work::Blocking(f) => tokio::task::spawn_blocking(f),
         Work::Async(fut) => tokio::spawn(fut),
@@ -72,53 +84,84 @@ fn start(work: Work) -> JoinHandle<CollectResult> {
     }
 }
 
-async fn run(
-    section: Arc<dyn Section>,
-    index: usize,
-    schedule: Schedule,
-    store: StoreHandle,
-    mut kicks: mpsc::UnboundedReceiver<Option<oneshot::Sender<()>>>,
-) {
-    let mut ticker = tokio::time::interval(schedule.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // A collection that timed out but could not be cancelled (blocking work).
-    let mut straggler: Option<(JoinHandle<CollectResult>, Instant)> = None;
-    loop {
+impl Poller {
+    async fn run(mut self, mut kicks: mpsc::UnboundedReceiver<oneshot::Sender<()>>) {
+        let mut ticker = tokio::time::interval(self.schedule.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Acks waiting for the next published collection: kept across skipped
+        // ticks, so a kick never resolves without a publish.
         let mut acks = Vec::new();
-        tokio::select! {
-            _ = ticker.tick() => {}
-            Some(k) = kicks.recv() => acks.extend(k),
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                Some(k) = kicks.recv() => acks.push(k),
+            }
+            // Every kick queued so far is served by this one collection.
+            while let Ok(k) = kicks.try_recv() {
+                acks.push(k);
+            }
+            if self.busy() {
+                continue;
+            }
+            self.collect(std::mem::take(&mut acks)).await;
         }
-        // Every kick queued so far is served by this one collection.
-        while let Ok(k) = kicks.try_recv() {
-            acks.extend(k);
-        }
-        if let Some((handle, since)) = &straggler {
-            if !handle.is_finished() {
-                // Single flight: the timed-out call still holds its thread. Its
-                // error stays on the section, and staleness runs its course.
+    }
+
+    /// True while a timed-out blocking collection still holds its thread. Its
+    /// error stays on the section, and staleness runs its course.
+    fn busy(&mut self) -> bool {
+        match &self.straggler {
+            Some((handle, since)) if !handle.is_finished() => {
                 tracing::debug!(
-                    section = section.name(),
+                    section = %self.id,
                     running_for = ?since.elapsed(),
                     "skipping a tick: the previous collection is still running"
                 );
-                continue;
+                true
             }
-            straggler = None;
+            _ => {
+                self.straggler = None;
+                false
+            }
         }
+    }
+
+    async fn collect(&mut self, acks: Vec<oneshot::Sender<()>>) {
         let attempted_at = Utc::now();
         let began = Instant::now();
-        let work = section.collect();
+        let work = self.section.collect_erased();
         let cancellable = !matches!(work, Work::Blocking(_));
         let as_of = match &work {
             Work::Done { as_of, .. } => *as_of,
             _ => None,
         };
-        let mut handle = start(work);
-        let result = match tokio::time::timeout(schedule.timeout, &mut handle).await {
+        let handle = start(work);
+        let result = self.wait(handle, cancellable, began).await;
+        if let Err(e) = &result {
+            tracing::debug!(section = %self.id, error = %e, "collection failed");
+        }
+        self.store.send(Outcome {
+            section: self.id,
+            attempted_at,
+            duration: began.elapsed(),
+            result,
+            as_of,
+            acks,
+        });
+    }
+
+    /// The collection's result, or its timeout, panic or cancellation as an error.
+    async fn wait(
+        &mut self,
+        mut handle: JoinHandle<Collected>,
+        cancellable: bool,
+        began: Instant,
+    ) -> Collected {
+        let timeout = self.schedule.timeout;
+        match tokio::time::timeout(timeout, &mut handle).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) if join.is_panic() => {
-                tracing::error!(section = section.name(), "collector panicked");
+                tracing::error!(section = %self.id, "collector panicked");
                 Err(CollectError::new("collector panicked"))
             }
             Ok(Err(_)) => Err(CollectError::new("collection was cancelled")),
@@ -129,29 +172,12 @@ async fn run(
                     let _ = handle.await;
                 } else {
                     // Blocking work cannot be cancelled: it runs on until it returns.
-                    straggler = Some((handle, began));
+                    self.straggler = Some((handle, began));
                 }
-                tracing::warn!(
-                    section = section.name(),
-                    timeout = %humantime::format_duration(schedule.timeout),
-                    "collection timed out"
-                );
-                Err(CollectError::new(format!(
-                    "timed out after {}",
-                    humantime::format_duration(schedule.timeout)
-                )))
+                let t = humantime::format_duration(timeout);
+                tracing::warn!(section = %self.id, timeout = %t, "collection timed out");
+                Err(CollectError::new(format!("timed out after {t}")))
             }
-        };
-        if let Err(e) = &result {
-            tracing::debug!(section = section.name(), error = %e, "collection failed");
         }
-        store.send(Outcome {
-            section: index,
-            attempted_at,
-            duration: began.elapsed(),
-            result,
-            as_of,
-            acks,
-        });
     }
 }

@@ -1,18 +1,20 @@
 //! The rollup: one verdict (`ok`, `degraded` or `down`) and the reasons for it,
-//! computed from the sections' bodies and meta when a snapshot is rendered —
-//! never per request.
+//! computed when a snapshot is rendered — never per request.
 //!
-//! Each rule has a name and a default severity; `[rollup.severity]` in the
-//! config can move any rule to `down`, `degraded` or `ignore`.
+//! It gathers each section's findings (the rules a section owns live in its
+//! file), adds the rules that hold for any section (stale, erroring, database
+//! unreadable), applies the severities of `[rollup.severity]`, and picks the
+//! worst. It reads no section's fields.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::sections::ErrorKind;
-use crate::store::SectionState;
+use crate::config::{RollupConfig, Severity};
+use crate::section_id::SectionId;
+use crate::sections::{ErrorKind, Finding, Rule};
+use crate::state::SectionState;
 
 /// The verdict, worst last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -37,156 +39,30 @@ impl Level {
     }
 }
 
-/// What a rule's trigger does to the verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Down,
-    Degraded,
-    Ignore,
-}
+pub static DATABASE_UNREADABLE: Rule = Rule {
+    name: "database_unreadable",
+    default: Severity::Down,
+    what: "pynchy's database cannot be read",
+};
+pub static SECTION_STALE: Rule = Rule {
+    name: "section_stale",
+    default: Severity::Degraded,
+    what: "a section's last good data is older than its stale_after",
+};
+pub static SECTION_ERROR: Rule = Rule {
+    name: "section_error",
+    default: Severity::Degraded,
+    what: "a section's last collection failed",
+};
 
-/// Every rule, its default severity, and what triggers it.
-pub const RULES: &[(&str, Severity, &str)] = &[
-    (
-        "litellm_not_running",
-        Severity::Down,
-        "the LiteLLM container is not running (mode litellm)",
-    ),
-    (
-        "service_shutting_down",
-        Severity::Down,
-        "pynchy says it is shutting down",
-    ),
-    (
-        "service_unreachable",
-        Severity::Down,
-        "pynchy's pushes stopped for a TTL",
-    ),
-    (
-        "database_unreadable",
-        Severity::Down,
-        "pynchy's database cannot be read",
-    ),
-    (
-        "service_unknown",
-        Severity::Degraded,
-        "pynchy has not pushed its state yet",
-    ),
-    (
-        "section_stale",
-        Severity::Degraded,
-        "a section's last good data is older than its stale_after",
-    ),
-    (
-        "section_error",
-        Severity::Degraded,
-        "a section's last collection failed",
-    ),
-    (
-        "channel_disconnected",
-        Severity::Degraded,
-        "a chat channel is disconnected",
-    ),
-    (
-        "model_unhealthy",
-        Severity::Degraded,
-        "a model endpoint is unhealthy, or the counts are unknown",
-    ),
-    (
-        "postgres_not_running",
-        Severity::Degraded,
-        "the LiteLLM Postgres container is not running",
-    ),
-    (
-        "docker_unreachable",
-        Severity::Degraded,
-        "the Docker daemon cannot be reached: container states unknown",
-    ),
-    (
-        "worktree_conflict",
-        Severity::Degraded,
-        "a worktree is in conflict",
-    ),
-    (
-        "task_overdue",
-        Severity::Degraded,
-        "a scheduled task is overdue",
-    ),
-    (
-        "host_job_overdue",
-        Severity::Degraded,
-        "an enabled host job is overdue",
-    ),
-    (
-        "schedule_invalid",
-        Severity::Degraded,
-        "a task's or host job's schedule cannot be understood",
-    ),
-    (
-        "pending_deliveries",
-        Severity::Degraded,
-        "pending deliveries exceed [rollup] pending_deliveries_max",
-    ),
-    (
-        "queue_saturated",
-        Severity::Degraded,
-        "the queue is at max_concurrent with groups waiting",
-    ),
-];
-
-/// `[rollup]` settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RollupConfig {
-    pub pending_deliveries_max: u64,
-    pub severity: BTreeMap<String, Severity>,
-    /// `/health`'s HTTP status per verdict.
-    pub ok_http_status: u16,
-    pub degraded_http_status: u16,
-    pub down_http_status: u16,
-}
-
-impl Default for RollupConfig {
-    fn default() -> Self {
-        RollupConfig {
-            pending_deliveries_max: 10,
-            severity: BTreeMap::new(),
-            ok_http_status: 200,
-            degraded_http_status: 200,
-            down_http_status: 503,
-        }
-    }
-}
-
-impl RollupConfig {
-    fn severity(&self, rule: &str) -> Severity {
-        self.severity.get(rule).copied().unwrap_or_else(|| {
-            RULES
-                .iter()
-                .find(|(n, _, _)| *n == rule)
-                .map(|(_, s, _)| *s)
-                .unwrap_or(Severity::Degraded)
-        })
-    }
-
-    /// The HTTP status `/health` answers with for `level`.
-    pub fn http_status(&self, level: Level) -> u16 {
-        match level {
-            Level::Ok => self.ok_http_status,
-            Level::Degraded => self.degraded_http_status,
-            Level::Down => self.down_http_status,
-        }
-    }
-}
+/// The rules that hold for any section.
+pub const GENERIC_RULES: [&Rule; 3] = [&DATABASE_UNREADABLE, &SECTION_STALE, &SECTION_ERROR];
 
 /// One reason, as served in `/status`'s `reasons`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     pub section: String,
     pub reason: String,
-    /// The rule that fired (see the README's rule table); not served.
-    #[serde(skip)]
-    pub rule: &'static str,
     pub level: Level,
 }
 
@@ -197,227 +73,81 @@ pub struct Rollup {
     pub reasons: Vec<Reason>,
 }
 
-struct Collector<'a> {
-    cfg: &'a RollupConfig,
-    reasons: Vec<Reason>,
-}
-
-impl Collector<'_> {
-    fn add(&mut self, rule: &'static str, section: &str, reason: String) {
-        let level = match self.cfg.severity(rule) {
-            Severity::Ignore => return,
-            Severity::Down => Level::Down,
-            Severity::Degraded => Level::Degraded,
-        };
-        if !self
-            .reasons
-            .iter()
-            .any(|r| r.section == section && r.reason == reason)
-        {
-            self.reasons.push(Reason {
-                section: section.to_string(),
-                reason,
-                rule,
-                level,
-            });
-        }
+/// The level a rule's finding gets under `cfg`, or `None` when it is ignored.
+pub fn level_of(cfg: &RollupConfig, rule: &Rule) -> Option<Level> {
+    match cfg.severity.get(rule.name).copied().unwrap_or(rule.default) {
+        Severity::Ignore => None,
+        Severity::Down => Some(Level::Down),
+        Severity::Degraded => Some(Level::Degraded),
     }
 }
 
-fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-const DB_SECTIONS: [&str; 4] = ["messages", "tasks", "host_jobs", "groups"];
-
-/// Applies every rule to the sections' current state.
-pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rollup {
-    let mut c = Collector {
-        cfg,
-        reasons: Vec::new(),
-    };
-    for s in states {
-        let name = s.name;
-        if let Some(e) = &s.error {
-            if DB_SECTIONS.contains(&name) && e.kind == ErrorKind::Unreadable {
-                c.add(
-                    "database_unreadable",
-                    name,
-                    format!("database cannot be read: {e}"),
-                );
-            } else {
-                c.add(
-                    "section_error",
-                    name,
-                    format!("last collection failed: {e}"),
-                );
-            }
-        }
-        if s.is_stale(now) {
-            let reason = match s.collected_at() {
+/// The findings that hold for any section: its error and its staleness.
+fn generic_findings(s: &SectionState, now: Instant, out: &mut Vec<Finding>) {
+    if let Some(e) = &s.error {
+        let db = matches!(
+            s.id,
+            SectionId::Messages | SectionId::Tasks | SectionId::HostJobs | SectionId::Groups
+        );
+        out.push(if db && e.kind == ErrorKind::Unreadable {
+            Finding::new(
+                &DATABASE_UNREADABLE,
+                format!("database cannot be read: {e}"),
+            )
+        } else {
+            Finding::new(&SECTION_ERROR, format!("last collection failed: {e}"))
+        });
+    }
+    if s.is_stale(now) {
+        out.push(Finding::new(
+            &SECTION_STALE,
+            match s.collected_at() {
                 Some(t) => format!(
                     "stale: last good data is {} s old",
                     (chrono::Utc::now() - t).num_seconds().max(0)
                 ),
                 None => "stale: no data collected yet".to_string(),
-            };
-            c.add("section_stale", name, reason);
-        }
-        let Some(body) = &s.body else { continue };
-        match name {
-            "service" => match str_of(body, "status") {
-                Some("shutting_down") => c.add(
-                    "service_shutting_down",
-                    name,
-                    "pynchy is shutting down".into(),
-                ),
-                Some("unreachable") => c.add(
-                    "service_unreachable",
-                    name,
-                    "pynchy stopped pushing its state (unreachable)".into(),
-                ),
-                Some("unknown") => c.add(
-                    "service_unknown",
-                    name,
-                    "pynchy has not pushed its state yet".into(),
-                ),
-                _ => {}
             },
-            "channels" => {
-                if let Some(map) = body.as_object() {
-                    for (ch, v) in map {
-                        if v.get("connected") == Some(&Value::Bool(false)) {
-                            c.add(
-                                "channel_disconnected",
-                                name,
-                                format!("channel {ch} disconnected"),
-                            );
-                        }
-                    }
-                }
+        ));
+    }
+}
+
+/// Applies every rule to the sections' current state.
+pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rollup {
+    let mut reasons = Vec::new();
+    let mut findings = Vec::new();
+    for s in states {
+        findings.clear();
+        generic_findings(s, now, &mut findings);
+        if let Some(body) = &s.body {
+            body.findings(cfg, &mut findings);
+        }
+        // The same reason twice in one section is said once.
+        let mut seen = HashSet::new();
+        for f in findings.drain(..) {
+            let Some(level) = level_of(cfg, f.rule) else {
+                continue;
+            };
+            if seen.insert(f.reason.clone()) {
+                reasons.push(Reason {
+                    section: s.id.name().to_string(),
+                    reason: f.reason,
+                    level,
+                });
             }
-            "gateway" if str_of(body, "mode") == Some("litellm") => {
-                if str_of(body, "docker") == Some("unreachable") {
-                    c.add(
-                        "docker_unreachable",
-                        name,
-                        "Docker daemon unreachable: container states unknown".into(),
-                    );
-                }
-                for (key, rule, what) in [
-                    ("litellm_container", "litellm_not_running", "LiteLLM"),
-                    ("postgres_container", "postgres_not_running", "Postgres"),
-                ] {
-                    match str_of(body, key) {
-                        Some("running") | Some("unreachable") | None => {}
-                        Some(state) => c.add(
-                            rule,
-                            name,
-                            format!("{what} container is {}", state.replace('_', " ")),
-                        ),
-                    }
-                }
-                if let Some(list) = body.get("unhealthy").and_then(Value::as_array) {
-                    for m in list.iter().filter_map(Value::as_str) {
-                        c.add("model_unhealthy", name, format!("model {m} unhealthy"));
-                    }
-                }
-                if let Some(n) = body.get("unhealthy_models").and_then(Value::as_u64) {
-                    let listed = body
-                        .get("unhealthy")
-                        .and_then(Value::as_array)
-                        .map_or(0, Vec::len);
-                    if n > 0 && listed == 0 {
-                        c.add(
-                            "model_unhealthy",
-                            name,
-                            format!("{n} model endpoints unhealthy"),
-                        );
-                    }
-                }
-                if body.get("healthy_models").is_some_and(Value::is_null) {
-                    let why = str_of(body, "models_error").unwrap_or("unknown");
-                    c.add(
-                        "model_unhealthy",
-                        name,
-                        format!("model health unknown: {why}"),
-                    );
-                }
-            }
-            "repos" => {
-                if let Some(repos) = body.as_object() {
-                    for (slug, repo) in repos {
-                        if let Some(wts) = repo.get("worktrees").and_then(Value::as_object) {
-                            for (wt, w) in wts {
-                                if w.get("conflict") == Some(&Value::Bool(true)) {
-                                    c.add(
-                                        "worktree_conflict",
-                                        name,
-                                        format!("worktree {wt} of {slug} in conflict"),
-                                    );
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            "tasks" | "host_jobs" => {
-                let (rule, what, key) = if name == "tasks" {
-                    ("task_overdue", "task", "id")
-                } else {
-                    ("host_job_overdue", "host job", "name")
-                };
-                for item in body.as_array().into_iter().flatten() {
-                    let id = str_of(item, key).unwrap_or("?");
-                    if item.get("overdue") == Some(&Value::Bool(true)) {
-                        c.add(rule, name, format!("{what} {id} overdue"));
-                    }
-                    if let Some(e) = str_of(item, "schedule_error") {
-                        c.add("schedule_invalid", name, format!("{what} {id}: {e}"));
-                    }
-                }
-            }
-            "messages" => {
-                let pending = body
-                    .get("pending_deliveries")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                if pending > cfg.pending_deliveries_max {
-                    c.add(
-                        "pending_deliveries",
-                        name,
-                        format!(
-                            "{pending} pending deliveries (more than {})",
-                            cfg.pending_deliveries_max
-                        ),
-                    );
-                }
-            }
-            "queue" => {
-                let n = |k: &str| body.get(k).and_then(Value::as_u64).unwrap_or(0);
-                if n("max_concurrent") > 0
-                    && n("active_containers") >= n("max_concurrent")
-                    && n("groups_waiting") > 0
-                {
-                    c.add(
-                        "queue_saturated",
-                        name,
-                        format!(
-                            "queue at max_concurrent ({}) with {} groups waiting",
-                            n("max_concurrent"),
-                            n("groups_waiting")
-                        ),
-                    );
-                }
-            }
-            _ => {}
         }
     }
-    let status = c.reasons.iter().map(|r| r.level).max().unwrap_or(Level::Ok);
+    let status = reasons.iter().map(|r| r.level).max().unwrap_or(Level::Ok);
     // Worst first, then in document order.
-    c.reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
-    Rollup {
-        status,
-        reasons: c.reasons,
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
+    Rollup { status, reasons }
+}
+
+/// The HTTP status `/health` answers with for `level`.
+pub fn http_status(cfg: &RollupConfig, level: Level) -> u16 {
+    match level {
+        Level::Ok => cfg.ok_http_status,
+        Level::Degraded => cfg.degraded_http_status,
+        Level::Down => cfg.down_http_status,
     }
 }

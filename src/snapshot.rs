@@ -4,13 +4,18 @@
 //! serialized, gzip-compressed and tagged with a strong ETag. Requests load the
 //! current one from an `ArcSwap` and clone `Bytes`: they never serialize,
 //! compress, hash, or touch git or SQL.
+//!
+//! It knows no web framework: headers are the `http` crate's types, which
+//! actix-web uses as they are.
 
 use std::io::Write;
 
-use actix_web::http::header::HeaderValue;
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use http::HeaderValue;
+
+use crate::section_id::SectionId;
 
 /// One response body in every form a request may ask for.
 #[derive(Debug, Clone)]
@@ -62,12 +67,12 @@ pub struct Snapshot {
     /// `GET /status`.
     pub status: Rendered,
     /// `GET /status/{section}`, in document order.
-    pub sections: Vec<(&'static str, Rendered)>,
-    /// `GET /health` and its HTTP status code.
-    pub health: Rendered,
+    pub sections: Vec<(SectionId, Rendered)>,
+    /// `GET /health` (always plain JSON) and its HTTP status code.
+    pub health: Bytes,
     pub health_code: u16,
     /// `GET /health` for a client without the token, when detail is hidden: the status alone.
-    pub health_public: Rendered,
+    pub health_public: Bytes,
     /// `GET /metrics`: Prometheus text.
     pub metrics: Bytes,
     /// The `/status/stream` event carrying `status.plain`: `event: status`, `data: …`.
@@ -83,7 +88,7 @@ impl Snapshot {
     pub fn section(&self, name: &str) -> Option<&Rendered> {
         self.sections
             .iter()
-            .find(|(n, _)| *n == name)
+            .find(|(id, _)| id.name() == name)
             .map(|(_, r)| r)
     }
 }

@@ -109,7 +109,7 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
     let world = pynchy_status::demo::build("127.0.0.1:0").unwrap();
     let mut cfg = Config::load(&world.config_path).unwrap();
     cfg.sections.insert(
-        "repos".into(),
+        pynchy_status::SectionId::Repos,
         SectionOverride {
             interval: Some(Duration::from_millis(300)),
             ..Default::default()

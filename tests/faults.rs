@@ -246,7 +246,7 @@ fn index_lock_left_behind() {
 /// Takes 10 s on every collection after the first.
 struct TenSeconds(std::sync::atomic::AtomicU64);
 
-impl Section for TenSeconds {
+impl Extra for TenSeconds {
     fn name(&self) -> &'static str {
         "slowpoke"
     }
@@ -257,7 +257,11 @@ impl Section for TenSeconds {
             stale_after: STALE_AFTER,
         }
     }
-    fn collect(&self) -> Work {
+}
+
+impl Section for TenSeconds {
+    type Body = Value;
+    fn collect(&self) -> Work<Value> {
         let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Work::blocking(move || {
             if n > 0 {

@@ -224,14 +224,18 @@ fn dead_litellm_container_is_down() {
 /// Its first collection takes a while: /readyz waits for it.
 struct Slow(AtomicU64);
 
-impl Section for Slow {
+impl Extra for Slow {
     fn name(&self) -> &'static str {
         "slow"
     }
     fn default_schedule(&self) -> Schedule {
         Schedule::every(Duration::from_secs(3600), Duration::from_secs(5))
     }
-    fn collect(&self) -> Work {
+}
+
+impl Section for Slow {
+    type Body = Value;
+    fn collect(&self) -> Work<Value> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Work::blocking(|| {
             std::thread::sleep(Duration::from_millis(1500));
@@ -375,9 +379,9 @@ fn run_check(cmd: &mut Command) -> (i32, String) {
 #[test]
 fn check_prints_the_table_and_exits_with_the_verdict() {
     // ok: every rule ignored.
-    let all_ignored: String = pynchy_status::rollup::RULES
+    let all_ignored: String = pynchy_status::app::all_rules()
         .iter()
-        .map(|(n, _, _)| format!("{n} = \"ignore\"\n"))
+        .map(|r| format!("{} = \"ignore\"\n", r.name))
         .collect();
     let (dir, cfg) = world(&format!("[rollup.severity]\n{all_ignored}"));
     let run = start_in(dir.path(), &cfg, vec![]);

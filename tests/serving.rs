@@ -226,7 +226,7 @@ struct Hangs {
     blocking: bool,
 }
 
-impl Section for Hangs {
+impl Extra for Hangs {
     fn name(&self) -> &'static str {
         "hangs"
     }
@@ -237,7 +237,11 @@ impl Section for Hangs {
             stale_after: Duration::from_millis(800),
         }
     }
-    fn collect(&self) -> Work {
+}
+
+impl Section for Hangs {
+    type Body = Value;
+    fn collect(&self) -> Work<Value> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         let hang = self.hang;
         if n == 0 {
@@ -260,14 +264,18 @@ impl Section for Hangs {
 /// Counts up on every collection, every 50 ms.
 struct Ticks(AtomicU64);
 
-impl Section for Ticks {
+impl Extra for Ticks {
     fn name(&self) -> &'static str {
         "ticks"
     }
     fn default_schedule(&self) -> Schedule {
         Schedule::every(Duration::from_millis(50), Duration::from_secs(1))
     }
-    fn collect(&self) -> Work {
+}
+
+impl Section for Ticks {
+    type Body = Value;
+    fn collect(&self) -> Work<Value> {
         let n = self.0.fetch_add(1, Ordering::SeqCst);
         Work::future(async move { Ok(json!({ "n": n })) })
     }
@@ -366,14 +374,18 @@ fn hung_async_collector_is_cancelled_and_retried() {
 /// Succeeds once, then panics every time.
 struct Panics(AtomicU64);
 
-impl Section for Panics {
+impl Extra for Panics {
     fn name(&self) -> &'static str {
         "panics"
     }
     fn default_schedule(&self) -> Schedule {
         Schedule::every(Duration::from_millis(50), Duration::from_secs(1))
     }
-    fn collect(&self) -> Work {
+}
+
+impl Section for Panics {
+    type Body = Value;
+    fn collect(&self) -> Work<Value> {
         let n = self.0.fetch_add(1, Ordering::SeqCst);
         Work::blocking(move || {
             if n == 0 {

@@ -7,9 +7,10 @@ use actix_web::{web, App, HttpServer};
 
 use crate::store::StoreHandle;
 
-pub mod conditional;
+pub mod auth;
+mod conditional;
 pub mod ingest;
-pub mod routes;
+mod routes;
 pub mod stream;
 
 /// Builds the server on an already bound listener. It is not running until awaited.
@@ -17,7 +18,7 @@ pub fn server(
     listener: TcpListener,
     store: StoreHandle,
     ingest: std::sync::Arc<ingest::Ingest>,
-    access: routes::Access,
+    access: auth::Access,
     streams: stream::Streams,
     workers: usize,
 ) -> std::io::Result<actix_web::dev::Server> {

@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{guard, web, FromRequest, Handler, HttpRequest, HttpResponse, Responder};
 use bytes::Bytes;
 
+use super::auth::{Access, Authorized};
 use super::conditional;
 use crate::snapshot::Rendered;
 use crate::store::StoreHandle;
@@ -112,65 +113,11 @@ fn respond(req: &HttpRequest, r: &Rendered) -> HttpResponse {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
-pub fn bearer(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-/// Compares tokens in constant time.
-pub fn token_matches(given: &str, token: &str) -> bool {
-    constant_time_eq::constant_time_eq(given.as_bytes(), token.as_bytes())
-}
-
-/// `[server] token_env`: when a token is set, detail needs it.
-pub struct Access {
-    pub token: Option<String>,
-}
-
-impl Access {
-    /// True when the request may see detail.
-    pub fn allows(&self, req: &HttpRequest) -> bool {
-        let Some(token) = &self.token else {
-            return true;
-        };
-        bearer(req).is_some_and(|g| token_matches(g, token))
-    }
-
-    pub fn refusal() -> HttpResponse {
-        let mut r = json_error(
-            StatusCode::UNAUTHORIZED,
-            "this endpoint needs Authorization: Bearer <token>",
-        );
-        r.headers_mut().insert(
-            actix_web::http::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
-        r
-    }
-}
-
-async fn status(
-    req: HttpRequest,
-    store: web::Data<StoreHandle>,
-    access: web::Data<Access>,
-) -> HttpResponse {
-    if !access.allows(&req) {
-        return Access::refusal();
-    }
+async fn status(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {
     respond(&req, &store.load().status)
 }
 
-async fn metrics(
-    req: HttpRequest,
-    store: web::Data<StoreHandle>,
-    access: web::Data<Access>,
-) -> HttpResponse {
-    if !access.allows(&req) {
-        return Access::refusal();
-    }
+async fn metrics(_: Authorized, store: web::Data<StoreHandle>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
             CONTENT_TYPE,
@@ -180,14 +127,7 @@ async fn metrics(
         .body(store.load().metrics.clone())
 }
 
-async fn section(
-    req: HttpRequest,
-    store: web::Data<StoreHandle>,
-    access: web::Data<Access>,
-) -> HttpResponse {
-    if !access.allows(&req) {
-        return Access::refusal();
-    }
+async fn section(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {
     let snap = store.load();
     let name = req.match_info().get("section").unwrap_or("");
     match snap.section(name) {
@@ -212,7 +152,7 @@ async fn health(
     HttpResponse::build(StatusCode::from_u16(snap.health_code).unwrap_or(StatusCode::OK))
         .insert_header((CONTENT_TYPE, JSON))
         .insert_header((CACHE_CONTROL, NO_CACHE))
-        .body(body.plain.clone())
+        .body(body.clone())
 }
 
 async fn livez() -> HttpResponse {

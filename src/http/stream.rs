@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use actix_web::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::routes::{json_error, Access};
+use super::auth::Authorized;
+use super::routes::json_error;
 use crate::store::StoreHandle;
 
 /// How often an idle stream sends a comment, so proxies keep it open.
@@ -22,6 +23,8 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The streams' shared limits.
 pub struct Streams {
     pub permits: Arc<Semaphore>,
+    /// How often an idle stream sends a keep-alive comment ([`KEEP_ALIVE`]).
+    pub keep_alive: Duration,
     /// Turns true when the daemon shuts down: every stream then ends.
     pub closing: watch::Receiver<bool>,
 }
@@ -47,21 +50,17 @@ impl State {
 }
 
 pub async fn stream(
-    req: HttpRequest,
+    _: Authorized,
     store: web::Data<StoreHandle>,
-    access: web::Data<Access>,
     streams: web::Data<Streams>,
 ) -> HttpResponse {
-    if !access.allows(&req) {
-        return Access::refusal();
-    }
     let Ok(permit) = streams.permits.clone().try_acquire_owned() else {
         return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many status streams open",
         );
     };
-    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    let mut keep_alive = tokio::time::interval(streams.keep_alive);
     keep_alive.reset();
     let mut changes = store.subscribe();
     changes.borrow_and_update();

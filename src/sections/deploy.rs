@@ -1,19 +1,22 @@
 //! `deploy`: what is deployed — pynchy's checkout at `[pynchy] root` (HEAD,
 //! subject, dirty, unpushed) and the last deploy pynchy recorded in its
-//! database's `router_state` (null when the row or the database is missing).
+//! database's `router_state` (null when the row, the table or the database is
+//! missing; any other database error is named in `last_deploy_error`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{CollectError, Schedule, Section, Work};
+use super::{Body, Builtin, CollectError, Health, Schedule, Section, Work};
+use crate::config::Config;
 use crate::context::Context;
-use crate::sources::db::{self, Db};
+use crate::section_id::SectionId;
+use crate::sources::db::{self, Db, DbError};
 use crate::sources::git;
 
-/// The seed's `deploy` body.
-#[derive(Debug, Serialize, PartialEq)]
+/// The `deploy` body.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct DeployBody {
     pub head_sha: Option<String>,
     pub head_commit: Option<String>,
@@ -21,6 +24,49 @@ pub struct DeployBody {
     pub unpushed_commits: Option<u64>,
     pub last_deploy_at: Option<String>,
     pub last_deploy_sha: Option<String>,
+    /// Why `router_state` could not be read, when it exists but failed.
+    pub last_deploy_error: Option<String>,
+}
+
+impl Body for DeployBody {
+    fn health(&self, h: &mut Health) {
+        h.head_sha = self.head_sha.clone();
+        h.head_commit = self.head_commit.clone();
+        h.dirty = self.dirty;
+    }
+
+    fn summary(&self) -> String {
+        let sha = self.head_sha.as_deref().unwrap_or("-");
+        format!(
+            "{} dirty={} unpushed={} \"{}\"",
+            &sha[..sha.len().min(8)],
+            super::show(&self.dirty),
+            super::show(&self.unpushed_commits),
+            self.head_commit.as_deref().unwrap_or("-"),
+        )
+    }
+}
+
+/// The last deploy pynchy recorded: (at, sha, why it could not be read).
+type LastDeploy = (Option<String>, Option<String>, Option<String>);
+
+fn last_deploy(db: &Db) -> LastDeploy {
+    match db::router_state(db, &["last_deploy_at", "last_deploy_sha"]) {
+        Ok(rows) => {
+            let find = |key: &str| {
+                rows.iter()
+                    .find(|(k, _)| k == key)
+                    .and_then(|(_, v)| v.clone())
+            };
+            (find("last_deploy_at"), find("last_deploy_sha"), None)
+        }
+        // A fresh install: no database, or no router_state table yet.
+        Err(DbError::Missing(_) | DbError::Schema(_)) => (None, None, None),
+        Err(e) => {
+            tracing::debug!(error = %e, "router_state unreadable");
+            (None, None, Some(e.to_string()))
+        }
+    }
 }
 
 pub struct Deploy {
@@ -28,48 +74,41 @@ pub struct Deploy {
     db: Arc<Db>,
 }
 
-impl Deploy {
-    pub fn new(ctx: Arc<Context>) -> Self {
-        let db = Arc::new(super::db_for(&ctx, "deploy", SCHEDULE));
-        Deploy { ctx, db }
-    }
-}
-
-const SCHEDULE: Schedule = Schedule::every(Duration::from_secs(10), Duration::from_secs(5));
-
 impl Section for Deploy {
-    fn name(&self) -> &'static str {
-        "deploy"
-    }
+    type Body = DeployBody;
 
-    fn default_schedule(&self) -> Schedule {
-        SCHEDULE
-    }
-
-    fn collect(&self) -> Work {
+    fn collect(&self) -> Work<DeployBody> {
         let root = self.ctx.config.pynchy.root.clone();
         let db = self.db.clone();
         Work::blocking(move || {
             let repo = git::open(&root)
                 .map_err(|e| CollectError::new(format!("pynchy root {}: {e}", root.display())))?;
             let st = git::read_checkout(&repo, None);
-            let (mut at, mut sha) = (None, None);
-            if let Ok(rows) = db::router_state(&db, &["last_deploy_at", "last_deploy_sha"]) {
-                for (k, v) in rows {
-                    match k.as_str() {
-                        "last_deploy_at" => at = v,
-                        _ => sha = v,
-                    }
-                }
-            }
-            super::to_body(DeployBody {
+            let (at, sha, error) = last_deploy(&db);
+            Ok(DeployBody {
                 head_sha: st.head_sha,
                 head_commit: st.head_commit,
                 dirty: st.dirty,
                 unpushed_commits: st.unpushed_commits,
                 last_deploy_at: at,
                 last_deploy_sha: sha,
+                last_deploy_error: error,
             })
         })
+    }
+}
+
+impl Builtin for Deploy {
+    const ID: SectionId = SectionId::Deploy;
+
+    fn default_schedule(_: &Config) -> Schedule {
+        Schedule::every(Duration::from_secs(10), Duration::from_secs(5))
+    }
+
+    fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        Deploy {
+            ctx: ctx.clone(),
+            db: Arc::new(super::db_for(ctx, schedule)),
+        }
     }
 }

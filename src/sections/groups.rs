@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, RunQueryDsl};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Schedule, Section, Work};
+use super::{Body, Builtin, Schedule, Section, Work};
+use crate::config::Config;
 use crate::context::Context;
+use crate::section_id::SectionId;
 use crate::sources::db::Db;
 
-/// The seed's `groups` body.
-#[derive(Debug, Serialize, QueryableByName, PartialEq)]
+/// The `groups` body (also the query's row).
+#[derive(Debug, Serialize, Deserialize, QueryableByName, PartialEq)]
 pub struct GroupsBody {
     #[diesel(sql_type = BigInt)]
     pub total: i64,
@@ -22,33 +24,27 @@ pub struct GroupsBody {
     pub active_sessions: i64,
 }
 
+impl Body for GroupsBody {
+    fn summary(&self) -> String {
+        format!(
+            "{} groups, {} active sessions",
+            self.total, self.active_sessions
+        )
+    }
+}
+
 const QUERY: &str = "SELECT (SELECT COUNT(*) FROM registered_groups) AS total, \
     (SELECT COUNT(*) FROM sessions) AS active_sessions";
-
-const SCHEDULE: Schedule = Schedule::every(Duration::from_secs(10), Duration::from_secs(5));
 
 pub struct Groups {
     ctx: Arc<Context>,
     db: Arc<Db>,
 }
 
-impl Groups {
-    pub fn new(ctx: Arc<Context>) -> Self {
-        let db = Arc::new(super::db_for(&ctx, "groups", SCHEDULE));
-        Groups { ctx, db }
-    }
-}
-
 impl Section for Groups {
-    fn name(&self) -> &'static str {
-        "groups"
-    }
+    type Body = GroupsBody;
 
-    fn default_schedule(&self) -> Schedule {
-        SCHEDULE
-    }
-
-    fn collect(&self) -> Work {
+    fn collect(&self) -> Work<GroupsBody> {
         let db = self.db.clone();
         // pynchy's live count, while its push is fresh, beats the sessions table.
         let ttl = self.ctx.config.ingest.ttl;
@@ -63,7 +59,22 @@ impl Section for Groups {
             if let Some(n) = live {
                 body.active_sessions = i64::try_from(n).unwrap_or(i64::MAX);
             }
-            super::to_body(body)
+            Ok(body)
         })
+    }
+}
+
+impl Builtin for Groups {
+    const ID: SectionId = SectionId::Groups;
+
+    fn default_schedule(_: &Config) -> Schedule {
+        Schedule::every(Duration::from_secs(10), Duration::from_secs(5))
+    }
+
+    fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        Groups {
+            ctx: ctx.clone(),
+            db: Arc::new(super::db_for(ctx, schedule)),
+        }
     }
 }

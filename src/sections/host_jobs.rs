@@ -7,11 +7,15 @@ use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::QueryableByName;
-use serde::Serialize;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
 
-use super::{Schedule, Section, Work};
+use super::scheduled::{self, Judged, SCHEDULE_INVALID};
+use super::{Body, Builtin, Finding, Rule, Schedule, Section, Work};
+use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::overdue::{Due, Judge};
+use crate::section_id::SectionId;
 use crate::sources::db::Db;
 
 #[derive(Debug, QueryableByName)]
@@ -40,7 +44,7 @@ const QUERY: &str = "SELECT id, name, schedule_type, schedule_value, status, ena
     next_run, last_run, created_at FROM host_jobs ORDER BY name";
 
 /// One host job, as served.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct HostJobBody {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -54,64 +58,106 @@ pub struct HostJobBody {
     pub schedule_error: Option<String>,
 }
 
-const SCHEDULE: Schedule = Schedule::every(Duration::from_secs(10), Duration::from_secs(5));
+/// The `host_jobs` body: every host job, ordered by name.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct HostJobsBody(pub Vec<HostJobBody>);
+
+pub static HOST_JOB_OVERDUE: Rule = Rule {
+    name: "host_job_overdue",
+    default: Severity::Degraded,
+    what: "an enabled host job is overdue",
+};
+
+impl HostJobsBody {
+    fn overdue(&self) -> usize {
+        self.0.iter().filter(|j| j.overdue).count()
+    }
+}
+
+impl Body for HostJobsBody {
+    fn findings(&self, _cfg: &RollupConfig, out: &mut Vec<Finding>) {
+        let rows = self.0.iter().map(|j| Judged {
+            label: j.name.as_deref(),
+            overdue: j.overdue,
+            schedule_error: j.schedule_error.as_deref(),
+        });
+        scheduled::findings(rows, &HOST_JOB_OVERDUE, "host job", out);
+    }
+
+    fn metrics(&self, reg: &mut Registry) {
+        scheduled::metrics(
+            reg,
+            "pynchy_host_jobs_overdue",
+            "Enabled host jobs overdue",
+            self.overdue(),
+        );
+    }
+
+    fn summary(&self) -> String {
+        scheduled::summary(self.0.len(), self.overdue())
+    }
+}
+
+fn host_job(judge: &Judge, r: Row) -> HostJobBody {
+    // pynchy's column default is 1: a NULL counts as enabled.
+    let enabled = r.enabled.unwrap_or(1) != 0;
+    let (overdue, schedule_error) = judge.assess(Due {
+        schedule_type: r.schedule_type.as_deref(),
+        schedule_value: r.schedule_value.as_deref(),
+        status: r.status.as_deref(),
+        enabled,
+        next_run: r.next_run.as_deref(),
+        last_run: r.last_run.as_deref(),
+        created_at: r.created_at.as_deref(),
+    });
+    HostJobBody {
+        id: r.id,
+        name: r.name,
+        schedule_type: r.schedule_type,
+        schedule_value: r.schedule_value,
+        status: r.status,
+        enabled,
+        next_run: r.next_run,
+        last_run: r.last_run,
+        overdue,
+        schedule_error,
+    }
+}
 
 pub struct HostJobs {
     ctx: Arc<Context>,
     db: Arc<Db>,
 }
 
-impl HostJobs {
-    pub fn new(ctx: Arc<Context>) -> Self {
-        let db = Arc::new(super::db_for(&ctx, "host_jobs", SCHEDULE));
-        HostJobs { ctx, db }
-    }
-}
-
 impl Section for HostJobs {
-    fn name(&self) -> &'static str {
-        "host_jobs"
-    }
+    type Body = HostJobsBody;
 
-    fn default_schedule(&self) -> Schedule {
-        SCHEDULE
-    }
-
-    fn collect(&self) -> Work {
+    fn collect(&self) -> Work<HostJobsBody> {
         let db = self.db.clone();
         let ctx = self.ctx.clone();
         Work::blocking(move || {
             let rows: Vec<Row> = super::db_rows(&db, QUERY)?;
             let judge = Judge::now(&ctx.config.pynchy);
-            let jobs: Vec<HostJobBody> = rows
-                .into_iter()
-                .map(|r| {
-                    // pynchy's column default is 1: a NULL counts as enabled.
-                    let enabled = r.enabled.unwrap_or(1) != 0;
-                    let (overdue, schedule_error) = judge.assess(Due {
-                        schedule_type: r.schedule_type.as_deref(),
-                        schedule_value: r.schedule_value.as_deref(),
-                        status: r.status.as_deref(),
-                        enabled,
-                        next_run: r.next_run.as_deref(),
-                        last_run: r.last_run.as_deref(),
-                        created_at: r.created_at.as_deref(),
-                    });
-                    HostJobBody {
-                        id: r.id,
-                        name: r.name,
-                        schedule_type: r.schedule_type,
-                        schedule_value: r.schedule_value,
-                        status: r.status,
-                        enabled,
-                        next_run: r.next_run,
-                        last_run: r.last_run,
-                        overdue,
-                        schedule_error,
-                    }
-                })
-                .collect();
-            super::to_body(jobs)
+            Ok(HostJobsBody(
+                rows.into_iter().map(|r| host_job(&judge, r)).collect(),
+            ))
         })
+    }
+}
+
+impl Builtin for HostJobs {
+    const ID: SectionId = SectionId::HostJobs;
+    const RULES: &'static [&'static Rule] = &[&HOST_JOB_OVERDUE, &SCHEDULE_INVALID];
+
+    fn default_schedule(_: &Config) -> Schedule {
+        Schedule::every(Duration::from_secs(10), Duration::from_secs(5))
+    }
+
+    fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        HostJobs {
+            ctx: ctx.clone(),
+            db: Arc::new(super::db_for(ctx, schedule)),
+        }
     }
 }

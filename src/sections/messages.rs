@@ -7,14 +7,17 @@ use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::{Connection, QueryResult, QueryableByName, RunQueryDsl, SqliteConnection};
-use serde::Serialize;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
 
-use super::{CollectError, Schedule, Section, Work};
+use super::{prom, Body, Builtin, CollectError, Finding, Rule, Schedule, Section, Work};
+use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
+use crate::section_id::SectionId;
 use crate::sources::db::{Db, Int};
 
-/// The seed's `messages` body (also the query's row).
-#[derive(Debug, Serialize, QueryableByName, PartialEq)]
+/// The `messages` body (also the query's row).
+#[derive(Debug, Serialize, Deserialize, QueryableByName, PartialEq)]
 pub struct MessagesBody {
     #[diesel(sql_type = BigInt)]
     pub total_inbound: i64,
@@ -26,6 +29,59 @@ pub struct MessagesBody {
     pub last_sent_at: Option<String>,
     #[diesel(sql_type = BigInt)]
     pub pending_deliveries: i64,
+}
+
+pub static PENDING_DELIVERIES: Rule = Rule {
+    name: "pending_deliveries",
+    default: Severity::Degraded,
+    what: "pending deliveries exceed [rollup] pending_deliveries_max",
+};
+
+impl Body for MessagesBody {
+    fn findings(&self, cfg: &RollupConfig, out: &mut Vec<Finding>) {
+        let pending = u64::try_from(self.pending_deliveries).unwrap_or(0);
+        if pending > cfg.pending_deliveries_max {
+            out.push(Finding::new(
+                &PENDING_DELIVERIES,
+                format!(
+                    "{pending} pending deliveries (more than {})",
+                    cfg.pending_deliveries_max
+                ),
+            ));
+        }
+    }
+
+    fn metrics(&self, reg: &mut Registry) {
+        for (name, v, help) in [
+            (
+                "pynchy_messages_inbound",
+                self.total_inbound,
+                "Inbound messages in pynchy's database",
+            ),
+            (
+                "pynchy_messages_outbound",
+                self.total_outbound,
+                "Outbound messages in pynchy's ledger",
+            ),
+            (
+                "pynchy_messages_pending_deliveries",
+                self.pending_deliveries,
+                "Deliveries not yet delivered",
+            ),
+        ] {
+            prom::gauge(reg, name, help, v as f64);
+        }
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "in {} out {} pending {} last in {}",
+            self.total_inbound,
+            self.total_outbound,
+            self.pending_deliveries,
+            self.last_received_at.as_deref().unwrap_or("-")
+        )
+    }
 }
 
 /// Inbound messages are `is_from_me = 0`; outbound ones are the ledger's rows.
@@ -104,20 +160,9 @@ fn count_inbound(c: &mut SqliteConnection, tally: &mut Option<Tally>) -> QueryRe
     Ok(all.inbound)
 }
 
-const SCHEDULE: Schedule = Schedule::every(Duration::from_secs(5), Duration::from_secs(5));
-
 pub struct Messages {
     db: Arc<Db>,
     tally: Arc<Mutex<Option<Tally>>>,
-}
-
-impl Messages {
-    pub fn new(ctx: Arc<Context>) -> Self {
-        Messages {
-            db: Arc::new(super::db_for(&ctx, "messages", SCHEDULE)),
-            tally: Arc::default(),
-        }
-    }
 }
 
 fn read(db: &Db, tally: &Mutex<Option<Tally>>) -> Result<MessagesBody, CollectError> {
@@ -145,16 +190,26 @@ fn read(db: &Db, tally: &Mutex<Option<Tally>>) -> Result<MessagesBody, CollectEr
 }
 
 impl Section for Messages {
-    fn name(&self) -> &'static str {
-        "messages"
-    }
+    type Body = MessagesBody;
 
-    fn default_schedule(&self) -> Schedule {
-        SCHEDULE
-    }
-
-    fn collect(&self) -> Work {
+    fn collect(&self) -> Work<MessagesBody> {
         let (db, tally) = (self.db.clone(), self.tally.clone());
-        Work::blocking(move || super::to_body(read(&db, &tally)?))
+        Work::blocking(move || read(&db, &tally))
+    }
+}
+
+impl Builtin for Messages {
+    const ID: SectionId = SectionId::Messages;
+    const RULES: &'static [&'static Rule] = &[&PENDING_DELIVERIES];
+
+    fn default_schedule(_: &Config) -> Schedule {
+        Schedule::every(Duration::from_secs(5), Duration::from_secs(5))
+    }
+
+    fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        Messages {
+            db: Arc::new(super::db_for(ctx, schedule)),
+            tally: Arc::default(),
+        }
     }
 }

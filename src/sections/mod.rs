@@ -1,20 +1,31 @@
 //! Sections: the parts of the status document, one file each.
 //!
-//! A section knows its name, its default schedule, and how to collect its body
-//! by asking the sources. It knows nothing about HTTP, snapshots or timing: the
-//! poller runs it, the store keeps what it returns.
+//! A section's file holds its whole story: what it collects (by asking the
+//! sources), the typed body it serves, when that body is a problem (its
+//! [`Rule`]s and the [`Finding`]s it raises), what it exports to Prometheus,
+//! what it adds to `/health`, and its one-line summary for `check` and the
+//! dashboard. Nothing outside this folder reads a body's fields.
 //!
-//! Adding a section is a new file here plus one line in [`registry`].
+//! The poller runs a section's [`Section::collect`]; the store keeps the body
+//! it returns, type-erased as an [`ErasedBody`], until the snapshot is rendered.
+//!
+//! Adding a section: a new file here, its variant in [`SectionId`], and its
+//! line in [`registry`] (the compiler points at the line if it is missing).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use prometheus_client::registry::Registry;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, RollupConfig, SectionOverride, Severity};
 use crate::context::Context;
+use crate::section_id::SectionId;
+use crate::sources::host_state::Stamped;
+use crate::stamp::Stamp;
 
 pub mod channels;
 pub mod deploy;
@@ -22,8 +33,10 @@ pub mod gateway;
 pub mod groups;
 pub mod host_jobs;
 pub mod messages;
+pub mod prom;
 pub mod queue;
 pub mod repos;
+mod scheduled;
 pub mod service;
 pub mod tasks;
 
@@ -68,45 +81,38 @@ impl From<crate::sources::db::DbError> for CollectError {
     }
 }
 
-/// What a collection returns: the section's body, or why there is none.
-pub type CollectResult = Result<Value, CollectError>;
-
 /// One collection, ready to run. Blocking work (git2, diesel) goes to tokio's
 /// blocking pool; async work (HTTP, Docker) to a task.
-pub enum Work {
-    Blocking(Box<dyn FnOnce() -> CollectResult + Send + 'static>),
-    Async(Pin<Box<dyn Future<Output = CollectResult> + Send + 'static>>),
+pub enum Work<B> {
+    Blocking(Box<dyn FnOnce() -> Result<B, CollectError> + Send + 'static>),
+    Async(Pin<Box<dyn Future<Output = Result<B, CollectError>> + Send + 'static>>),
     /// Already known (an in-memory read of pushed state), as of `as_of`: that is
     /// the section's `collected_at`, not the time of the poll.
     Done {
-        result: CollectResult,
+        result: Result<B, CollectError>,
         as_of: Option<Stamp>,
     },
 }
 
-/// When a value was true: wall-clock time for `collected_at`, and the monotonic
-/// instant for staleness deadlines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    pub at: chrono::DateTime<chrono::Utc>,
-    pub instant: std::time::Instant,
-}
-
-impl Stamp {
-    pub fn now() -> Stamp {
-        Stamp {
-            at: chrono::Utc::now(),
-            instant: std::time::Instant::now(),
-        }
-    }
-}
-
-impl Work {
-    pub fn blocking(f: impl FnOnce() -> CollectResult + Send + 'static) -> Work {
+impl<B: Send + 'static> Work<B> {
+    pub fn blocking(f: impl FnOnce() -> Result<B, CollectError> + Send + 'static) -> Work<B> {
         Work::Blocking(Box::new(f))
     }
-    pub fn future(f: impl Future<Output = CollectResult> + Send + 'static) -> Work {
+
+    pub fn future(f: impl Future<Output = Result<B, CollectError>> + Send + 'static) -> Work<B> {
         Work::Async(Box::pin(f))
+    }
+
+    /// The same work, its body turned by `f` once it is there.
+    pub fn map<C: Send + 'static>(self, f: fn(B) -> C) -> Work<C> {
+        match self {
+            Work::Blocking(g) => Work::Blocking(Box::new(move || g().map(f))),
+            Work::Async(fut) => Work::Async(Box::pin(async move { fut.await.map(f) })),
+            Work::Done { result, as_of } => Work::Done {
+                result: result.map(f),
+                as_of,
+            },
+        }
     }
 }
 
@@ -129,9 +135,9 @@ impl Schedule {
         }
     }
 
-    /// This default with the `[sections.<name>]` overrides of `config` applied.
-    pub fn with_overrides(self, config: &Config, name: &str) -> Schedule {
-        let Some(o) = config.sections.get(name) else {
+    /// This default with one `[sections.<name>]` table applied.
+    pub fn with_overrides(self, o: Option<&SectionOverride>) -> Schedule {
+        let Some(o) = o else {
             return self;
         };
         let interval = o.interval.unwrap_or(self.interval);
@@ -139,7 +145,7 @@ impl Schedule {
             interval,
             timeout: o.timeout.unwrap_or(self.timeout),
             stale_after: o.stale_after.unwrap_or(if o.interval.is_some() {
-                interval * 3
+                interval.saturating_mul(3)
             } else {
                 self.stale_after
             }),
@@ -147,27 +153,208 @@ impl Schedule {
     }
 }
 
-/// One part of the status document.
-pub trait Section: Send + Sync + 'static {
-    /// The key under which the body appears in `/status`.
-    fn name(&self) -> &'static str;
-    /// The schedule used when the config does not override it.
-    fn default_schedule(&self) -> Schedule;
-    /// Prepares one collection. Called by the poller once per tick.
-    fn collect(&self) -> Work;
+/// A rollup rule a section owns: its name (the key of `[rollup.severity]`), its
+/// default severity, and what makes it fire (the README's rule table).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub name: &'static str,
+    pub default: Severity,
+    pub what: &'static str,
 }
 
-/// Serializes a section body.
-pub fn to_body(body: impl serde::Serialize) -> CollectResult {
-    serde_json::to_value(body).map_err(|e| CollectError::new(e.to_string()))
+/// A section's statement "this is wrong": the rule that fired and the reason
+/// text served in `/status`'s `reasons`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: &'static Rule,
+    pub reason: String,
+}
+
+impl Finding {
+    pub fn new(rule: &'static Rule, reason: impl Into<String>) -> Finding {
+        Finding {
+            rule,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `GET /health`: the verdict and a few lightweight fields that sections fill
+/// in from their bodies (null when the section has no body).
+#[derive(Debug, Default, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub uptime_seconds: Option<i64>,
+    pub head_sha: Option<String>,
+    pub head_commit: Option<String>,
+    pub dirty: Option<bool>,
+    pub channels_connected: Option<bool>,
+}
+
+/// A section's typed body and what it means. The body stays typed until the
+/// snapshot is rendered; `check` reads it back with `Deserialize`.
+pub trait Body: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The rule findings this body raises (see the section's `RULES`).
+    fn findings(&self, _cfg: &RollupConfig, _out: &mut Vec<Finding>) {}
+    /// Its Prometheus families, written into the snapshot's registry.
+    fn metrics(&self, _reg: &mut Registry) {}
+    /// What it adds to `/health`.
+    fn health(&self, _h: &mut Health) {}
+    /// The key numbers in a few words (`check`, the dashboard).
+    fn summary(&self) -> String;
+}
+
+/// A [`Body`] behind a pointer: what the store keeps and the rollup, metrics
+/// and render read. Implemented for every `Body`.
+pub trait ErasedBody: Send + Sync + 'static {
+    fn to_json(&self) -> serde_json::Result<Vec<u8>>;
+    fn findings(&self, cfg: &RollupConfig, out: &mut Vec<Finding>);
+    fn metrics(&self, reg: &mut Registry);
+    fn health(&self, h: &mut Health);
+    fn summary(&self) -> String;
+}
+
+impl<B: Body> ErasedBody for B {
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+    fn findings(&self, cfg: &RollupConfig, out: &mut Vec<Finding>) {
+        Body::findings(self, cfg, out)
+    }
+    fn metrics(&self, reg: &mut Registry) {
+        Body::metrics(self, reg)
+    }
+    fn health(&self, h: &mut Health) {
+        Body::health(self, h)
+    }
+    fn summary(&self) -> String {
+        Body::summary(self)
+    }
+}
+
+impl std::fmt::Debug for dyn ErasedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
+
+/// A body of no particular shape: what an `Extra` section (a host's or a test's)
+/// may serve. It raises nothing and exports nothing.
+impl Body for serde_json::Value {
+    fn summary(&self) -> String {
+        let s = self.to_string();
+        match s.char_indices().nth(60) {
+            Some((i, _)) => format!("{}…", &s[..i]),
+            None => s,
+        }
+    }
+}
+
+/// One part of the status document: how to collect its body.
+pub trait Section: Send + Sync + 'static {
+    type Body: Body;
+    /// Prepares one collection. Called by the poller once per tick.
+    fn collect(&self) -> Work<Self::Body>;
+}
+
+/// A shared section is a section (a host or a test keeps a handle on it).
+impl<S: Section + ?Sized> Section for Arc<S> {
+    type Body = S::Body;
+    fn collect(&self) -> Work<S::Body> {
+        (**self).collect()
+    }
+}
+
+/// A section as the poller runs it: its body type erased.
+pub trait DynSection: Send + Sync + 'static {
+    fn collect_erased(&self) -> Work<Arc<dyn ErasedBody>>;
+}
+
+fn erase<B: Body>(b: B) -> Arc<dyn ErasedBody> {
+    Arc::new(b)
+}
+
+impl<S: Section> DynSection for S {
+    fn collect_erased(&self) -> Work<Arc<dyn ErasedBody>> {
+        self.collect().map(erase::<S::Body>)
+    }
+}
+
+/// A section built into the daemon: its id, rules and default schedule, and how
+/// it is built from the context and its effective schedule.
+pub trait Builtin: Section + Sized {
+    const ID: SectionId;
+    /// The rules its body can raise.
+    const RULES: &'static [&'static Rule] = &[];
+    /// The schedule used when `[sections.<name>]` does not override it.
+    fn default_schedule(config: &Config) -> Schedule;
+    fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self;
+}
+
+/// A decoded body of some section, for `check`.
+pub type Decoded = Result<Box<dyn ErasedBody>, serde_json::Error>;
+
+/// What the daemon and `check` need to know of one built-in section.
+pub struct Entry {
+    pub id: SectionId,
+    pub rules: &'static [&'static Rule],
+    pub default_schedule: fn(&Config) -> Schedule,
+    pub build: fn(&Arc<Context>, Schedule) -> Arc<dyn DynSection>,
+    /// Reads a served body back into the section's typed body.
+    pub decode: fn(serde_json::Value) -> Decoded,
+}
+
+impl Entry {
+    /// The section's schedule with its `[sections.<name>]` overrides applied.
+    pub fn schedule(&self, config: &Config) -> Schedule {
+        (self.default_schedule)(config).with_overrides(config.sections.get(&self.id))
+    }
+}
+
+fn build<S: Builtin>(ctx: &Arc<Context>, schedule: Schedule) -> Arc<dyn DynSection> {
+    Arc::new(S::new(ctx, schedule))
+}
+
+fn decode<S: Builtin>(v: serde_json::Value) -> Decoded {
+    Ok(Box::new(serde_json::from_value::<S::Body>(v)?))
+}
+
+fn entry<S: Builtin>() -> Entry {
+    Entry {
+        id: S::ID,
+        rules: S::RULES,
+        default_schedule: S::default_schedule,
+        build: build::<S>,
+        decode: decode::<S>,
+    }
+}
+
+/// Every built-in section, in the order they appear in `/status`.
+pub fn registry() -> [Entry; 10] {
+    [
+        entry::<service::Service>(),
+        entry::<deploy::Deploy>(),
+        entry::<channels::ChannelsSection>(),
+        entry::<gateway::Gateway>(),
+        entry::<queue::Queue>(),
+        entry::<repos::Repos>(),
+        entry::<messages::Messages>(),
+        entry::<tasks::Tasks>(),
+        entry::<host_jobs::HostJobs>(),
+        entry::<groups::Groups>(),
+    ]
+}
+
+/// The built-in section `id`, if it is one.
+pub fn lookup(id: SectionId) -> Option<Entry> {
+    registry().into_iter().find(|e| e.id == id)
 }
 
 /// A read-only connection to pynchy's database for one section, with a busy
 /// timeout of half the section's timeout (a locked database fails the cycle
 /// before the poller's timeout does).
-pub fn db_for(ctx: &Context, name: &str, default: Schedule) -> crate::sources::db::Db {
-    let timeout = default.with_overrides(&ctx.config, name).timeout;
-    crate::sources::db::Db::new(&ctx.config.pynchy.database, timeout / 2)
+pub fn db_for(ctx: &Context, schedule: Schedule) -> crate::sources::db::Db {
+    crate::sources::db::Db::new(&ctx.config.pynchy.database, schedule.timeout / 2)
 }
 
 /// Runs a read-only query on pynchy's database and loads its rows.
@@ -179,18 +366,41 @@ where
     Ok(db.read(|c| diesel::sql_query(sql).load::<T>(c))?)
 }
 
-/// Every built-in section, in the order they appear in `/status` (the seed's order).
-pub fn registry(ctx: &Arc<Context>) -> Vec<Arc<dyn Section>> {
-    vec![
-        Arc::new(service::Service::new(ctx.clone())),
-        Arc::new(deploy::Deploy::new(ctx.clone())),
-        Arc::new(channels::ChannelsSection::new(ctx.clone())),
-        Arc::new(gateway::Gateway::new(ctx.clone())),
-        Arc::new(queue::Queue::new(ctx.clone())),
-        Arc::new(repos::Repos::new(ctx.clone())),
-        Arc::new(messages::Messages::new(ctx.clone())),
-        Arc::new(tasks::Tasks::new(ctx.clone())),
-        Arc::new(host_jobs::HostJobs::new(ctx.clone())),
-        Arc::new(groups::Groups::new(ctx.clone())),
-    ]
+/// The schedule of a pushed section: read memory every second, stale a TTL
+/// after the push.
+pub fn pushed_schedule(config: &Config) -> Schedule {
+    Schedule {
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        stale_after: config.ingest.ttl,
+    }
+}
+
+/// The collection of a pushed section: the pushed value as of its push, or
+/// an error naming what pynchy has not pushed yet.
+pub fn pushed<T, B: Send + 'static>(
+    value: Option<Stamped<T>>,
+    wrap: fn(T) -> B,
+    what: &str,
+) -> Work<B> {
+    match value {
+        Some(s) => Work::Done {
+            result: Ok(wrap(s.value)),
+            as_of: Some(s.stamp),
+        },
+        None => Work::Done {
+            result: Err(CollectError::new(format!(
+                "no {what} state from pynchy yet"
+            ))),
+            as_of: None,
+        },
+    }
+}
+
+/// `Some(x)` shown as itself, `None` as `-`.
+pub fn show<T: std::fmt::Display>(v: &Option<T>) -> String {
+    match v {
+        Some(v) => v.to_string(),
+        None => "-".into(),
+    }
 }

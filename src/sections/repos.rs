@@ -3,18 +3,23 @@
 //! the main branch, conflict, branch). A repo or worktree that cannot be read
 //! gets an `error` and nulls; the others still report.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use indexmap::IndexMap;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
 
-use super::{CollectError, Schedule, Section, Work};
+use super::{prom, Body, Builtin, Finding, Rule, Schedule, Section, Work};
+use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
+use crate::section_id::SectionId;
 use crate::sources::git::{self, CheckoutStatus};
 
 /// One worktree, as served.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct WorktreeBody {
     pub sha: Option<String>,
     pub dirty: Option<bool>,
@@ -39,47 +44,109 @@ impl From<CheckoutStatus> for WorktreeBody {
     }
 }
 
-/// One repo, as served.
-#[derive(Debug, Serialize)]
+/// One repo, as served; worktrees by folder name.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct RepoBody {
     pub head_sha: Option<String>,
     pub dirty: Option<bool>,
     pub unpushed_commits: Option<u64>,
-    pub worktrees: Map<String, Value>,
+    pub worktrees: BTreeMap<String, WorktreeBody>,
     pub error: Option<String>,
+}
+
+impl RepoBody {
+    fn conflicts(&self) -> impl Iterator<Item = &String> {
+        self.worktrees
+            .iter()
+            .filter(|(_, w)| w.conflict == Some(true))
+            .map(|(name, _)| name)
+    }
+}
+
+/// The `repos` body: repos by slug, in config order.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct ReposBody(pub IndexMap<String, RepoBody>);
+
+pub static WORKTREE_CONFLICT: Rule = Rule {
+    name: "worktree_conflict",
+    default: Severity::Degraded,
+    what: "a worktree is in conflict",
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RepoLabel {
+    repo: String,
+}
+
+impl Body for ReposBody {
+    fn findings(&self, _cfg: &RollupConfig, out: &mut Vec<Finding>) {
+        for (slug, repo) in &self.0 {
+            for wt in repo.conflicts() {
+                out.push(Finding::new(
+                    &WORKTREE_CONFLICT,
+                    format!("worktree {wt} of {slug} in conflict"),
+                ));
+            }
+        }
+    }
+
+    fn metrics(&self, reg: &mut Registry) {
+        let label = |slug: &String| RepoLabel { repo: slug.clone() };
+        prom::family(
+            reg,
+            "pynchy_repo_dirty",
+            "1 if the repo's main checkout has uncommitted changes",
+            self.0
+                .iter()
+                .filter_map(|(slug, r)| Some((label(slug), prom::flag(r.dirty?))))
+                .collect(),
+        );
+        prom::family(
+            reg,
+            "pynchy_worktrees_in_conflict",
+            "Worktrees of the repo with a merge, rebase, cherry-pick or revert in conflict",
+            self.0
+                .iter()
+                .map(|(slug, r)| (label(slug), r.conflicts().count() as f64))
+                .collect(),
+        );
+    }
+
+    fn summary(&self) -> String {
+        self.0
+            .iter()
+            .map(|(slug, r)| {
+                format!(
+                    "{slug}: dirty={} {} worktrees {} in conflict",
+                    super::show(&r.dirty),
+                    r.worktrees.len(),
+                    r.conflicts().count()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 pub struct Repos {
     ctx: Arc<Context>,
 }
 
-impl Repos {
-    pub fn new(ctx: Arc<Context>) -> Self {
-        Repos { ctx }
-    }
-}
-
 impl Section for Repos {
-    fn name(&self) -> &'static str {
-        "repos"
-    }
+    type Body = ReposBody;
 
-    fn default_schedule(&self) -> Schedule {
-        Schedule::every(Duration::from_secs(15), Duration::from_secs(10))
-    }
-
-    fn collect(&self) -> Work {
+    fn collect(&self) -> Work<ReposBody> {
         let repos = self.ctx.config.repos.clone();
         Work::blocking(move || {
-            let mut out = Map::new();
+            let mut out = IndexMap::new();
             for r in &repos {
                 let report = git::repo_report(&r.path, r.worktrees.as_deref());
-                let mut worktrees = Map::new();
-                for wt in report.worktrees {
-                    let body = serde_json::to_value(WorktreeBody::from(wt.status))
-                        .map_err(|e| CollectError::new(e.to_string()))?;
-                    worktrees.insert(wt.name, body);
-                }
+                let worktrees = report
+                    .worktrees
+                    .into_iter()
+                    .map(|wt| (wt.name, WorktreeBody::from(wt.status)))
+                    .collect();
                 let body = RepoBody {
                     head_sha: report.main.head_sha,
                     dirty: report.main.dirty,
@@ -87,12 +154,22 @@ impl Section for Repos {
                     worktrees,
                     error: report.main.error,
                 };
-                out.insert(
-                    r.slug.clone(),
-                    serde_json::to_value(body).map_err(|e| CollectError::new(e.to_string()))?,
-                );
+                out.insert(r.slug.clone(), body);
             }
-            Ok(Value::Object(out))
+            Ok(ReposBody(out))
         })
+    }
+}
+
+impl Builtin for Repos {
+    const ID: SectionId = SectionId::Repos;
+    const RULES: &'static [&'static Rule] = &[&WORKTREE_CONFLICT];
+
+    fn default_schedule(_: &Config) -> Schedule {
+        Schedule::every(Duration::from_secs(15), Duration::from_secs(10))
+    }
+
+    fn new(ctx: &Arc<Context>, _: Schedule) -> Self {
+        Repos { ctx: ctx.clone() }
     }
 }

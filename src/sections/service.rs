@@ -9,18 +9,77 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Schedule, Section, Work};
+use super::{Body, Builtin, Finding, Health, Rule, Schedule, Section, Work};
+use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
+use crate::section_id::SectionId;
 use crate::sources::host_state::PushedStatus;
 
-/// The seed's `service` body.
-#[derive(Debug, Serialize, PartialEq)]
+/// What `service.status` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    Ok,
+    ShuttingDown,
+    Unreachable,
+    Unknown,
+}
+
+/// The `service` body.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct ServiceBody {
-    pub status: &'static str,
+    pub status: ServiceStatus,
     pub started_at: Option<String>,
     pub uptime_seconds: Option<i64>,
+}
+
+pub static SHUTTING_DOWN: Rule = Rule {
+    name: "service_shutting_down",
+    default: Severity::Down,
+    what: "pynchy says it is shutting down",
+};
+pub static UNREACHABLE: Rule = Rule {
+    name: "service_unreachable",
+    default: Severity::Down,
+    what: "pynchy's pushes stopped for a TTL",
+};
+pub static UNKNOWN: Rule = Rule {
+    name: "service_unknown",
+    default: Severity::Degraded,
+    what: "pynchy has not pushed its state yet",
+};
+
+impl Body for ServiceBody {
+    fn findings(&self, _cfg: &RollupConfig, out: &mut Vec<Finding>) {
+        match self.status {
+            ServiceStatus::ShuttingDown => {
+                out.push(Finding::new(&SHUTTING_DOWN, "pynchy is shutting down"))
+            }
+            ServiceStatus::Unreachable => out.push(Finding::new(
+                &UNREACHABLE,
+                "pynchy stopped pushing its state (unreachable)",
+            )),
+            ServiceStatus::Unknown => out.push(Finding::new(
+                &UNKNOWN,
+                "pynchy has not pushed its state yet",
+            )),
+            ServiceStatus::Ok => {}
+        }
+    }
+
+    fn health(&self, h: &mut Health) {
+        h.uptime_seconds = self.uptime_seconds;
+    }
+
+    fn summary(&self) -> String {
+        let status = serde_json::to_value(self.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        format!("{status} up {}s", super::show(&self.uptime_seconds))
+    }
 }
 
 pub struct Service {
@@ -28,29 +87,25 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(ctx: Arc<Context>) -> Self {
-        Service { ctx }
-    }
-
     /// The body as of now.
     pub fn body(&self) -> ServiceBody {
         let pushed = self.ctx.host.service();
         let ttl = self.ctx.config.ingest.ttl;
         let (status, started) = match &pushed {
-            None => ("unknown", None),
+            None => (ServiceStatus::Unknown, None),
             Some(p) if p.stamp.instant.elapsed() >= ttl => {
-                ("unreachable", Some(p.value.started_at))
+                (ServiceStatus::Unreachable, Some(p.value.started_at))
             }
             Some(p) => (
                 match p.value.status {
-                    PushedStatus::Ok => "ok",
-                    PushedStatus::ShuttingDown => "shutting_down",
+                    PushedStatus::Ok => ServiceStatus::Ok,
+                    PushedStatus::ShuttingDown => ServiceStatus::ShuttingDown,
                 },
                 Some(p.value.started_at),
             ),
         };
         let status = if self.ctx.is_shutting_down() {
-            "shutting_down"
+            ServiceStatus::ShuttingDown
         } else {
             status
         };
@@ -58,26 +113,33 @@ impl Service {
             status,
             started_at: started.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, false)),
             uptime_seconds: started
-                .filter(|_| status != "unreachable")
+                .filter(|_| status != ServiceStatus::Unreachable)
                 .map(|t| (Utc::now() - t.with_timezone(&Utc)).num_seconds().max(0)),
         }
     }
 }
 
 impl Section for Service {
-    fn name(&self) -> &'static str {
-        "service"
+    type Body = ServiceBody;
+
+    fn collect(&self) -> Work<ServiceBody> {
+        Work::Done {
+            result: Ok(self.body()),
+            as_of: None,
+        }
     }
+}
+
+impl Builtin for Service {
+    const ID: SectionId = SectionId::Service;
+    const RULES: &'static [&'static Rule] = &[&SHUTTING_DOWN, &UNREACHABLE, &UNKNOWN];
 
     /// Every second: `uptime_seconds` moves, and `unreachable` is due on time.
-    fn default_schedule(&self) -> Schedule {
+    fn default_schedule(_: &Config) -> Schedule {
         Schedule::every(Duration::from_secs(1), Duration::from_secs(1))
     }
 
-    fn collect(&self) -> Work {
-        Work::Done {
-            result: super::to_body(self.body()),
-            as_of: None,
-        }
+    fn new(ctx: &Arc<Context>, _: Schedule) -> Self {
+        Service { ctx: ctx.clone() }
     }
 }

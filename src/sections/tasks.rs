@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use diesel::sql_types::{Nullable, Text};
 use diesel::QueryableByName;
-use serde::Serialize;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
 
-use super::{Schedule, Section, Work};
+use super::scheduled::{self, Judged, SCHEDULE_INVALID};
+use super::{Body, Builtin, Finding, Rule, Schedule, Section, Work};
+use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::overdue::{Due, Judge};
+use crate::section_id::SectionId;
 use crate::sources::db::Db;
 
 #[derive(Debug, QueryableByName)]
@@ -39,7 +43,7 @@ const QUERY: &str = "SELECT id, group_folder, schedule_type, schedule_value, sta
     next_run, last_run, last_result, created_at FROM scheduled_tasks ORDER BY id";
 
 /// One task, as served.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct TaskBody {
     pub id: Option<String>,
     pub group: Option<String>,
@@ -53,62 +57,104 @@ pub struct TaskBody {
     pub schedule_error: Option<String>,
 }
 
-const SCHEDULE: Schedule = Schedule::every(Duration::from_secs(10), Duration::from_secs(5));
+/// The `tasks` body: every task, ordered by id.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct TasksBody(pub Vec<TaskBody>);
+
+pub static TASK_OVERDUE: Rule = Rule {
+    name: "task_overdue",
+    default: Severity::Degraded,
+    what: "a scheduled task is overdue",
+};
+
+impl TasksBody {
+    fn overdue(&self) -> usize {
+        self.0.iter().filter(|t| t.overdue).count()
+    }
+}
+
+impl Body for TasksBody {
+    fn findings(&self, _cfg: &RollupConfig, out: &mut Vec<Finding>) {
+        let rows = self.0.iter().map(|t| Judged {
+            label: t.id.as_deref(),
+            overdue: t.overdue,
+            schedule_error: t.schedule_error.as_deref(),
+        });
+        scheduled::findings(rows, &TASK_OVERDUE, "task", out);
+    }
+
+    fn metrics(&self, reg: &mut Registry) {
+        scheduled::metrics(
+            reg,
+            "pynchy_tasks_overdue",
+            "Scheduled tasks overdue",
+            self.overdue(),
+        );
+    }
+
+    fn summary(&self) -> String {
+        scheduled::summary(self.0.len(), self.overdue())
+    }
+}
+
+fn task(judge: &Judge, r: Row) -> TaskBody {
+    let (overdue, schedule_error) = judge.assess(Due {
+        schedule_type: r.schedule_type.as_deref(),
+        schedule_value: r.schedule_value.as_deref(),
+        status: r.status.as_deref(),
+        enabled: true,
+        next_run: r.next_run.as_deref(),
+        last_run: r.last_run.as_deref(),
+        created_at: r.created_at.as_deref(),
+    });
+    TaskBody {
+        id: r.id,
+        group: r.group_folder,
+        schedule_type: r.schedule_type,
+        schedule_value: r.schedule_value,
+        status: r.status,
+        next_run: r.next_run,
+        last_run: r.last_run,
+        last_result: r.last_result,
+        overdue,
+        schedule_error,
+    }
+}
 
 pub struct Tasks {
     ctx: Arc<Context>,
     db: Arc<Db>,
 }
 
-impl Tasks {
-    pub fn new(ctx: Arc<Context>) -> Self {
-        let db = Arc::new(super::db_for(&ctx, "tasks", SCHEDULE));
-        Tasks { ctx, db }
-    }
-}
-
 impl Section for Tasks {
-    fn name(&self) -> &'static str {
-        "tasks"
-    }
+    type Body = TasksBody;
 
-    fn default_schedule(&self) -> Schedule {
-        SCHEDULE
-    }
-
-    fn collect(&self) -> Work {
+    fn collect(&self) -> Work<TasksBody> {
         let db = self.db.clone();
         let ctx = self.ctx.clone();
         Work::blocking(move || {
             let rows: Vec<Row> = super::db_rows(&db, QUERY)?;
             let judge = Judge::now(&ctx.config.pynchy);
-            let tasks: Vec<TaskBody> = rows
-                .into_iter()
-                .map(|r| {
-                    let (overdue, schedule_error) = judge.assess(Due {
-                        schedule_type: r.schedule_type.as_deref(),
-                        schedule_value: r.schedule_value.as_deref(),
-                        status: r.status.as_deref(),
-                        enabled: true,
-                        next_run: r.next_run.as_deref(),
-                        last_run: r.last_run.as_deref(),
-                        created_at: r.created_at.as_deref(),
-                    });
-                    TaskBody {
-                        id: r.id,
-                        group: r.group_folder,
-                        schedule_type: r.schedule_type,
-                        schedule_value: r.schedule_value,
-                        status: r.status,
-                        next_run: r.next_run,
-                        last_run: r.last_run,
-                        last_result: r.last_result,
-                        overdue,
-                        schedule_error,
-                    }
-                })
-                .collect();
-            super::to_body(tasks)
+            Ok(TasksBody(
+                rows.into_iter().map(|r| task(&judge, r)).collect(),
+            ))
         })
+    }
+}
+
+impl Builtin for Tasks {
+    const ID: SectionId = SectionId::Tasks;
+    const RULES: &'static [&'static Rule] = &[&TASK_OVERDUE, &SCHEDULE_INVALID];
+
+    fn default_schedule(_: &Config) -> Schedule {
+        Schedule::every(Duration::from_secs(10), Duration::from_secs(5))
+    }
+
+    fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        Tasks {
+            ctx: ctx.clone(),
+            db: Arc::new(super::db_for(ctx, schedule)),
+        }
     }
 }

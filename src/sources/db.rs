@@ -103,10 +103,6 @@ impl Db {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn open(&self) -> Result<(SqliteConnection, Option<FileId>), DbError> {
         let id = file_id(&self.path);
         if id.is_none() {

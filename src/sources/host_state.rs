@@ -16,7 +16,8 @@ use arc_swap::ArcSwapOption;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
-use crate::sections::Stamp;
+use crate::section_id::SectionId;
+use crate::stamp::Stamp;
 
 /// pynchy's own status, as pushed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,8 +91,18 @@ pub trait HostState: Send + Sync + 'static {
     fn active_sessions(&self) -> Option<Stamped<u64>>;
 }
 
-/// The sections that can be pushed, by name.
-pub const PUSHABLE: [&str; 4] = ["service", "channels", "queue", "groups"];
+/// The sections that can be pushed.
+pub const PUSHABLE: [SectionId; 4] = [
+    SectionId::Service,
+    SectionId::Channels,
+    SectionId::Queue,
+    SectionId::Groups,
+];
+
+/// The pushable section called `name`.
+pub fn pushable(name: &str) -> Option<SectionId> {
+    PUSHABLE.into_iter().find(|s| s.name() == name)
+}
 
 /// Why a pushed body was refused. The text names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,25 +146,25 @@ impl MemoryHostState {
 
     /// Validates a pushed JSON body for `section` and, only if it is whole and
     /// right, replaces that section's value. On error nothing changes.
-    pub fn accept(&self, section: &str, body: &[u8], stamp: Stamp) -> Result<(), PushError> {
+    pub fn accept(&self, section: SectionId, body: &[u8], stamp: Stamp) -> Result<(), PushError> {
         match section {
-            "service" => self.service.store(Some(Arc::new(Stamped {
+            SectionId::Service => self.service.store(Some(Arc::new(Stamped {
                 value: parse::<ServiceState>(body)?,
                 stamp,
             }))),
-            "channels" => self.channels.store(Some(Arc::new(Stamped {
+            SectionId::Channels => self.channels.store(Some(Arc::new(Stamped {
                 value: parse::<Channels>(body)?,
                 stamp,
             }))),
-            "queue" => self.queue.store(Some(Arc::new(Stamped {
+            SectionId::Queue => self.queue.store(Some(Arc::new(Stamped {
                 value: parse::<QueueState>(body)?,
                 stamp,
             }))),
-            "groups" => self.groups.store(Some(Arc::new(Stamped {
+            SectionId::Groups => self.groups.store(Some(Arc::new(Stamped {
                 value: parse::<GroupsState>(body)?,
                 stamp,
             }))),
-            other => return Err(PushError::UnknownSection(other.to_string())),
+            other => return Err(PushError::UnknownSection(other.name().to_string())),
         }
         Ok(())
     }
@@ -165,15 +176,15 @@ impl MemoryHostState {
         &self,
         doc: &[u8],
         stamp: Stamp,
-    ) -> Result<(Vec<&'static str>, Vec<String>), PushError> {
+    ) -> Result<(Vec<SectionId>, Vec<String>), PushError> {
         let value: serde_json::Map<String, serde_json::Value> = parse(doc)?;
         let (mut ok, mut errors) = (Vec::new(), Vec::new());
-        for name in PUSHABLE {
-            if let Some(v) = value.get(name) {
+        for id in PUSHABLE {
+            if let Some(v) = value.get(id.name()) {
                 let bytes = serde_json::to_vec(v).unwrap_or_default();
-                match self.accept(name, &bytes, stamp) {
-                    Ok(()) => ok.push(name),
-                    Err(e) => errors.push(format!("{name}: {e}")),
+                match self.accept(id, &bytes, stamp) {
+                    Ok(()) => ok.push(id),
+                    Err(e) => errors.push(format!("{id}: {e}")),
                 }
             }
         }
@@ -190,10 +201,16 @@ pub async fn pull_loop<F, Fut>(
     interval: std::time::Duration,
     on_accept: F,
 ) where
-    F: Fn(Vec<&'static str>) -> Fut,
+    F: Fn(Vec<SectionId>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let client = crate::sources::litellm::client();
+    let client = match crate::client::outbound() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client: pulling is off");
+            return;
+        }
+    };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -204,7 +221,13 @@ pub async fn pull_loop<F, Fut>(
             .send()
             .await;
         let body = match answer {
-            Ok(r) if r.status().is_success() => r.bytes().await.ok(),
+            Ok(r) if r.status().is_success() => match r.bytes().await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::debug!(error = %e.without_url(), "pull body could not be read");
+                    None
+                }
+            },
             Ok(r) => {
                 tracing::debug!(status = r.status().as_u16(), "pull answered with an error");
                 None
@@ -257,17 +280,17 @@ mod tests {
     fn errors_name_the_field_and_change_nothing() {
         let m = MemoryHostState::default();
         let good = br#"{"active_containers":1,"max_concurrent":4,"groups_waiting":0,"per_group":{"admin":{"active":true,"is_task":false,"pending_messages":true,"pending_tasks":0}}}"#;
-        m.accept("queue", good, Stamp::now()).unwrap();
+        m.accept(SectionId::Queue, good, Stamp::now()).unwrap();
         let before = m.queue();
         let bad = br#"{"active_containers":1,"max_concurrent":4,"groups_waiting":0,"per_group":{"admin":{"active":"yes","is_task":false,"pending_messages":true,"pending_tasks":0}}}"#;
         let e = m
-            .accept("queue", bad, Stamp::now())
+            .accept(SectionId::Queue, bad, Stamp::now())
             .unwrap_err()
             .to_string();
         assert!(e.contains("per_group.admin.active"), "{e}");
         let e = m
             .accept(
-                "channels",
+                SectionId::Channels,
                 br#"{"slack":{"connected":true,"extra":1}}"#,
                 Stamp::now(),
             )
@@ -277,7 +300,7 @@ mod tests {
         assert_eq!(m.queue(), before);
         assert!(m.channels().is_none());
         assert!(matches!(
-            m.accept("weather", b"{}", Stamp::now()),
+            m.accept(SectionId::Extra("weather"), b"{}", Stamp::now()),
             Err(PushError::UnknownSection(_))
         ));
     }

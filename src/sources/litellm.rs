@@ -46,15 +46,6 @@ struct Answer {
     unhealthy_endpoints: Vec<Endpoint>,
 }
 
-/// A client for loopback calls: no proxy from the environment, no redirects.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default()
-}
-
 /// Parses a 200 answer's body.
 pub fn parse(body: &[u8]) -> Result<ModelHealth, HealthError> {
     let answer: Answer = serde_json::from_slice(body).map_err(|_| HealthError::Malformed)?;

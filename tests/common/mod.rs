@@ -9,7 +9,13 @@ use std::time::{Duration, Instant};
 
 use pynchy_status::app::{Daemon, Running};
 use pynchy_status::config::Config;
-use pynchy_status::sections::Section;
+use pynchy_status::sections::{Schedule, Section};
+
+/// A section a test adds beside the built-in ones, with its name and schedule.
+pub trait Extra: Section<Body = serde_json::Value> {
+    fn name(&self) -> &'static str;
+    fn default_schedule(&self) -> Schedule;
+}
 
 /// One HTTP response.
 #[derive(Debug)]
@@ -146,14 +152,14 @@ pub fn test_env() {
 }
 
 /// Starts a daemon for `config_toml` (paths relative to `dir`) plus extra sections.
-pub fn start_in(dir: &Path, config_toml: &str, extra: Vec<Arc<dyn Section>>) -> Running {
+pub fn start_in(dir: &Path, config_toml: &str, extra: Vec<Arc<dyn Extra>>) -> Running {
     test_env();
     let path = dir.join("pynchy-status.toml");
     std::fs::write(&path, config_toml).unwrap();
     let cfg = Config::load(&path).expect("config");
     let mut daemon = Daemon::new(cfg).expect("daemon");
     for s in extra {
-        daemon = daemon.with_section(s);
+        daemon = daemon.with_section(s.name(), s.default_schedule(), s);
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     daemon.spawn(listener).expect("spawn")

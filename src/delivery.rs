@@ -1,0 +1,36 @@
+//! Delivery of pynchy's pushed (or pulled) state: after a push or a pull is
+//! accepted into memory, the sections it touched are collected at once, and
+//! delivery waits until a published snapshot holds them — so a push is
+//! visible in the very next GET. Used by the ingest handler and the pull loop
+//! alike.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::poller::Kick;
+use crate::section_id::SectionId;
+use crate::sources::host_state::MemoryHostState;
+
+/// Where pushes land, and the pollers to kick after them.
+pub struct Delivery {
+    pub memory: Arc<MemoryHostState>,
+    /// Section → its poller.
+    pub kicks: HashMap<SectionId, Kick>,
+}
+
+impl Delivery {
+    /// Collects these sections and waits (at most 2 s) until a published
+    /// snapshot holds them.
+    pub async fn publish(&self, sections: &[SectionId]) {
+        let waits = sections
+            .iter()
+            .filter_map(|s| self.kicks.get(s))
+            .map(|k| k.collect_and_publish());
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            futures_util::future::join_all(waits),
+        )
+        .await;
+    }
+}

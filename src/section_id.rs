@@ -1,0 +1,91 @@
+//! [`SectionId`]: the name of every part of the status document, as a type, so
+//! that a misspelt section is a compile error rather than a silent miss. A leaf:
+//! the config (`[sections.<name>]`), the registry, the store, ingest and the
+//! HTTP layer all name sections through it.
+
+use std::fmt;
+
+/// One section of `/status`. Built-in sections are variants; `Extra` is a
+/// section an embedding host or a test adds with `Daemon::with_section`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SectionId {
+    Service,
+    Deploy,
+    Channels,
+    Gateway,
+    Queue,
+    Repos,
+    Messages,
+    Tasks,
+    HostJobs,
+    Groups,
+    Extra(&'static str),
+}
+
+impl SectionId {
+    /// Every built-in section, in the order it appears in `/status`.
+    pub const BUILTIN: [SectionId; 10] = [
+        SectionId::Service,
+        SectionId::Deploy,
+        SectionId::Channels,
+        SectionId::Gateway,
+        SectionId::Queue,
+        SectionId::Repos,
+        SectionId::Messages,
+        SectionId::Tasks,
+        SectionId::HostJobs,
+        SectionId::Groups,
+    ];
+
+    /// The key under which the section appears in `/status`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SectionId::Service => "service",
+            SectionId::Deploy => "deploy",
+            SectionId::Channels => "channels",
+            SectionId::Gateway => "gateway",
+            SectionId::Queue => "queue",
+            SectionId::Repos => "repos",
+            SectionId::Messages => "messages",
+            SectionId::Tasks => "tasks",
+            SectionId::HostJobs => "host_jobs",
+            SectionId::Groups => "groups",
+            SectionId::Extra(name) => name,
+        }
+    }
+
+    /// The built-in section called `name`.
+    pub fn builtin(name: &str) -> Option<SectionId> {
+        SectionId::BUILTIN.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The built-in names, comma-separated, for error messages.
+    pub fn known() -> String {
+        SectionId::BUILTIN.map(SectionId::name).join(", ")
+    }
+}
+
+impl fmt::Display for SectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for SectionId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for id in SectionId::BUILTIN {
+            assert_eq!(SectionId::builtin(id.name()), Some(id));
+        }
+        assert_eq!(SectionId::builtin("weather"), None);
+    }
+}
