@@ -5,7 +5,7 @@
 //! - git2: `sources::git::repo_report` (what the repos section runs).
 //! - CLI: per worktree `git status --porcelain`, two `git rev-list --count`,
 //!   `git rev-parse --git-dir`, plus the main checkout's HEAD, status and
-//!   unpushed count, as subprocesses (the seed's `_worktree_status`).
+//!   unpushed count, as subprocesses (what the original Python design ran per worktree).
 //!
 //! `cargo bench --bench git` (env GIT_BENCH_RUNS, default 15). Prints medians
 //! and the ratio git2 / CLI.

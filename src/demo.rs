@@ -13,7 +13,7 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use git2::{BranchType, IndexAddOption, Oid, Repository, RepositoryInitOptions, Signature};
 
-/// pynchy's SQLite schema (`shared/spec/pynchy-db.md`).
+/// pynchy's SQLite schema: the tables and columns pynchy creates.
 pub const SCHEMA: &str = include_str!("pynchy_schema.sql");
 
 /// Why the demo world could not be built.
@@ -65,16 +65,16 @@ fn commit_all(repo: &Repository, message: &str) -> Result<Oid, git2::Error> {
     repo.commit(Some("HEAD"), &s, &s, message, &tree, &parents)
 }
 
-/// Builds the git part of the world under `root`; returns pynchy's checkout.
-pub fn build_git(root: &Path) -> Result<PathBuf, DemoError> {
+/// pynchy's checkout under `root` with a bare origin: two pushed commits and
+/// one unpushed. Returns the repo and its first and last commits.
+fn init_checkout(root: &Path, checkout: &Path) -> Result<(Repository, Oid, Oid), DemoError> {
     let origin_path = root.join("origin.git");
     let origin = Repository::init_bare(&origin_path)?;
     origin.set_head("refs/heads/main")?;
 
-    let checkout = root.join("pynchy");
     let mut opts = RepositoryInitOptions::new();
     opts.initial_head("main");
-    let repo = Repository::init_opts(&checkout, &opts)?;
+    let repo = Repository::init_opts(checkout, &opts)?;
     write(&checkout.join(".gitignore"), "data/\n*.log\n")?;
     write(&checkout.join("README.md"), "# pynchy\n\nAn agent host.\n")?;
     let app = "def route(message):\n    return deliver(message)\n";
@@ -86,8 +86,10 @@ pub fn build_git(root: &Path) -> Result<PathBuf, DemoError> {
     )?;
     let c2 = commit_all(&repo, "feat: per-group container queue")?;
 
-    let mut remote = repo.remote("origin", &origin_path.to_string_lossy())?;
-    remote.push(&["refs/heads/main:refs/heads/main"], None)?;
+    {
+        let mut remote = repo.remote("origin", &origin_path.to_string_lossy())?;
+        remote.push(&["refs/heads/main:refs/heads/main"], None)?;
+    }
     repo.reference("refs/remotes/origin/main", c2, true, "demo: track origin")?;
     repo.find_branch("main", BranchType::Local)?
         .set_upstream(Some("origin/main"))?;
@@ -99,7 +101,13 @@ pub fn build_git(root: &Path) -> Result<PathBuf, DemoError> {
     let c3 = commit_all(&repo, "fix: deduplicate message routing")?;
     // An ignored file: it must never make the checkout dirty.
     write(&checkout.join("service.log"), "started\n")?;
+    Ok((repo, c1, c3))
+}
 
+/// Builds the git part of the world under `root`; returns pynchy's checkout.
+pub fn build_git(root: &Path) -> Result<PathBuf, DemoError> {
+    let checkout = root.join("pynchy");
+    let (repo, c1, c3) = init_checkout(root, &checkout)?;
     let worktrees = root.join("worktrees");
     std::fs::create_dir_all(&worktrees)?;
     let add_worktree = |name: &str, at: Oid| -> Result<Repository, DemoError> {

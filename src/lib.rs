@@ -65,4 +65,24 @@ pub mod testing {
     pub use crate::sources::db::{read_only_uri, Db, DbError};
     pub use crate::sources::git::{open, read_checkout, repo_report};
     pub use crate::sources::litellm::parse as parse_litellm;
+    pub use crate::state::SectionState;
+
+    use std::sync::Arc;
+
+    use crate::sections::{Body, Schedule};
+
+    /// A section's state holding `body`, collected just now.
+    pub fn fresh<B: Body>(id: crate::SectionId, body: B) -> SectionState {
+        let mut s = SectionState::new(
+            id,
+            Schedule::every(
+                std::time::Duration::from_secs(10),
+                std::time::Duration::from_secs(5),
+            ),
+        );
+        s.body = Some(Arc::new(body));
+        s.collected = Some(crate::Stamp::now());
+        s.attempted_at = Some(chrono::Utc::now());
+        s
+    }
 }

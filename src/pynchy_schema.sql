@@ -1,4 +1,4 @@
--- pynchy's SQLite schema, as described in shared/spec/pynchy-db.md.
+-- pynchy's SQLite schema: the tables, columns and indexes pynchy itself creates.
 -- The demo and the tests create databases with it; the daemon only reads.
 CREATE TABLE chats (
     jid TEXT PRIMARY KEY,

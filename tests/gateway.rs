@@ -1,6 +1,6 @@
 //! gateway: container states from a real (private) dockerd, model health from a
 //! stand-in LiteLLM on 127.0.0.1 that speaks the proxy's wire format
-//! (`shared/spec/litellm-health.md`). The real proxy is in `tests/litellm_real.rs`.
+//! (its documented `/health` answer). The real proxy is in `tests/litellm_real.rs`.
 
 mod common;
 

@@ -11,7 +11,7 @@ use actix_web::http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 
-use super::routes::json_error;
+use super::reply::json_error;
 
 /// The token of an `Authorization: Bearer <token>` header.
 fn bearer(req: &HttpRequest) -> Option<&str> {

@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use super::auth::push_refusal;
-use super::routes::json_error;
+use super::reply::json_error;
 use crate::delivery::Delivery;
 use crate::sources::host_state::{pushable, PushError};
 use crate::stamp::Stamp;

@@ -10,6 +10,7 @@ use crate::store::StoreHandle;
 pub mod auth;
 mod conditional;
 pub mod ingest;
+mod reply;
 mod routes;
 pub mod stream;
 

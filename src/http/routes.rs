@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::auth::{Access, Authorized};
 use super::conditional;
+use super::reply::json_error;
 use crate::snapshot::Rendered;
 use crate::store::StoreHandle;
 
@@ -61,13 +62,6 @@ async fn dashboard() -> HttpResponse {
         ))
         .insert_header((CACHE_CONTROL, NO_CACHE))
         .body(DASHBOARD)
-}
-
-/// A JSON error body with this status.
-pub fn json_error(code: StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(code)
-        .insert_header((CONTENT_TYPE, JSON))
-        .body(serde_json::json!({ "error": message }).to_string())
 }
 
 fn method_not_allowed(allow: &'static str) -> HttpResponse {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::auth::Authorized;
-use super::routes::json_error;
+use super::reply::json_error;
 use crate::store::StoreHandle;
 
 /// How often an idle stream sends a comment, so proxies keep it open.
@@ -47,6 +47,34 @@ impl State {
         self.sent = snap.generation;
         snap.sse.clone()
     }
+
+    /// The next chunk of the stream, or `None` when it ends.
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        if self.first {
+            self.first = false;
+            return Some(self.event());
+        }
+        if !*self.closing.borrow() {
+            tokio::select! {
+                changed = self.changes.changed() => {
+                    changed.ok()?;
+                    self.keep_alive.reset();
+                    return Some(self.event());
+                }
+                _ = self.keep_alive.tick() => {
+                    return Some(Bytes::from_static(b": keep-alive\n\n"));
+                }
+                _ = self.closing.changed() => {}
+            }
+        }
+        // Closing: send the last snapshot (it says `shutting_down`) if this
+        // client has not seen it, then end.
+        self.done = true;
+        (self.store.load().generation > self.sent).then(|| self.event())
+    }
 }
 
 pub async fn stream(
@@ -75,36 +103,8 @@ pub async fn stream(
         _permit: permit,
     };
     let body = futures_util::stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        if st.first {
-            st.first = false;
-            let event = st.event();
-            return Some((Ok::<Bytes, std::convert::Infallible>(event), st));
-        }
-        if !*st.closing.borrow() {
-            tokio::select! {
-                changed = st.changes.changed() => {
-                    changed.ok()?;
-                    st.keep_alive.reset();
-                    let event = st.event();
-                    return Some((Ok(event), st));
-                }
-                _ = st.keep_alive.tick() => {
-                    return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st));
-                }
-                _ = st.closing.changed() => {}
-            }
-        }
-        // Closing: send the last snapshot (it says `shutting_down`) if this
-        // client has not seen it, then end.
-        st.done = true;
-        if st.store.load().generation > st.sent {
-            let event = st.event();
-            return Some((Ok(event), st));
-        }
-        None
+        let event = st.next().await?;
+        Some((Ok::<Bytes, std::convert::Infallible>(event), st))
     });
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream")))

@@ -205,21 +205,41 @@ impl Body for GatewayBody {
 pub struct Gateway {
     cfg: GatewayConfig,
     timeout: Duration,
-    docker: Result<bollard::Docker, String>,
+    /// Made at the first collection that finds the Docker socket, and kept.
+    docker: std::sync::Mutex<Option<bollard::Docker>>,
     http: Result<reqwest::Client, String>,
+}
+
+impl Gateway {
+    /// The Docker client: `Ok(None)` while the socket is missing (the daemon
+    /// is down: states unknown), an error when `docker_host` cannot be used.
+    fn docker(&self) -> Result<Option<bollard::Docker>, CollectError> {
+        let mut slot = self.docker.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            match docker::client(&self.cfg.docker_host, self.timeout) {
+                Ok(d) => *slot = Some(d),
+                Err(docker::ClientError::SocketMissing(_)) => return Ok(None),
+                Err(e) => return Err(CollectError::new(e.to_string())),
+            }
+        }
+        Ok(slot.clone())
+    }
 }
 
 async fn litellm_body(
     cfg: GatewayConfig,
     timeout: Duration,
-    docker: bollard::Docker,
+    docker: Option<bollard::Docker>,
     http: reqwest::Client,
 ) -> LitellmBody {
     let key = crate::config::secret(&cfg.key_env);
     let containers = async {
+        let Some(docker) = &docker else {
+            return (ContainerState::Unreachable, ContainerState::Unreachable);
+        };
         tokio::join!(
-            docker::container_state(&docker, &cfg.litellm_container, timeout),
-            docker::container_state(&docker, &cfg.postgres_container, timeout),
+            docker::container_state(docker, &cfg.litellm_container, timeout),
+            docker::container_state(docker, &cfg.postgres_container, timeout),
         )
     };
     let models = litellm::health(&http, &cfg.url, key.as_deref(), timeout);
@@ -260,12 +280,10 @@ impl Section for Gateway {
         }
         // A docker_host or client that cannot be built is a config problem:
         // say so rather than report the daemon as unreachable.
-        let (docker, http) = match (&self.docker, &self.http) {
-            (Ok(d), Ok(h)) => (d.clone(), h.clone()),
-            (Err(e), _) | (_, Err(e)) => {
-                let e = CollectError::new(e.clone());
-                return Work::future(async move { Err(e) });
-            }
+        let clients = self.http.clone().map_err(CollectError::new);
+        let (docker, http) = match clients.and_then(|h| Ok((self.docker()?, h))) {
+            Ok(c) => c,
+            Err(e) => return Work::future(async move { Err(e) }),
         };
         let (cfg, timeout) = (self.cfg.clone(), self.timeout);
         Work::future(async move {
@@ -293,12 +311,11 @@ impl Builtin for Gateway {
         let cfg = ctx.config.gateway.clone();
         // Answer a little before the poller's timeout, with what is known by then.
         let timeout = schedule.timeout * 9 / 10;
-        let docker = docker::client(&cfg.docker_host, timeout);
         let http = crate::client::outbound().map_err(|e| e.to_string());
         Gateway {
             cfg,
             timeout,
-            docker,
+            docker: std::sync::Mutex::new(None),
             http,
         }
     }

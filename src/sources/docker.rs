@@ -29,16 +29,34 @@ impl ContainerState {
     }
 }
 
+/// Why no client could be made for a `docker_host`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The socket is not there (yet): the daemon is down or not started. Try
+    /// again later; the containers' states are unknown meanwhile.
+    #[error("Docker socket {0} does not exist")]
+    SocketMissing(String),
+    /// The address itself cannot be used: a config error.
+    #[error("invalid docker_host `{host}`: {message}")]
+    Invalid { host: String, message: String },
+}
+
 /// Connects lazily to `host` (`unix:///path`, `tcp://host:port` or `http://…`).
 /// Nothing is sent until the first call.
-pub fn client(host: &str, timeout: Duration) -> Result<Docker, String> {
+pub fn client(host: &str, timeout: Duration) -> Result<Docker, ClientError> {
     let secs = timeout.as_secs().max(1);
     let result = if host.starts_with("tcp://") || host.starts_with("http://") {
         Docker::connect_with_http(host, secs, bollard::API_DEFAULT_VERSION)
     } else {
         Docker::connect_with_unix(host, secs, bollard::API_DEFAULT_VERSION)
     };
-    result.map_err(|e| format!("invalid docker_host `{host}`: {e}"))
+    result.map_err(|e| match e {
+        BollardError::SocketNotFoundError(path) => ClientError::SocketMissing(path),
+        e => ClientError::Invalid {
+            host: host.to_string(),
+            message: e.to_string(),
+        },
+    })
 }
 
 /// Inspects one container, giving up after `timeout`.

@@ -125,60 +125,63 @@ fn in_progress(state: RepositoryState) -> Option<&'static str> {
     }
 }
 
-/// Reads one open checkout. `main` is the main branch's commit, for
-/// ahead/behind (worktrees); `None` skips them. Never fails: problems go into
-/// `error`.
-pub fn read_checkout(repo: &Repository, main: Option<Oid>) -> CheckoutStatus {
-    let mut st = CheckoutStatus::default();
-    if repo.path().join("index.lock").exists() {
-        st.note("index.lock present: a git command is running or crashed");
-    }
+/// Commits on the branch `head` that its upstream lacks: `Ok(None)` without an
+/// upstream, an error when the upstream or the count cannot be read.
+fn unpushed(repo: &Repository, head: git2::Reference<'_>, oid: Oid) -> Result<Option<u64>, String> {
+    let upstream = match git2::Branch::wrap(head).upstream() {
+        Ok(up) => up,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read upstream: {}", e.message())),
+    };
+    let Some(target) = upstream.get().target() else {
+        return Ok(None);
+    };
+    repo.graph_ahead_behind(oid, target)
+        .map(|(ahead, _)| Some(ahead as u64))
+        .map_err(|e| format!("cannot count unpushed commits: {}", e.message()))
+}
+
+/// HEAD's branch, commit and unpushed count into `st`; returns HEAD's commit.
+fn read_head(repo: &Repository, st: &mut CheckoutStatus) -> Option<Oid> {
     let head = match repo.head() {
-        Ok(h) => Some(h),
+        Ok(h) => h,
         Err(e) if e.code() == ErrorCode::UnbornBranch => {
             st.note("unborn branch: no commits yet");
-            None
+            return None;
         }
         Err(e) => {
             st.note(format!("cannot read HEAD: {}", e.message()));
-            None
+            return None;
         }
     };
-    let mut head_oid = None;
-    if let Some(head) = head {
-        let is_branch = head.is_branch();
-        if is_branch {
-            st.branch = head.shorthand().ok().map(str::to_string);
-        } else {
-            st.note("detached HEAD");
+    let is_branch = head.is_branch();
+    if is_branch {
+        st.branch = head.shorthand().ok().map(str::to_string);
+    } else {
+        st.note("detached HEAD");
+    }
+    let oid = match head.peel_to_commit() {
+        Ok(c) => {
+            st.head_sha = Some(c.id().to_string());
+            st.head_commit = c.summary().ok().flatten().map(str::to_string);
+            c.id()
         }
-        match head.peel_to_commit() {
-            Ok(c) => {
-                head_oid = Some(c.id());
-                st.head_sha = Some(c.id().to_string());
-                st.head_commit = c.summary().ok().flatten().map(str::to_string);
-            }
-            Err(e) => st.note(format!("cannot read HEAD commit: {}", e.message())),
+        Err(e) => {
+            st.note(format!("cannot read HEAD commit: {}", e.message()));
+            return None;
         }
-        if let (true, Some(oid)) = (is_branch, head_oid) {
-            st.unpushed_commits = git2::Branch::wrap(head)
-                .upstream()
-                .ok()
-                .and_then(|up| up.get().target())
-                .and_then(|u| repo.graph_ahead_behind(oid, u).ok())
-                .map(|(ahead, _)| ahead as u64);
+    };
+    if is_branch {
+        match unpushed(repo, head, oid) {
+            Ok(n) => st.unpushed_commits = n,
+            Err(e) => st.note(e),
         }
     }
-    match is_dirty(repo) {
-        Ok(d) => st.dirty = Some(d),
-        Err(e) => st.note(format!("cannot read status: {e}")),
-    }
-    if let (Some(h), Some(m)) = (head_oid, main) {
-        if let Ok((a, b)) = repo.graph_ahead_behind(h, m) {
-            st.ahead = Some(a as u64);
-            st.behind = Some(b as u64);
-        }
-    }
+    Some(oid)
+}
+
+/// A merge, rebase, cherry-pick or revert in progress, or unmerged paths.
+fn read_conflict(repo: &Repository, st: &mut CheckoutStatus) {
     let op = in_progress(repo.state());
     let unmerged = repo.index().map(|i| i.has_conflicts());
     st.conflict = match (op, unmerged) {
@@ -189,6 +192,31 @@ pub fn read_checkout(repo: &Repository, main: Option<Oid>) -> CheckoutStatus {
             None
         }
     };
+}
+
+/// Reads one open checkout. `main` is the main branch's commit, for
+/// ahead/behind (worktrees); `None` skips them. Never fails: problems go into
+/// `error`.
+pub fn read_checkout(repo: &Repository, main: Option<Oid>) -> CheckoutStatus {
+    let mut st = CheckoutStatus::default();
+    if repo.path().join("index.lock").exists() {
+        st.note("index.lock present: a git command is running or crashed");
+    }
+    let head_oid = read_head(repo, &mut st);
+    match is_dirty(repo) {
+        Ok(d) => st.dirty = Some(d),
+        Err(e) => st.note(format!("cannot read status: {e}")),
+    }
+    if let (Some(h), Some(m)) = (head_oid, main) {
+        match repo.graph_ahead_behind(h, m) {
+            Ok((a, b)) => {
+                st.ahead = Some(a as u64);
+                st.behind = Some(b as u64);
+            }
+            Err(e) => st.note(format!("cannot count ahead/behind: {}", e.message())),
+        }
+    }
+    read_conflict(repo, &mut st);
     st
 }
 
@@ -222,6 +250,72 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// The subfolders of a repo's worktrees folder, sorted, or why they cannot be listed.
+fn worktree_folders(dir: Option<&Path>) -> (Vec<(String, PathBuf)>, Option<String>) {
+    let mut folders = Vec::new();
+    let Some(dir) = dir else {
+        return (folders, None);
+    };
+    let error = match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    folders.push((e.file_name().to_string_lossy().into_owned(), p));
+                }
+            }
+            None
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some("worktrees folder does not exist".to_string())
+        }
+        Err(e) => Some(format!("cannot list worktrees folder: {e}")),
+    };
+    folders.sort();
+    (folders, error)
+}
+
+/// Reads every folder as a linked worktree of the repo at `common`, on up to
+/// one thread per core, while `main` reads the main checkout on this thread.
+fn read_worktrees(
+    folders: &[(String, PathBuf)],
+    common: &Path,
+    main_oid: Option<Oid>,
+    main: impl FnOnce() -> CheckoutStatus,
+) -> (CheckoutStatus, Vec<WorktreeEntry>) {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(folders.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    folders
+                        .iter()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(name, p)| WorktreeEntry {
+                            name: name.clone(),
+                            status: worktree_status(p, common, main_oid),
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let main = main();
+        let mut wts = Vec::with_capacity(folders.len());
+        for h in handles {
+            // A panic inside libgit2 bindings is not expected; the worktrees of
+            // that thread are then reported as failed by the caller.
+            if let Ok(list) = h.join() {
+                wts.extend(list);
+            }
+        }
+        (main, wts)
+    })
+}
+
 /// Reads a repo and every linked worktree of it under `worktrees` (sorted by
 /// name), walking worktrees on parallel threads. Never fails as a whole.
 pub fn repo_report(path: &Path, worktrees: Option<&Path>) -> RepoReport {
@@ -236,59 +330,9 @@ pub fn repo_report(path: &Path, worktrees: Option<&Path>) -> RepoReport {
     };
     let common = repo.commondir().to_path_buf();
     let main_oid = main_branch(&repo).map(|(_, oid)| oid);
-    let mut folders: Vec<(String, PathBuf)> = Vec::new();
-    let mut list_error = None;
-    if let Some(dir) = worktrees {
-        match std::fs::read_dir(dir) {
-            Ok(entries) => {
-                for e in entries.flatten() {
-                    let p = e.path();
-                    if p.is_dir() {
-                        folders.push((e.file_name().to_string_lossy().into_owned(), p));
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                list_error = Some("worktrees folder does not exist".to_string())
-            }
-            Err(e) => list_error = Some(format!("cannot list worktrees folder: {e}")),
-        }
-    }
-    folders.sort();
-    // Worktrees are independent: walk them on up to one thread per core while
-    // this thread reads the main checkout.
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .min(folders.len());
-    let (main, mut wts) = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (common, folders) = (&common, &folders);
-                scope.spawn(move || {
-                    folders
-                        .iter()
-                        .skip(t)
-                        .step_by(threads)
-                        .map(|(name, p)| WorktreeEntry {
-                            name: name.clone(),
-                            status: worktree_status(p, common, main_oid),
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let main = read_checkout(&repo, None);
-        let mut wts = Vec::with_capacity(folders.len());
-        for h in handles {
-            // A panic inside libgit2 bindings is not expected; the worktrees of
-            // that thread are then reported as failed below.
-            if let Ok(list) = h.join() {
-                wts.extend(list);
-            }
-        }
-        (main, wts)
-    });
+    let (folders, list_error) = worktree_folders(worktrees);
+    let (mut main, mut wts) =
+        read_worktrees(&folders, &common, main_oid, || read_checkout(&repo, None));
     for (name, _) in &folders {
         if !wts.iter().any(|w| &w.name == name) {
             wts.push(WorktreeEntry {
@@ -297,7 +341,6 @@ pub fn repo_report(path: &Path, worktrees: Option<&Path>) -> RepoReport {
             });
         }
     }
-    let mut main = main;
     if let Some(e) = list_error {
         main.note(e);
     }

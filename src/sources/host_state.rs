@@ -2,7 +2,7 @@
 //! connected, its container queue, its live sessions — known only to the pynchy
 //! process, which hands it over.
 //!
-//! [`HostState`] mirrors the seed's `StatusDeps`. [`MemoryHostState`] is the
+//! [`HostState`] mirrors what pynchy's own status code asks its process for. [`MemoryHostState`] is the
 //! implementation fed over HTTP, by pushes (`PUT /ingest/{section}`) or by
 //! pulling `[ingest] pull_url`; a Rust host embedding pynchy-status can
 //! implement the trait itself and answer from its own memory. Every value
@@ -42,7 +42,7 @@ pub struct ChannelState {
     pub connected: bool,
 }
 
-/// `channels`: `{"<name>": {"connected": bool}, ...}`.
+/// `channels`: each channel's name and whether it is connected.
 pub type Channels = BTreeMap<String, ChannelState>;
 
 /// One group in `queue.per_group`.
@@ -55,7 +55,7 @@ pub struct GroupQueue {
     pub pending_tasks: u64,
 }
 
-/// `queue`: the seed's queue object.
+/// `queue`: pynchy's container queue, as its queue reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueState {
@@ -65,7 +65,7 @@ pub struct QueueState {
     pub per_group: BTreeMap<String, GroupQueue>,
 }
 
-/// `groups`: `{"active_sessions": int}` (merged with `total` from the database).
+/// `groups`: pynchy's live session count (merged with `total` from the database).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupsState {

@@ -1,0 +1,130 @@
+//! Golden outputs, as node_exporter's end-to-end test keeps them: the demo
+//! world's `/status`, `/health` and `/metrics`, with what changes from run to
+//! run masked (times, durations, ages, shas), compared with the files in
+//! `tests/golden/`. After an intended change, re-bless them and review the diff:
+//!
+//! ```text
+//! UPDATE_GOLDEN=1 cargo test --test golden
+//! git diff tests/golden/
+//! ```
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use pynchy_status::app::Daemon;
+use pynchy_status::config::Config;
+use serde_json::Value;
+
+fn is_time(s: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
+
+fn is_sha(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Masks what differs between runs, keeping the shape and every other value.
+fn mask(v: &mut Value, key: &str) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                mask(v, k);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| mask(v, key)),
+        Value::String(s) if is_time(s) => *s = "<time>".into(),
+        Value::String(s) if is_sha(s) => *s = "<sha>".into(),
+        Value::Number(_) if key == "duration_ms" || key == "uptime_seconds" => {
+            *v = Value::String("<number>".into())
+        }
+        _ => {}
+    }
+}
+
+/// Masks the values of the families that carry times and durations.
+fn mask_metrics(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let timed = l.starts_with("pynchy_status_section_duration_seconds{")
+                || l.starts_with("pynchy_status_section_last_success_timestamp_seconds{");
+            match (timed, l.rsplit_once(' ')) {
+                (true, Some((series, _))) => format!("{series} <number>\n"),
+                _ => format!("{l}\n"),
+            }
+        })
+        .collect()
+}
+
+fn check(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; bless with UPDATE_GOLDEN=1", path.display()));
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (e, a))| e != a)
+            .take(10)
+            .map(|(i, (e, a))| format!("line {}:\n  - {e}\n  + {a}", i + 1))
+            .collect();
+        panic!(
+            "{name} differs from tests/golden/{name} ({} vs {} lines):\n{}\n\
+             If the change is intended: UPDATE_GOLDEN=1 cargo test --test golden, then review git diff.",
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+#[test]
+fn demo_world_status_health_and_metrics() {
+    test_env();
+    let world = pynchy_status::demo::build("127.0.0.1:0").unwrap();
+    let mut cfg = Config::load(&world.config_path).unwrap();
+    // Docker's answer differs between machines: ask a socket that is not there.
+    cfg.gateway.docker_host = "unix:///nonexistent/pynchy-status-golden.sock".into();
+    let run = Daemon::new(cfg)
+        .unwrap()
+        .spawn(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    let started = chrono::Utc::now() - chrono::Duration::hours(2);
+    for (section, body) in pynchy_status::demo::sample_pushes(started) {
+        assert_eq!(
+            pynchy_status::demo::push(run.addr, section, &body).unwrap(),
+            200
+        );
+    }
+    // Every section collected, every push in.
+    let mut doc = wait_for(Duration::from_secs(20), "a full snapshot", || {
+        let ready = get(run.addr, "/readyz").status == 200;
+        let d = get_json(run.addr, "/status");
+        let fresh = d["meta"]
+            .as_object()
+            .is_some_and(|m| m.values().all(|s| s["stale"] == false));
+        (ready && fresh && d["service"]["status"] == "ok").then_some(d)
+    });
+    mask(&mut doc, "");
+    check(
+        "status.json",
+        &(serde_json::to_string_pretty(&doc).unwrap() + "\n"),
+    );
+    let mut health = get_json(run.addr, "/health");
+    mask(&mut health, "");
+    check(
+        "health.json",
+        &(serde_json::to_string_pretty(&health).unwrap() + "\n"),
+    );
+    let metrics = String::from_utf8(get(run.addr, "/metrics").body).unwrap();
+    check("metrics.txt", &mask_metrics(&metrics));
+}

@@ -1,0 +1,391 @@
+//! A table test of every rollup rule: each rule's firing and non-firing case,
+//! its reason text and default level, and a severity override (to `down`, and
+//! to `ignore`). The bodies are the sections' own typed bodies; the verdict is
+//! the rollup's, as `/status` serves it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use pynchy_status::config::{RollupConfig, Severity};
+use pynchy_status::rollup::{compute, Level};
+use pynchy_status::sections::channels::ChannelsBody;
+use pynchy_status::sections::gateway::{GatewayBody, LitellmBody};
+use pynchy_status::sections::host_jobs::{HostJobBody, HostJobsBody};
+use pynchy_status::sections::messages::MessagesBody;
+use pynchy_status::sections::queue::QueueBody;
+use pynchy_status::sections::repos::{RepoBody, ReposBody, WorktreeBody};
+use pynchy_status::sections::service::{ServiceBody, ServiceStatus};
+use pynchy_status::sections::tasks::{TaskBody, TasksBody};
+use pynchy_status::sections::{CollectError, ErrorKind};
+use pynchy_status::sources::host_state::{ChannelState, QueueState};
+use pynchy_status::testing::{fresh, SectionState};
+use pynchy_status::SectionId;
+
+fn service(status: ServiceStatus) -> SectionState {
+    fresh(
+        SectionId::Service,
+        ServiceBody {
+            status,
+            started_at: None,
+            uptime_seconds: None,
+        },
+    )
+}
+
+fn channels(slack: bool) -> SectionState {
+    let mut m = BTreeMap::new();
+    m.insert("whatsapp".to_string(), ChannelState { connected: true });
+    m.insert("slack".to_string(), ChannelState { connected: slack });
+    fresh(SectionId::Channels, ChannelsBody(m))
+}
+
+fn litellm(f: impl FnOnce(&mut LitellmBody)) -> SectionState {
+    let mut b = LitellmBody {
+        mode: "litellm".into(),
+        litellm_container: "running".into(),
+        postgres_container: "running".into(),
+        healthy_models: Some(2),
+        unhealthy_models: Some(0),
+        unhealthy: Some(vec![]),
+        docker: "ok".into(),
+        models_error: None,
+    };
+    f(&mut b);
+    fresh(SectionId::Gateway, GatewayBody::Litellm(b))
+}
+
+fn queue(active: u64, waiting: u64) -> SectionState {
+    fresh(
+        SectionId::Queue,
+        QueueBody(QueueState {
+            active_containers: active,
+            max_concurrent: 2,
+            groups_waiting: waiting,
+            per_group: BTreeMap::new(),
+        }),
+    )
+}
+
+fn repos(conflict: bool) -> SectionState {
+    let wt = WorktreeBody {
+        sha: None,
+        dirty: Some(false),
+        ahead: Some(0),
+        behind: Some(0),
+        conflict: Some(conflict),
+        branch: None,
+        error: None,
+    };
+    let repo = RepoBody {
+        head_sha: None,
+        dirty: Some(false),
+        unpushed_commits: None,
+        worktrees: [("merge-bot".to_string(), wt)].into_iter().collect(),
+        error: None,
+    };
+    let mut m = IndexMap::new();
+    m.insert("crypdick/pynchy".to_string(), repo);
+    fresh(SectionId::Repos, ReposBody(m))
+}
+
+fn messages(pending: i64) -> SectionState {
+    fresh(
+        SectionId::Messages,
+        MessagesBody {
+            total_inbound: 1,
+            total_outbound: 1,
+            last_received_at: None,
+            last_sent_at: None,
+            pending_deliveries: pending,
+        },
+    )
+}
+
+fn task(overdue: bool, schedule_error: Option<&str>) -> SectionState {
+    fresh(
+        SectionId::Tasks,
+        TasksBody(vec![TaskBody {
+            id: Some("t1".into()),
+            group: None,
+            schedule_type: None,
+            schedule_value: None,
+            status: Some("active".into()),
+            next_run: None,
+            last_run: None,
+            last_result: None,
+            overdue,
+            schedule_error: schedule_error.map(str::to_string),
+        }]),
+    )
+}
+
+fn host_job(overdue: bool) -> SectionState {
+    fresh(
+        SectionId::HostJobs,
+        HostJobsBody(vec![HostJobBody {
+            id: Some("j1".into()),
+            name: Some("backup-db".into()),
+            schedule_type: None,
+            schedule_value: None,
+            status: Some("active".into()),
+            enabled: true,
+            next_run: None,
+            last_run: None,
+            overdue,
+            schedule_error: None,
+        }]),
+    )
+}
+
+fn failed(id: SectionId, kind: ErrorKind) -> SectionState {
+    let mut s = messages(0);
+    s.id = id;
+    s.error = Some(CollectError {
+        message: "boom".into(),
+        kind,
+    });
+    s
+}
+
+fn stale(collected_ago: Option<Duration>) -> SectionState {
+    let mut s = messages(0);
+    s.collected = collected_ago.map(|ago| pynchy_status::Stamp {
+        at: chrono::Utc::now() - chrono::Duration::from_std(ago).unwrap(),
+        instant: Instant::now() - ago,
+    });
+    s
+}
+
+struct Case {
+    rule: &'static str,
+    fires: SectionState,
+    quiet: SectionState,
+    section: &'static str,
+    reason: &'static str,
+    level: Level,
+}
+
+fn case(
+    rule: &'static str,
+    fires: SectionState,
+    quiet: SectionState,
+    reason: &'static str,
+    level: Level,
+) -> Case {
+    let section = fires.id.name();
+    Case {
+        rule,
+        fires,
+        quiet,
+        section,
+        reason,
+        level,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use Level::{Degraded, Down};
+    vec![
+        case(
+            "service_shutting_down",
+            service(ServiceStatus::ShuttingDown),
+            service(ServiceStatus::Ok),
+            "pynchy is shutting down",
+            Down,
+        ),
+        case(
+            "service_unreachable",
+            service(ServiceStatus::Unreachable),
+            service(ServiceStatus::Ok),
+            "pynchy stopped pushing its state (unreachable)",
+            Down,
+        ),
+        case(
+            "service_unknown",
+            service(ServiceStatus::Unknown),
+            service(ServiceStatus::Ok),
+            "pynchy has not pushed its state yet",
+            Degraded,
+        ),
+        case(
+            "channel_disconnected",
+            channels(false),
+            channels(true),
+            "channel slack disconnected",
+            Degraded,
+        ),
+        case(
+            "litellm_not_running",
+            litellm(|b| b.litellm_container = "exited".into()),
+            litellm(|_| {}),
+            "LiteLLM container is exited",
+            Down,
+        ),
+        case(
+            "postgres_not_running",
+            litellm(|b| b.postgres_container = "not_found".into()),
+            litellm(|_| {}),
+            "Postgres container is not found",
+            Degraded,
+        ),
+        case(
+            "docker_unreachable",
+            litellm(|b| {
+                b.docker = "unreachable".into();
+                b.litellm_container = "unreachable".into();
+                b.postgres_container = "unreachable".into();
+            }),
+            litellm(|_| {}),
+            "Docker daemon unreachable: container states unknown",
+            Degraded,
+        ),
+        case(
+            "model_unhealthy",
+            litellm(|b| {
+                b.unhealthy_models = Some(1);
+                b.unhealthy = Some(vec!["openai/bad".into()]);
+            }),
+            litellm(|_| {}),
+            "model openai/bad unhealthy",
+            Degraded,
+        ),
+        case(
+            "queue_saturated",
+            queue(2, 1),
+            queue(2, 0),
+            "queue at max_concurrent (2) with 1 groups waiting",
+            Degraded,
+        ),
+        case(
+            "worktree_conflict",
+            repos(true),
+            repos(false),
+            "worktree merge-bot of crypdick/pynchy in conflict",
+            Degraded,
+        ),
+        case(
+            "pending_deliveries",
+            messages(11),
+            messages(10),
+            "11 pending deliveries (more than 10)",
+            Degraded,
+        ),
+        case(
+            "task_overdue",
+            task(true, None),
+            task(false, None),
+            "task t1 overdue",
+            Degraded,
+        ),
+        case(
+            "host_job_overdue",
+            host_job(true),
+            host_job(false),
+            "host job backup-db overdue",
+            Degraded,
+        ),
+        case(
+            "schedule_invalid",
+            task(false, Some("unknown schedule_type `weekly`")),
+            task(false, None),
+            "task t1: unknown schedule_type `weekly`",
+            Degraded,
+        ),
+        case(
+            "section_error",
+            failed(SectionId::Deploy, ErrorKind::Failed),
+            messages(0),
+            "last collection failed: boom",
+            Degraded,
+        ),
+        case(
+            "database_unreadable",
+            failed(SectionId::Tasks, ErrorKind::Unreadable),
+            messages(0),
+            "database cannot be read: boom",
+            Down,
+        ),
+        case(
+            "section_stale",
+            stale(Some(Duration::from_secs(3600))),
+            stale(Some(Duration::ZERO)),
+            "stale: last good data is 3600 s old",
+            Degraded,
+        ),
+    ]
+}
+
+fn verdict(s: &SectionState, cfg: &RollupConfig) -> (Level, Vec<(String, String, Level)>) {
+    let r = compute(std::slice::from_ref(s), cfg, Instant::now());
+    let reasons = r
+        .reasons
+        .into_iter()
+        .map(|r| (r.section, r.reason, r.level))
+        .collect();
+    (r.status, reasons)
+}
+
+#[test]
+fn every_rule_fires_says_why_and_obeys_its_severity() {
+    let default = RollupConfig::default();
+    for c in cases() {
+        let (status, reasons) = verdict(&c.fires, &default);
+        assert_eq!(status, c.level, "{}: verdict", c.rule);
+        assert!(
+            reasons.contains(&(c.section.to_string(), c.reason.to_string(), c.level)),
+            "{}: expected reason {:?} in {reasons:?}",
+            c.rule,
+            c.reason
+        );
+        let (status, reasons) = verdict(&c.quiet, &default);
+        assert_eq!(
+            (status, reasons),
+            (Level::Ok, vec![]),
+            "{}: quiet case",
+            c.rule
+        );
+
+        for (severity, expect) in [
+            (Severity::Down, Some(Level::Down)),
+            (Severity::Degraded, Some(Level::Degraded)),
+            (Severity::Ignore, None),
+        ] {
+            let mut cfg = default.clone();
+            cfg.severity.insert(c.rule.to_string(), severity);
+            let (status, reasons) = verdict(&c.fires, &cfg);
+            let ours = reasons.iter().find(|(_, r, _)| r == c.reason);
+            assert_eq!(ours.map(|(_, _, l)| *l), expect, "{}: {severity:?}", c.rule);
+            assert_eq!(
+                status,
+                expect.unwrap_or(Level::Ok),
+                "{}: {severity:?}",
+                c.rule
+            );
+        }
+    }
+}
+
+#[test]
+fn the_table_covers_every_rule() {
+    let tested: BTreeSet<&str> = cases().iter().map(|c| c.rule).collect();
+    let all: BTreeSet<&str> = pynchy_status::app::all_rules()
+        .iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(tested, all);
+}
+
+#[test]
+fn never_collected_is_stale_with_no_data() {
+    let (status, reasons) = verdict(&stale(None), &RollupConfig::default());
+    assert_eq!(status, Level::Degraded);
+    assert_eq!(
+        reasons,
+        vec![(
+            "messages".to_string(),
+            "stale: no data collected yet".to_string(),
+            Level::Degraded
+        )]
+    );
+}
