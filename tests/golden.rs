@@ -44,18 +44,33 @@ fn mask(v: &mut Value, key: &str) {
     }
 }
 
-/// Masks the values of the families that carry times and durations.
+/// Masks the values of the families that carry times and durations, and
+/// sorts each family's samples (the exposition format leaves their order open).
 fn mask_metrics(text: &str) -> String {
-    text.lines()
-        .map(|l| {
-            let timed = l.starts_with("pynchy_status_section_duration_seconds{")
-                || l.starts_with("pynchy_status_section_last_success_timestamp_seconds{");
-            match (timed, l.rsplit_once(' ')) {
-                (true, Some((series, _))) => format!("{series} <number>\n"),
-                _ => format!("{l}\n"),
-            }
-        })
-        .collect()
+    let mut out = String::new();
+    let mut samples: Vec<String> = Vec::new();
+    let mut flush = |samples: &mut Vec<String>, out: &mut String| {
+        samples.sort();
+        for s in samples.drain(..) {
+            out.push_str(&s);
+        }
+    };
+    for l in text.lines() {
+        if l.starts_with('#') {
+            flush(&mut samples, &mut out);
+            out.push_str(l);
+            out.push('\n');
+            continue;
+        }
+        let timed = l.starts_with("pynchy_status_section_duration_seconds{")
+            || l.starts_with("pynchy_status_section_last_success_timestamp_seconds{");
+        samples.push(match (timed, l.rsplit_once(' ')) {
+            (true, Some((series, _))) => format!("{series} <number>\n"),
+            _ => format!("{l}\n"),
+        });
+    }
+    flush(&mut samples, &mut out);
+    out
 }
 
 fn check(name: &str, actual: &str) {
