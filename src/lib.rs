@@ -80,6 +80,7 @@ pub mod testing {
                 std::time::Duration::from_secs(5),
             ),
         );
+        s.summary = Some(body.summary());
         s.body = Some(Arc::new(body));
         s.collected = Some(crate::Stamp::now());
         s.attempted_at = Some(chrono::Utc::now());

@@ -23,6 +23,8 @@ pub struct SectionState {
     pub body: Option<Arc<dyn ErasedBody>>,
     /// `body` serialized once, when it arrived.
     pub body_json: Option<Bytes>,
+    /// The body's one-line summary, made once, when it arrived.
+    pub summary: Option<String>,
     /// When the last good body was true.
     pub collected: Option<Stamp>,
     pub attempted_at: Option<DateTime<Utc>>,
@@ -37,6 +39,7 @@ impl SectionState {
             schedule,
             body: None,
             body_json: None,
+            summary: None,
             collected: None,
             attempted_at: None,
             duration: None,
@@ -76,6 +79,8 @@ pub struct Meta<'a> {
     interval_seconds: f64,
     stale: bool,
     error: Option<&'a str>,
+    /// The body's key numbers in a few words (what `check` shows).
+    summary: Option<&'a str>,
 }
 
 fn rfc3339(t: &DateTime<Utc>) -> String {
@@ -93,6 +98,7 @@ impl<'a> Meta<'a> {
             interval_seconds: s.schedule.interval.as_secs_f64(),
             stale: s.is_stale(now),
             error: s.error.as_ref().map(|e| e.message.as_str()),
+            summary: s.summary.as_deref(),
         }
     }
 }

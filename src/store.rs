@@ -119,6 +119,7 @@ impl Store {
                         return;
                     }
                 };
+                s.summary = Some(body.summary());
                 s.body = Some(body);
                 s.collected = Some(o.as_of.unwrap_or_else(Stamp::now));
                 s.error = None;

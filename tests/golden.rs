@@ -26,6 +26,29 @@ fn is_sha(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Masks the words of a summary line that differ between runs.
+fn mask_words(s: &str) -> String {
+    s.split(' ')
+        .map(|w| {
+            let hex8 = w.len() == 8 && w.bytes().all(|b| b.is_ascii_hexdigit());
+            let secs = w
+                .strip_suffix('s')
+                .is_some_and(|n| n.parse::<u64>().is_ok());
+            if is_time(w) {
+                "<time>"
+            } else if hex8 {
+                "<sha>"
+            } else if secs {
+                "<number>s"
+            } else {
+                w
+            }
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Masks what differs between runs, keeping the shape and every other value.
 fn mask(v: &mut Value, key: &str) {
     match v {
@@ -36,6 +59,7 @@ fn mask(v: &mut Value, key: &str) {
         }
         Value::Array(items) => items.iter_mut().for_each(|v| mask(v, key)),
         Value::String(s) if is_time(s) => *s = "<time>".into(),
+        Value::String(s) if key == "summary" => *s = mask_words(s),
         Value::String(s) if is_sha(s) => *s = "<sha>".into(),
         Value::Number(_) if key == "duration_ms" || key == "uptime_seconds" => {
             *v = Value::String("<number>".into())
