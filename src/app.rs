@@ -132,7 +132,7 @@ impl Daemon {
             .map(|s| poller::spawn(s.section.clone(), s.id, s.schedule, handle.clone()))
             .collect();
         let delivery = Arc::new(Delivery {
-            memory: self.ctx.pushed.clone(),
+            ctx: self.ctx.clone(),
             kicks: pollers.iter().map(|p| (p.id, p.kick.clone())).collect(),
         });
         let pull_task = self.spawn_pull(&delivery);

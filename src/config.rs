@@ -30,11 +30,17 @@ pub mod defaults {
     pub const DATABASE: &str = "data/messages.db";
     pub const TIMEZONE: &str = "UTC";
     pub const OVERDUE_GRACE: Duration = Duration::from_secs(300);
+    /// pynchy's `[scheduler] poll_interval` default.
+    pub const POLL_INTERVAL: Duration = Duration::from_secs(60);
+    /// pynchy's `[container] timeout_ms` default (30 min).
+    pub const CONTAINER_TIMEOUT: Duration = Duration::from_secs(1800);
     pub const GATEWAY_MODE: GatewayMode = GatewayMode::Litellm;
     pub const GATEWAY_URL: &str = "http://127.0.0.1:4000";
     pub const GATEWAY_KEY_ENV: &str = "GATEWAY__MASTER_KEY";
     pub const LITELLM_CONTAINER: &str = "pynchy-litellm";
     pub const POSTGRES_CONTAINER: &str = "pynchy-litellm-db";
+    /// The LiteLLM proxy's `/health` makes one paid request per model.
+    pub const MODELS_INTERVAL: Duration = Duration::from_secs(600);
     /// When `$DOCKER_HOST` is unset.
     pub const DOCKER_HOST: &str = "unix:///var/run/docker.sock";
     pub const INGEST_TOKEN_ENV: &str = "PYNCHY_STATUS_TOKEN";
@@ -61,11 +67,14 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
         ("pynchy.root", s(ROOT)),
         ("pynchy.timezone", s(TIMEZONE)),
         ("pynchy.overdue_grace", d(OVERDUE_GRACE)),
+        ("pynchy.poll_interval", d(POLL_INTERVAL)),
+        ("pynchy.container_timeout", d(CONTAINER_TIMEOUT)),
         ("gateway.mode", s(GATEWAY_MODE.as_str())),
         ("gateway.url", s(GATEWAY_URL)),
         ("gateway.key_env", s(GATEWAY_KEY_ENV)),
         ("gateway.litellm_container", s(LITELLM_CONTAINER)),
         ("gateway.postgres_container", s(POSTGRES_CONTAINER)),
+        ("gateway.models_interval", d(MODELS_INTERVAL)),
         ("gateway.docker_host", s(DOCKER_HOST)),
         ("ingest.token_env", s(INGEST_TOKEN_ENV)),
         ("ingest.ttl", d(INGEST_TTL)),
@@ -183,6 +192,10 @@ struct RawPynchy {
     timezone: Option<String>,
     #[serde(default, with = "humantime_serde")]
     overdue_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    poll_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    container_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +215,7 @@ struct RawGateway {
     litellm_container: Option<String>,
     postgres_container: Option<String>,
     docker_host: Option<String>,
+    models_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,8 +263,13 @@ pub struct PynchyConfig {
     pub database: PathBuf,
     /// IANA zone for cron schedules.
     pub timezone: chrono_tz::Tz,
-    /// How late a scheduled run may be before it counts as overdue.
+    /// How late a scheduled run may be, beyond pynchy's poll interval,
+    /// before it counts as overdue.
     pub overdue_grace: Duration,
+    /// pynchy's scheduler polls this often.
+    pub poll_interval: Duration,
+    /// How long a due task may wait for its group's running container.
+    pub container_timeout: Duration,
 }
 
 /// One `[[repos]]` entry.
@@ -272,6 +291,9 @@ pub struct GatewayConfig {
     pub litellm_container: String,
     pub postgres_container: String,
     pub docker_host: String,
+    /// How often the proxy's paid `/health` model check runs; `None`: never
+    /// (`"off"`). Also once at start-up and on `POST /refresh/gateway`.
+    pub models_interval: Option<Duration>,
 }
 
 /// `[ingest]`: state pushed (or pulled) from the pynchy process.
@@ -374,6 +396,8 @@ fn pynchy(raw: RawPynchy, r: &Resolver) -> Result<PynchyConfig, ConfigError> {
         database,
         timezone,
         overdue_grace: raw.overdue_grace.unwrap_or(defaults::OVERDUE_GRACE),
+        poll_interval: raw.poll_interval.unwrap_or(defaults::POLL_INTERVAL),
+        container_timeout: raw.container_timeout.unwrap_or(defaults::CONTAINER_TIMEOUT),
     })
 }
 
@@ -398,9 +422,31 @@ fn repos(raw: Vec<RawRepo>, r: &Resolver) -> Result<Vec<RepoConfig>, ConfigError
     Ok(repos)
 }
 
-fn gateway(raw: RawGateway) -> GatewayConfig {
+/// `"off"`, or a humantime duration of at least a second.
+fn models_interval(raw: Option<&str>) -> Result<Option<Duration>, ConfigError> {
+    let Some(text) = raw else {
+        return Ok(Some(defaults::MODELS_INTERVAL));
+    };
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match humantime::parse_duration(text) {
+        Ok(d) if d >= Duration::from_secs(1) => Ok(Some(d)),
+        Ok(_) => Err(invalid(
+            "gateway.models_interval",
+            "must be at least 1s (each check is one paid request per model), or \"off\"",
+        )),
+        Err(e) => Err(invalid(
+            "gateway.models_interval",
+            format!("`{text}` is neither a duration like \"10m\" nor \"off\" ({e})"),
+        )),
+    }
+}
+
+fn gateway(raw: RawGateway) -> Result<GatewayConfig, ConfigError> {
     let or = |v: Option<String>, d: &str| v.unwrap_or_else(|| d.to_string());
-    GatewayConfig {
+    let models_interval = models_interval(raw.models_interval.as_deref())?;
+    Ok(GatewayConfig {
         mode: raw.mode.unwrap_or(defaults::GATEWAY_MODE),
         url: or(raw.url, defaults::GATEWAY_URL),
         key_env: or(raw.key_env, defaults::GATEWAY_KEY_ENV),
@@ -410,7 +456,8 @@ fn gateway(raw: RawGateway) -> GatewayConfig {
             .docker_host
             .or_else(|| secret("DOCKER_HOST"))
             .unwrap_or_else(|| defaults::DOCKER_HOST.to_string()),
-    }
+        models_interval,
+    })
 }
 
 fn sections(
@@ -513,7 +560,7 @@ impl Config {
             listen: listen(raw.listen.as_deref())?,
             pynchy: pynchy(raw.pynchy, &r)?,
             repos: repos(raw.repos, &r)?,
-            gateway: gateway(raw.gateway),
+            gateway: gateway(raw.gateway)?,
             ingest: IngestConfig {
                 token_env: raw
                     .ingest

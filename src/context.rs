@@ -7,7 +7,31 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
+use crate::section_id::SectionId;
 use crate::sources::host_state::{HostState, MemoryHostState};
+
+/// Sections asked to refresh what they otherwise check rarely (the gateway's
+/// paid model check), by `POST /refresh/{section}`. A section takes its
+/// request at its next collection.
+#[derive(Default)]
+pub struct Refresh(std::sync::Mutex<Vec<SectionId>>);
+
+impl Refresh {
+    pub fn request(&self, id: SectionId) {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !v.contains(&id) {
+            v.push(id);
+        }
+    }
+
+    /// True once per request for `id`.
+    pub fn take(&self, id: SectionId) -> bool {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let before = v.len();
+        v.retain(|x| *x != id);
+        v.len() != before
+    }
+}
 
 /// Shared, read-mostly state handed to every section.
 pub struct Context {
@@ -19,6 +43,8 @@ pub struct Context {
     pub host: Arc<dyn HostState>,
     /// Where `PUT /ingest/{section}` and the pull loop write.
     pub pushed: Arc<MemoryHostState>,
+    /// Refreshes asked for over HTTP.
+    pub refresh: Refresh,
 }
 
 impl Context {
@@ -40,6 +66,7 @@ impl Context {
             shutting_down: AtomicBool::new(false),
             host,
             pushed,
+            refresh: Refresh::default(),
         })
     }
 

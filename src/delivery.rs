@@ -8,18 +8,36 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::context::Context;
 use crate::poller::Kick;
 use crate::section_id::SectionId;
 use crate::sources::host_state::MemoryHostState;
 
 /// Where pushes land, and the pollers to kick after them.
 pub struct Delivery {
-    pub memory: Arc<MemoryHostState>,
+    pub ctx: Arc<Context>,
     /// Section → its poller.
     pub kicks: HashMap<SectionId, Kick>,
 }
 
 impl Delivery {
+    /// Where pushes are written.
+    pub fn memory(&self) -> &MemoryHostState {
+        &self.ctx.pushed
+    }
+
+    /// `POST /refresh/{section}`: the section collects now, including what
+    /// it otherwise checks rarely (the gateway's model check). False for a
+    /// section that does not run here.
+    pub async fn refresh(&self, id: SectionId) -> bool {
+        if !self.kicks.contains_key(&id) {
+            return false;
+        }
+        self.ctx.refresh.request(id);
+        self.publish(&[id]).await;
+        true
+    }
+
     /// Collects these sections and waits (at most 2 s) until a published
     /// snapshot holds them.
     pub async fn publish(&self, sections: &[SectionId]) {

@@ -61,7 +61,9 @@ pub use stamp::Stamp;
 #[doc(hidden)]
 pub mod testing {
     pub use crate::context::Context;
-    pub use crate::overdue::{is_overdue, parse_schedule, parse_time, Due, Judge, Recurrence};
+    pub use crate::overdue::{
+        due_at, next_fire, parse_cron, parse_schedule, parse_time, Due, Judge, Recurrence,
+    };
     pub use crate::sources::db::{read_only_uri, Db, DbError};
     pub use crate::sources::git::{open, read_checkout, repo_report};
     pub use crate::sources::litellm::parse as parse_litellm;

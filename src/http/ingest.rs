@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use super::auth::push_refusal;
 use super::reply::json_error;
 use crate::delivery::Delivery;
+use crate::section_id::SectionId;
 use crate::sources::host_state::{pushable, PushError};
 use crate::stamp::Stamp;
 
@@ -59,7 +60,7 @@ pub async fn put(
         }
         body.extend_from_slice(&chunk);
     }
-    match ingest.delivery.memory.accept(id, &body, Stamp::now()) {
+    match ingest.delivery.memory().accept(id, &body, Stamp::now()) {
         Ok(()) => {
             ingest.delivery.publish(&[id]).await;
             HttpResponse::Ok()
@@ -67,5 +68,25 @@ pub async fn put(
                 .body(serde_json::json!({ "accepted": section }).to_string())
         }
         Err(e) => json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+/// `POST /refresh/{section}`: collect the section now, including what it
+/// checks rarely (the gateway's paid model check), and answer once the
+/// published snapshot holds it. Protected like pushes.
+pub async fn refresh(req: HttpRequest, ingest: web::Data<Ingest>) -> HttpResponse {
+    if let Some(refusal) = push_refusal(&req, ingest.token.as_deref()) {
+        return refusal;
+    }
+    let name = req.match_info().get("section").unwrap_or("");
+    let id = SectionId::builtin(name);
+    match id {
+        Some(id) if ingest.delivery.refresh(id).await => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(serde_json::json!({ "refreshed": id }).to_string()),
+        _ => json_error(
+            StatusCode::NOT_FOUND,
+            &format!("unknown section `{name}`; known: {}", SectionId::known()),
+        ),
     }
 }

@@ -31,6 +31,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/ingest/{section}")
                 .route(web::put().to(super::ingest::put))
                 .default_service(web::to(|| async { method_not_allowed("PUT") })),
+        )
+        .service(
+            web::resource("/refresh/{section}")
+                .route(web::post().to(super::ingest::refresh))
+                .default_service(web::to(|| async { method_not_allowed("POST") })),
         );
 }
 

@@ -47,6 +47,17 @@ impl Body for DeployBody {
     }
 }
 
+/// A commit subject cut the way pynchy's own `/health` and `/status` cut it:
+/// at most 72 characters, a longer one as its first 71 and `…`.
+pub fn cut_subject(subject: &str) -> String {
+    if subject.chars().count() <= 72 {
+        return subject.to_string();
+    }
+    let mut cut: String = subject.chars().take(71).collect();
+    cut.push('…');
+    cut
+}
+
 /// The last deploy pynchy recorded: (at, sha, why it could not be read).
 type LastDeploy = (Option<String>, Option<String>, Option<String>);
 
@@ -87,7 +98,7 @@ impl Section for Deploy {
             let (at, sha, error) = last_deploy(&db);
             Ok(DeployBody {
                 head_sha: st.head_sha,
-                head_commit: st.head_commit,
+                head_commit: st.head_commit.as_deref().map(cut_subject),
                 dirty: st.dirty,
                 unpushed_commits: st.unpushed_commits,
                 last_deploy_at: at,
@@ -110,5 +121,21 @@ impl Builtin for Deploy {
             ctx: ctx.clone(),
             db: Arc::new(super::db_for(ctx, schedule)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_subject;
+
+    #[test]
+    fn subjects_are_cut_like_pynchy_cuts_them() {
+        let exact: String = "a".repeat(72);
+        assert_eq!(cut_subject(&exact), exact);
+        let long: String = "é".repeat(73);
+        let cut = cut_subject(&long);
+        assert_eq!(cut.chars().count(), 72);
+        assert!(cut.ends_with('…'));
+        assert_eq!(cut, format!("{}…", "é".repeat(71)));
     }
 }

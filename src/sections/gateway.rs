@@ -1,10 +1,15 @@
-//! `gateway`: the LLM gateway. In `litellm` mode: the LiteLLM and Postgres
-//! containers' states (Docker) and the proxy's model health (HTTP), asked
-//! concurrently so a slow daemon never holds up the counts, nor the reverse.
-//! In `builtin` or `none` mode: the mode alone.
+//! `gateway`: the LLM gateway. In `litellm` mode, every interval: the LiteLLM
+//! and Postgres containers' states (Docker) and the proxy's free readiness
+//! probe, asked concurrently. The proxy's model check (`/health`) makes one
+//! *paid* LLM request per model, so it runs on its own, much longer interval
+//! (`[gateway] models_interval`, 10 min), once at start-up and on
+//! `POST /refresh/gateway`; between checks the last result is served with
+//! `models_checked_at`. In `builtin` or `none` mode: the mode alone.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::registry::Registry;
@@ -15,7 +20,7 @@ use crate::config::{Config, GatewayConfig, GatewayMode, RollupConfig, Severity};
 use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::docker::{self, ContainerState};
-use crate::sources::litellm;
+use crate::sources::litellm::{self, HealthError, ModelHealth};
 
 /// The `gateway` body in `litellm` mode.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -29,8 +34,13 @@ pub struct LitellmBody {
     pub unhealthy: Option<Vec<String>>,
     /// `ok`, or `unreachable` when the Docker daemon did not answer.
     pub docker: String,
-    /// Why the model counts are null (null when they are known).
+    /// The proxy's readiness probe: `ready`, `not_ready` or `unreachable`.
+    pub proxy: String,
+    /// Why the model counts are null (null when they are known, or when the
+    /// model check is off).
     pub models_error: Option<String>,
+    /// When the model check last answered (null: never, or off).
+    pub models_checked_at: Option<String>,
 }
 
 /// The `gateway` body in any other mode: the mode alone.
@@ -61,6 +71,11 @@ pub static DOCKER_UNREACHABLE: Rule = Rule {
     name: "docker_unreachable",
     default: Severity::Degraded,
     what: "the Docker daemon cannot be reached: container states unknown",
+};
+pub static PROXY_NOT_READY: Rule = Rule {
+    name: "gateway_not_ready",
+    default: Severity::Degraded,
+    what: "the LiteLLM container runs but its proxy is not ready (readiness probe)",
 };
 pub static MODEL_UNHEALTHY: Rule = Rule {
     name: "model_unhealthy",
@@ -110,6 +125,14 @@ impl LitellmBody {
                 out.push(Finding::new(rule, format!("{what} container is {state}")));
             }
         }
+        let container_up = matches!(self.litellm_container.as_str(), "running" | "unreachable");
+        if container_up && self.proxy != "ready" {
+            let state = self.proxy.replace('_', " ");
+            out.push(Finding::new(
+                &PROXY_NOT_READY,
+                format!("LiteLLM proxy is {state}"),
+            ));
+        }
         let listed = self.unhealthy.as_deref().unwrap_or_default();
         for m in listed {
             out.push(Finding::new(
@@ -124,8 +147,7 @@ impl LitellmBody {
             )),
             _ => {}
         }
-        if self.healthy_models.is_none() {
-            let why = self.models_error.as_deref().unwrap_or("unknown");
+        if let Some(why) = &self.models_error {
             out.push(Finding::new(
                 &MODEL_UNHEALTHY,
                 format!("model health unknown: {why}"),
@@ -202,12 +224,17 @@ impl Body for GatewayBody {
     }
 }
 
+/// The last model check: its answer, when it finished (wall clock and monotonic).
+type Checked = (Result<ModelHealth, HealthError>, DateTime<Utc>, Instant);
+
 pub struct Gateway {
+    ctx: Arc<Context>,
     cfg: GatewayConfig,
     timeout: Duration,
     /// Made at the first collection that finds the Docker socket, and kept.
-    docker: std::sync::Mutex<Option<bollard::Docker>>,
+    docker: Mutex<Option<bollard::Docker>>,
     http: Result<reqwest::Client, String>,
+    models: Arc<Mutex<Option<Checked>>>,
 }
 
 impl Gateway {
@@ -224,36 +251,67 @@ impl Gateway {
         }
         Ok(slot.clone())
     }
+
+    /// Whether this collection runs the paid model check: at start-up, once
+    /// per `models_interval`, and when asked (`POST /refresh/gateway`).
+    fn models_due(&self) -> bool {
+        let asked = self.ctx.refresh.take(SectionId::Gateway);
+        let last = self.models.lock().unwrap_or_else(|p| p.into_inner());
+        match (self.cfg.models_interval, last.as_ref()) {
+            (None, _) => asked,
+            (Some(_), None) => true,
+            (Some(every), Some((_, _, at))) => asked || at.elapsed() >= every,
+        }
+    }
 }
 
-async fn litellm_body(
+/// One collection's inputs.
+struct Ask {
     cfg: GatewayConfig,
     timeout: Duration,
     docker: Option<bollard::Docker>,
     http: reqwest::Client,
-) -> LitellmBody {
-    let key = crate::config::secret(&cfg.key_env);
-    let containers = async {
-        let Some(docker) = &docker else {
-            return (ContainerState::Unreachable, ContainerState::Unreachable);
-        };
-        tokio::join!(
-            docker::container_state(docker, &cfg.litellm_container, timeout),
-            docker::container_state(docker, &cfg.postgres_container, timeout),
-        )
+    check_models: bool,
+    models: Arc<Mutex<Option<Checked>>>,
+}
+
+async fn containers(ask: &Ask) -> (ContainerState, ContainerState) {
+    let Some(d) = &ask.docker else {
+        return (ContainerState::Unreachable, ContainerState::Unreachable);
     };
-    let models = litellm::health(&http, &cfg.url, key.as_deref(), timeout);
-    let ((litellm_c, postgres_c), models) = tokio::join!(containers, models);
+    tokio::join!(
+        docker::container_state(d, &ask.cfg.litellm_container, ask.timeout),
+        docker::container_state(d, &ask.cfg.postgres_container, ask.timeout),
+    )
+}
+
+/// The last model check's answer, running a new one first if it is due.
+async fn models(ask: &Ask) -> Option<Checked> {
+    if ask.check_models {
+        let key = crate::config::secret(&ask.cfg.key_env);
+        let answer = litellm::health(&ask.http, &ask.cfg.url, key.as_deref(), ask.timeout).await;
+        let mut last = ask.models.lock().unwrap_or_else(|p| p.into_inner());
+        *last = Some((answer, Utc::now(), Instant::now()));
+    }
+    ask.models.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+async fn litellm_body(ask: Ask) -> LitellmBody {
+    let probe = litellm::readiness(&ask.http, &ask.cfg.url, ask.timeout);
+    let ((litellm_c, postgres_c), proxy, checked) =
+        tokio::join!(containers(&ask), probe, models(&ask));
     let docker_ok =
         litellm_c != ContainerState::Unreachable || postgres_c != ContainerState::Unreachable;
-    let (healthy, unhealthy, names, models_error) = match models {
-        Ok(m) => (
+    let (healthy, unhealthy, names, models_error, at) = match checked {
+        Some((Ok(m), at, _)) => (
             Some(m.healthy),
             Some(m.unhealthy),
             Some(m.unhealthy_models),
             None,
+            Some(at),
         ),
-        Err(e) => (None, None, None, Some(e.to_string())),
+        Some((Err(e), at, _)) => (None, None, None, Some(e.to_string()), Some(at)),
+        None => (None, None, None, None, None),
     };
     LitellmBody {
         mode: "litellm".into(),
@@ -263,7 +321,9 @@ async fn litellm_body(
         unhealthy_models: unhealthy,
         unhealthy: names,
         docker: if docker_ok { "ok" } else { "unreachable" }.into(),
+        proxy: proxy.as_str().into(),
         models_error,
+        models_checked_at: at.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
     }
 }
 
@@ -285,12 +345,15 @@ impl Section for Gateway {
             Ok(c) => c,
             Err(e) => return Work::future(async move { Err(e) }),
         };
-        let (cfg, timeout) = (self.cfg.clone(), self.timeout);
-        Work::future(async move {
-            Ok(GatewayBody::Litellm(
-                litellm_body(cfg, timeout, docker, http).await,
-            ))
-        })
+        let ask = Ask {
+            cfg: self.cfg.clone(),
+            timeout: self.timeout,
+            docker,
+            http,
+            check_models: self.models_due(),
+            models: self.models.clone(),
+        };
+        Work::future(async move { Ok(GatewayBody::Litellm(litellm_body(ask).await)) })
     }
 }
 
@@ -300,6 +363,7 @@ impl Builtin for Gateway {
         &LITELLM_NOT_RUNNING,
         &POSTGRES_NOT_RUNNING,
         &DOCKER_UNREACHABLE,
+        &PROXY_NOT_READY,
         &MODEL_UNHEALTHY,
     ];
 
@@ -313,10 +377,12 @@ impl Builtin for Gateway {
         let timeout = schedule.timeout * 9 / 10;
         let http = crate::client::outbound().map_err(|e| e.to_string());
         Gateway {
+            ctx: ctx.clone(),
             cfg,
             timeout,
-            docker: std::sync::Mutex::new(None),
+            docker: Mutex::new(None),
             http,
+            models: Arc::default(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `groups`: how many groups (workspaces) pynchy has registered, and how many
-//! have a live agent session: pynchy's pushed count while it is fresh, else
-//! the rows of `sessions`.
+//! have a resumable agent session: pynchy's pushed count while it is fresh,
+//! else the rows of `sessions` that pynchy itself counts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,8 +33,11 @@ impl Body for GroupsBody {
     }
 }
 
+/// Counted as pynchy counts them: a session is active when its folder is a
+/// registered group and its session id is not empty.
 const QUERY: &str = "SELECT (SELECT COUNT(*) FROM registered_groups) AS total, \
-    (SELECT COUNT(*) FROM sessions) AS active_sessions";
+    (SELECT COUNT(*) FROM sessions s JOIN registered_groups g ON g.folder = s.group_folder \
+     WHERE s.session_id <> '') AS active_sessions";
 
 pub struct Groups {
     ctx: Arc<Context>,

@@ -1,6 +1,6 @@
-//! `host_jobs`: every cron-like job pynchy runs on the host, ordered by name,
-//! with whether it is overdue (enabled and active ones only) and whether its
-//! schedule can be understood.
+//! `host_jobs`: every cron-like job pynchy runs on the host, newest first
+//! (pynchy's own order, `created_at` descending), with whether it is overdue
+//! (enabled and active ones only) and whether its schedule can be understood.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,10 +38,13 @@ struct Row {
     last_run: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     created_at: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    timeout_seconds: Option<i64>,
 }
 
 const QUERY: &str = "SELECT id, name, schedule_type, schedule_value, status, enabled, \
-    next_run, last_run, created_at FROM host_jobs ORDER BY name";
+    next_run, last_run, created_at, timeout_seconds FROM host_jobs \
+    ORDER BY created_at DESC, name";
 
 /// One host job, as served.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -58,7 +61,7 @@ pub struct HostJobBody {
     pub schedule_error: Option<String>,
 }
 
-/// The `host_jobs` body: every host job, ordered by name.
+/// The `host_jobs` body: every host job, newest first (pynchy's own order: `created_at` descending).
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
 pub struct HostJobsBody(pub Vec<HostJobBody>);
@@ -110,6 +113,8 @@ fn host_job(judge: &Judge, r: Row) -> HostJobBody {
         next_run: r.next_run.as_deref(),
         last_run: r.last_run.as_deref(),
         created_at: r.created_at.as_deref(),
+        // pynchy runs host jobs inline: one may be running for its timeout.
+        waits: Duration::from_secs(r.timeout_seconds.unwrap_or(600).max(0).unsigned_abs()),
     });
     HostJobBody {
         id: r.id,
@@ -135,10 +140,9 @@ impl Section for HostJobs {
 
     fn collect(&self) -> Work<HostJobsBody> {
         let db = self.db.clone();
-        let ctx = self.ctx.clone();
+        let judge = scheduled::judge(&self.ctx);
         Work::blocking(move || {
             let rows: Vec<Row> = super::db_rows(&db, QUERY)?;
-            let judge = Judge::now(&ctx.config.pynchy);
             Ok(HostJobsBody(
                 rows.into_iter().map(|r| host_job(&judge, r)).collect(),
             ))

@@ -2,8 +2,52 @@
 //! pynchy's scheduler runs, judged overdue (or not understood) the same way.
 //! What differs — the id or name, the group, `enabled` — stays in each file.
 
+use std::time::Duration;
+
 use super::{prom, Finding, Rule};
 use crate::config::Severity;
+use crate::context::Context;
+use crate::overdue::Judge;
+use crate::sources::host_state::PushedStatus;
+
+/// The judge for this moment: pynchy counts as up unless its pushes say it
+/// is shutting down or have stopped (then nothing runs, and the service
+/// section says so once). Without any push it cannot be known: judged as up.
+pub fn judge(ctx: &Context) -> Judge {
+    let ttl = ctx.config.ingest.ttl;
+    let up = match ctx.host.service() {
+        None => true,
+        Some(s) => s.stamp.instant.elapsed() < ttl && s.value.status == PushedStatus::Ok,
+    };
+    Judge::now(&ctx.config.pynchy, up)
+}
+
+/// How long a task of `folder` may wait beyond its due time: the container
+/// timeout while its group has a container running or the queue is full, as
+/// pynchy last pushed it (while that push is fresh).
+pub fn group_wait(ctx: &Context) -> impl Fn(Option<&str>) -> Duration {
+    let ttl = ctx.config.ingest.ttl;
+    let timeout = ctx.config.pynchy.container_timeout;
+    let queue = ctx
+        .host
+        .queue()
+        .filter(|q| q.stamp.instant.elapsed() < ttl)
+        .map(|q| q.value);
+    move |folder| {
+        let Some(q) = &queue else {
+            return Duration::ZERO;
+        };
+        let full = q.max_concurrent > 0 && q.active_containers >= q.max_concurrent;
+        let busy = folder
+            .and_then(|f| q.per_group.get(f))
+            .is_some_and(|g| g.active);
+        if full || busy {
+            timeout
+        } else {
+            Duration::ZERO
+        }
+    }
+}
 
 pub static SCHEDULE_INVALID: Rule = Rule {
     name: "schedule_invalid",

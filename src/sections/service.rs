@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::{Body, Builtin, Finding, Health, Rule, Schedule, Section, Work};
@@ -94,14 +94,14 @@ impl Service {
         let (status, started) = match &pushed {
             None => (ServiceStatus::Unknown, None),
             Some(p) if p.stamp.instant.elapsed() >= ttl => {
-                (ServiceStatus::Unreachable, Some(p.value.started_at))
+                (ServiceStatus::Unreachable, Some(&p.value.started_at))
             }
             Some(p) => (
                 match p.value.status {
                     PushedStatus::Ok => ServiceStatus::Ok,
                     PushedStatus::ShuttingDown => ServiceStatus::ShuttingDown,
                 },
-                Some(p.value.started_at),
+                Some(&p.value.started_at),
             ),
         };
         let status = if self.ctx.is_shutting_down() {
@@ -111,10 +111,11 @@ impl Service {
         };
         ServiceBody {
             status,
-            started_at: started.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, false)),
+            // Exactly the string pynchy pushed.
+            started_at: started.map(|t| t.raw.clone()),
             uptime_seconds: started
                 .filter(|_| status != ServiceStatus::Unreachable)
-                .map(|t| (Utc::now() - t.with_timezone(&Utc)).num_seconds().max(0)),
+                .map(|t| (Utc::now() - t.at).num_seconds().max(0)),
         }
     }
 }

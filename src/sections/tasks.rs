@@ -1,5 +1,6 @@
-//! `tasks`: every scheduled agent task, ordered by id, with whether it is
-//! overdue and whether its schedule can be understood at all.
+//! `tasks`: every scheduled agent task, newest first (pynchy's own order,
+//! `created_at` descending), with whether it is overdue and whether its
+//! schedule can be understood at all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use super::{Body, Builtin, Finding, Rule, Schedule, Section, Work};
 use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::overdue::{Due, Judge};
+
 use crate::section_id::SectionId;
 use crate::sources::db::Db;
 
@@ -40,7 +42,7 @@ struct Row {
 }
 
 const QUERY: &str = "SELECT id, group_folder, schedule_type, schedule_value, status, \
-    next_run, last_run, last_result, created_at FROM scheduled_tasks ORDER BY id";
+    next_run, last_run, last_result, created_at FROM scheduled_tasks ORDER BY created_at DESC, id";
 
 /// One task, as served.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -57,7 +59,7 @@ pub struct TaskBody {
     pub schedule_error: Option<String>,
 }
 
-/// The `tasks` body: every task, ordered by id.
+/// The `tasks` body: every task, newest first (pynchy's own order: `created_at` descending).
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
 pub struct TasksBody(pub Vec<TaskBody>);
@@ -98,7 +100,7 @@ impl Body for TasksBody {
     }
 }
 
-fn task(judge: &Judge, r: Row) -> TaskBody {
+fn task(judge: &Judge, waits: Duration, r: Row) -> TaskBody {
     let (overdue, schedule_error) = judge.assess(Due {
         schedule_type: r.schedule_type.as_deref(),
         schedule_value: r.schedule_value.as_deref(),
@@ -107,6 +109,7 @@ fn task(judge: &Judge, r: Row) -> TaskBody {
         next_run: r.next_run.as_deref(),
         last_run: r.last_run.as_deref(),
         created_at: r.created_at.as_deref(),
+        waits,
     });
     TaskBody {
         id: r.id,
@@ -132,13 +135,18 @@ impl Section for Tasks {
 
     fn collect(&self) -> Work<TasksBody> {
         let db = self.db.clone();
-        let ctx = self.ctx.clone();
+        let judge = scheduled::judge(&self.ctx);
+        let wait = scheduled::group_wait(&self.ctx);
         Work::blocking(move || {
             let rows: Vec<Row> = super::db_rows(&db, QUERY)?;
-            let judge = Judge::now(&ctx.config.pynchy);
-            Ok(TasksBody(
-                rows.into_iter().map(|r| task(&judge, r)).collect(),
-            ))
+            let tasks = rows
+                .into_iter()
+                .map(|r| {
+                    let waits = wait(r.group_folder.as_deref());
+                    task(&judge, waits, r)
+                })
+                .collect();
+            Ok(TasksBody(tasks))
         })
     }
 }

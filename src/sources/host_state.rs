@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::section_id::SectionId;
@@ -27,19 +27,77 @@ pub enum PushedStatus {
     ShuttingDown,
 }
 
-/// `service`: `{"status": "ok" | "shutting_down", "started_at": RFC 3339}`.
+/// A time as pynchy sent it: kept verbatim (served back exactly), and read
+/// as RFC 3339 or, without an offset, as UTC (Python's naive `isoformat()`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushedTime {
+    pub raw: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Serialize for PushedTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.raw)
+    }
+}
+
+impl<'de> Deserialize<'de> for PushedTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        match crate::overdue::parse_time(&raw) {
+            Some(at) => Ok(PushedTime { raw, at }),
+            None => Err(serde::de::Error::custom(format!(
+                "`{raw}` is not an ISO 8601 time like 2026-01-01T00:00:00+00:00"
+            ))),
+        }
+    }
+}
+
+/// `service`: pynchy's status (`ok` or `shutting_down`) and when it started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceState {
     pub status: PushedStatus,
-    pub started_at: DateTime<FixedOffset>,
+    pub started_at: PushedTime,
 }
 
-/// One channel in `channels`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One channel in `channels`: pushed as `{"connected": bool}`, or as a bare
+/// bool (what pynchy's own `get_channel_status()` returns); served as the object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChannelState {
     pub connected: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelObject {
+    connected: bool,
+}
+
+impl<'de> Deserialize<'de> for ChannelState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ChannelState;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false, or {\"connected\": bool}")
+            }
+            fn visit_bool<E>(self, connected: bool) -> Result<ChannelState, E> {
+                Ok(ChannelState { connected })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ChannelState, A::Error> {
+                let o =
+                    ChannelObject::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ChannelState {
+                    connected: o.connected,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `channels`: each channel's name and whether it is connected.

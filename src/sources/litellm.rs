@@ -1,5 +1,7 @@
-//! The LiteLLM proxy's `GET /health`, through reqwest: how many model
-//! endpoints are healthy, and the names of the unhealthy ones.
+//! The LiteLLM proxy, through reqwest: its free readiness probe
+//! (`GET /health/readiness`, no key, no LLM call) and its model check
+//! (`GET /health`: how many model endpoints are healthy, and the names of the
+//! unhealthy ones — one paid request per model, so callers ask it rarely).
 //!
 //! Only counts and model names leave this module: the proxy's `error` texts,
 //! `raw_request_typed_dict`, `api_base` and headers never do, and the key is
@@ -44,6 +46,39 @@ struct Answer {
     unhealthy_count: Option<u64>,
     #[serde(default)]
     unhealthy_endpoints: Vec<Endpoint>,
+}
+
+/// What the readiness probe said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// 200: the proxy is up and ready to serve.
+    Ready,
+    /// It answered, with this non-200 status (503 while starting or stopping).
+    NotReady(u16),
+    /// No answer: refused, or nothing within the timeout.
+    Unreachable,
+}
+
+impl Readiness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Readiness::Ready => "ready",
+            Readiness::NotReady(_) => "not_ready",
+            Readiness::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// Asks `{url}/health/readiness` (no key is sent: the probe needs none).
+pub async fn readiness(client: &reqwest::Client, url: &str, timeout: Duration) -> Readiness {
+    let req = client
+        .get(format!("{}/health/readiness", url.trim_end_matches('/')))
+        .timeout(timeout);
+    match req.send().await {
+        Ok(r) if r.status().as_u16() == 200 => Readiness::Ready,
+        Ok(r) => Readiness::NotReady(r.status().as_u16()),
+        Err(_) => Readiness::Unreachable,
+    }
 }
 
 /// Parses a 200 answer's body.
