@@ -1,10 +1,14 @@
-//! The demo world: a throwaway pynchy-like server in a temp folder.
+//! The demo world: a throwaway pynchy install in a temp folder, laid out the
+//! way pynchy lays out its own.
 //!
 //! It builds, with git2 and diesel (no subprocesses): a bare `origin`, pynchy's
-//! checkout with one unpushed commit, three linked worktrees (one ahead and
-//! dirty, one behind, one stopped in a merge conflict), a SQLite database with
-//! pynchy's schema and sample rows, and the config file that points at them.
-//! The folder is deleted when the [`World`] is dropped.
+//! checkout (its install root) with one unpushed commit, pynchy's
+//! `config.toml` and `.env` there, three linked worktrees under
+//! `data/worktrees/<owner>/<repo>/` (one ahead and dirty, one behind, one
+//! stopped in a merge conflict), `data/messages.db` with pynchy's schema and
+//! sample rows, and a configured repo pynchy has not cloned yet.
+//! pynchy-status discovers all of it from the root alone. The folder is
+//! deleted when the [`World`] is dropped.
 
 use std::path::{Path, PathBuf};
 
@@ -37,7 +41,47 @@ impl World {
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
+
+    /// pynchy's install root (its checkout).
+    pub fn pynchy_root(&self) -> PathBuf {
+        self.dir.path().join("pynchy")
+    }
+
+    /// The linked worktree of the demo repo called `name`.
+    pub fn worktree(&self, name: &str) -> PathBuf {
+        self.pynchy_root().join(WORKTREES).join(name)
+    }
 }
+
+/// Where pynchy keeps the demo repo's worktrees, under its root.
+const WORKTREES: &str = "data/worktrees/crypdick/pynchy";
+
+/// pynchy's own `config.toml` for the demo (keys pynchy-status does not read,
+/// such as the images, are there because pynchy requires them).
+const PYNCHY_CONFIG: &str = r#"# pynchy's config.toml (written by `pynchy-status demo`)
+[server]
+port = 8484
+
+[gateway]
+litellm_config = "litellm_config.yaml"
+port = 9                            # nothing listens here: the demo has no gateway
+host = "0.0.0.0"
+container_host = "host.docker.internal"
+litellm_image = "ghcr.io/berriai/litellm:main-stable"
+postgres_image = "postgres:16-alpine"
+
+[scheduler]
+timezone = "Europe/Berlin"
+poll_interval = 60.0
+
+[container]
+max_concurrent = 10
+
+[repos."crypdick/pynchy"]
+path = "."
+
+[repos."crypdick/pynchy-docs"]    # pynchy clones this one on first use: not yet
+"#;
 
 fn sig() -> Result<Signature<'static>, git2::Error> {
     Signature::now("pynchy demo", "demo@pynchy.invalid")
@@ -75,7 +119,10 @@ fn init_checkout(root: &Path, checkout: &Path) -> Result<(Repository, Oid, Oid),
     let mut opts = RepositoryInitOptions::new();
     opts.initial_head("main");
     let repo = Repository::init_opts(checkout, &opts)?;
-    write(&checkout.join(".gitignore"), "data/\n*.log\n")?;
+    write(
+        &checkout.join(".gitignore"),
+        "data/\n*.log\nconfig.toml\n.env\n",
+    )?;
     write(&checkout.join("README.md"), "# pynchy\n\nAn agent host.\n")?;
     let app = "def route(message):\n    return deliver(message)\n";
     write(&checkout.join("src/pynchy/router.py"), app)?;
@@ -108,7 +155,7 @@ fn init_checkout(root: &Path, checkout: &Path) -> Result<(Repository, Oid, Oid),
 pub fn build_git(root: &Path) -> Result<PathBuf, DemoError> {
     let checkout = root.join("pynchy");
     let (repo, c1, c3) = init_checkout(root, &checkout)?;
-    let worktrees = root.join("worktrees");
+    let worktrees = checkout.join(WORKTREES);
     std::fs::create_dir_all(&worktrees)?;
     let add_worktree = |name: &str, at: Oid| -> Result<Repository, DemoError> {
         let commit = repo.find_commit(at)?;
@@ -226,30 +273,19 @@ pub fn build(listen: &str) -> Result<World, DemoError> {
     .map_err(|e| DemoError::Db(e.to_string()))?;
     drop(conn);
 
+    write(&checkout.join("config.toml"), PYNCHY_CONFIG)?;
+    write(
+        &checkout.join(".env"),
+        "GATEWAY__MASTER_KEY=sk-demo-not-a-real-key\n",
+    )?;
+    // Only what the demo changes: its listen address. Everything else is
+    // discovered from pynchy's install, as `serve --pynchy-root` does.
     let config_path = root.join("pynchy-status.toml");
     write(
         &config_path,
         &format!(
-            r#"# Written by `pynchy-status demo`; paths are relative to this file.
-listen = "{listen}"
-
-[pynchy]
-root = "pynchy"
-database = "pynchy/data/messages.db"
-timezone = "Europe/Berlin"
-
-[[repos]]
-slug = "crypdick/pynchy"
-path = "pynchy"
-worktrees = "worktrees"
-
-[gateway]
-mode = "litellm"
-url = "http://127.0.0.1:9"
-
-[sections.service]
-interval = "1s"
-"#
+            "# Written by `pynchy-status demo`; paths are relative to this file.\n\
+             listen = \"{listen}\"\n\n[pynchy]\nroot = \"pynchy\"\n"
         ),
     )?;
     Ok(World { dir, config_path })

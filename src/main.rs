@@ -1,4 +1,4 @@
-//! The `pynchy-status` binary: `serve`, `demo` (and later `check`).
+//! The `pynchy-status` binary: `serve`, `config`, `demo` and `check`.
 //! Errors end here as `anyhow` reports; config errors exit with status 2.
 
 use std::net::TcpListener;
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use pynchy_status::app::Daemon;
-use pynchy_status::config::{Config, ConfigError, DEFAULT_LISTEN};
+use pynchy_status::config::{self, Config, ConfigError, DEFAULT_LISTEN};
 
 #[derive(Parser)]
 #[command(
@@ -31,14 +31,27 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the status of the pynchy server described by a config file.
+    /// Serve the status of a pynchy server: beside it with `--pynchy-root DIR`
+    /// and nothing to write, or as a config file says.
     Serve {
-        /// The TOML config file.
+        /// pynchy-status's own TOML config file (optional beside pynchy).
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// pynchy's install folder (its working directory: config.toml, .env, data/).
+        #[arg(long)]
+        pynchy_root: Option<PathBuf>,
         /// Listen address; overrides the config's `listen`.
         #[arg(long)]
         listen: Option<String>,
+    },
+    /// Print the effective configuration as TOML, each key with where it came from.
+    Config {
+        /// pynchy-status's own TOML config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// pynchy's install folder.
+        #[arg(long)]
+        pynchy_root: Option<PathBuf>,
     },
     /// Build a throwaway demo world in a temp folder and serve it until Ctrl-C.
     Demo {
@@ -109,8 +122,26 @@ fn run_daemon(daemon: Daemon, listener: TcpListener) -> anyhow::Result<()> {
         .context("server failed")
 }
 
-fn serve(config: PathBuf, listen: Option<String>) -> anyhow::Result<()> {
-    let mut cfg = Config::load(&config)?;
+/// The effective config of `serve` and `config`.
+fn resolve(config: Option<PathBuf>, root: Option<PathBuf>) -> anyhow::Result<Config> {
+    if config.is_none() && root.is_none() {
+        return Err(ConfigError::Invalid {
+            key: "--pynchy-root".into(),
+            message:
+                "give pynchy's install folder (--pynchy-root DIR) or a config file (--config FILE)"
+                    .into(),
+        }
+        .into());
+    }
+    Ok(Config::resolve(config.as_deref(), root.as_deref())?)
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    root: Option<PathBuf>,
+    listen: Option<String>,
+) -> anyhow::Result<()> {
+    let mut cfg = resolve(config, root)?;
     if let Some(l) = listen {
         cfg.listen = l.parse().map_err(|e| ConfigError::Invalid {
             key: "--listen".into(),
@@ -127,10 +158,15 @@ fn demo(listen: String) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let world =
         pynchy_status::demo::build(&addr.to_string()).context("cannot build the demo world")?;
-    let cfg = Config::load(&world.config_path)?;
+    // The zero-config path: everything from pynchy's install, but the address.
+    let mut cfg = Config::resolve(None, Some(&world.pynchy_root()))?;
+    cfg.listen = addr;
     let daemon = Daemon::new(cfg)?;
     println!("pynchy-status demo world: {}", world.root().display());
-    println!("config: {}", world.config_path.display());
+    println!(
+        "a pynchy install at {} (config.toml, .env, data/), read with no config of our own",
+        world.pynchy_root().display()
+    );
     println!("serving http://{addr}/status  (Ctrl-C stops and deletes the world)");
     println!("pushing sample pynchy state every 10 s (one channel disconnected, one pending task)");
     pynchy_status::demo::keep_pushing(addr);
@@ -189,7 +225,15 @@ fn main() {
     }
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Serve { config, listen } => serve(config, listen),
+        Command::Serve {
+            config,
+            pynchy_root,
+            listen,
+        } => serve(config, pynchy_root, listen),
+        Command::Config {
+            config,
+            pynchy_root,
+        } => resolve(config, pynchy_root).map(|cfg| print!("{}", config::effective_toml(&cfg))),
         Command::Demo { listen } => demo(listen),
         Command::Check { .. } => Ok(()),
     };

@@ -73,7 +73,7 @@ fn mask(v: &mut Value, key: &str) {
 fn mask_metrics(text: &str) -> String {
     let mut out = String::new();
     let mut samples: Vec<String> = Vec::new();
-    let mut flush = |samples: &mut Vec<String>, out: &mut String| {
+    let flush = |samples: &mut Vec<String>, out: &mut String| {
         samples.sort();
         for s in samples.drain(..) {
             out.push_str(&s);

@@ -49,7 +49,9 @@ fn litellm(f: impl FnOnce(&mut LitellmBody)) -> SectionState {
         unhealthy_models: Some(0),
         unhealthy: Some(vec![]),
         docker: "ok".into(),
+        proxy: "ready".into(),
         models_error: None,
+        models_checked_at: None,
     };
     f(&mut b);
     fresh(SectionId::Gateway, GatewayBody::Litellm(b))
@@ -83,6 +85,7 @@ fn repos(conflict: bool) -> SectionState {
         unpushed_commits: None,
         worktrees: [("merge-bot".to_string(), wt)].into_iter().collect(),
         error: None,
+        cloned: true,
     };
     let mut m = IndexMap::new();
     m.insert("crypdick/pynchy".to_string(), repo);

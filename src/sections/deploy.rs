@@ -94,7 +94,7 @@ impl Section for Deploy {
         Work::blocking(move || {
             let repo = git::open(&root)
                 .map_err(|e| CollectError::new(format!("pynchy root {}: {e}", root.display())))?;
-            let st = git::read_checkout(&repo, None);
+            let st = git::read_checkout(&repo, None, None);
             let (at, sha, error) = last_deploy(&db);
             Ok(DeployBody {
                 head_sha: st.head_sha,

@@ -147,7 +147,8 @@ impl LitellmBody {
             )),
             _ => {}
         }
-        if let Some(why) = &self.models_error {
+        // A proxy that is not ready already says why the counts are unknown.
+        if let Some(why) = self.models_error.as_ref().filter(|_| self.proxy == "ready") {
             out.push(Finding::new(
                 &MODEL_UNHEALTHY,
                 format!("model health unknown: {why}"),
@@ -288,7 +289,7 @@ async fn containers(ask: &Ask) -> (ContainerState, ContainerState) {
 /// The last model check's answer, running a new one first if it is due.
 async fn models(ask: &Ask) -> Option<Checked> {
     if ask.check_models {
-        let key = crate::config::secret(&ask.cfg.key_env);
+        let key = crate::config::secret(&ask.cfg.key_env).or_else(|| ask.cfg.master_key.0.clone());
         let answer = litellm::health(&ask.http, &ask.cfg.url, key.as_deref(), ask.timeout).await;
         let mut last = ask.models.lock().unwrap_or_else(|p| p.into_inner());
         *last = Some((answer, Utc::now(), Instant::now()));

@@ -52,9 +52,42 @@ pub struct RepoBody {
     pub unpushed_commits: Option<u64>,
     pub worktrees: BTreeMap<String, WorktreeBody>,
     pub error: Option<String>,
+    /// False for a repo pynchy will clone but has not yet (nothing else to say).
+    pub cloned: bool,
 }
 
 impl RepoBody {
+    /// A repo pynchy has not cloned yet: normal, no error, no reason.
+    fn not_cloned() -> RepoBody {
+        RepoBody {
+            head_sha: None,
+            dirty: None,
+            unpushed_commits: None,
+            worktrees: BTreeMap::new(),
+            error: None,
+            cloned: false,
+        }
+    }
+
+    fn read(r: &crate::config::RepoConfig) -> RepoBody {
+        if r.auto_clone && !r.path.exists() {
+            return RepoBody::not_cloned();
+        }
+        let report = git::repo_report(&r.path, r.worktrees.as_deref());
+        RepoBody {
+            head_sha: report.main.head_sha,
+            dirty: report.main.dirty,
+            unpushed_commits: report.main.unpushed_commits,
+            worktrees: report
+                .worktrees
+                .into_iter()
+                .map(|wt| (wt.name, WorktreeBody::from(wt.status)))
+                .collect(),
+            error: report.main.error,
+            cloned: true,
+        }
+    }
+
     fn conflicts(&self) -> impl Iterator<Item = &String> {
         self.worktrees
             .iter()
@@ -117,6 +150,9 @@ impl Body for ReposBody {
         self.0
             .iter()
             .map(|(slug, r)| {
+                if !r.cloned {
+                    return format!("{slug}: not cloned yet");
+                }
                 format!(
                     "{slug}: dirty={} {} worktrees {} in conflict",
                     super::show(&r.dirty),
@@ -139,24 +175,8 @@ impl Section for Repos {
     fn collect(&self) -> Work<ReposBody> {
         let repos = self.ctx.config.repos.clone();
         Work::blocking(move || {
-            let mut out = IndexMap::new();
-            for r in &repos {
-                let report = git::repo_report(&r.path, r.worktrees.as_deref());
-                let worktrees = report
-                    .worktrees
-                    .into_iter()
-                    .map(|wt| (wt.name, WorktreeBody::from(wt.status)))
-                    .collect();
-                let body = RepoBody {
-                    head_sha: report.main.head_sha,
-                    dirty: report.main.dirty,
-                    unpushed_commits: report.main.unpushed_commits,
-                    worktrees,
-                    error: report.main.error,
-                };
-                out.insert(r.slug.clone(), body);
-            }
-            Ok(ReposBody(out))
+            let out = repos.iter().map(|r| (r.slug.clone(), RepoBody::read(r)));
+            Ok(ReposBody(out.collect()))
         })
     }
 }

@@ -5,10 +5,12 @@
 //! The answers match the git CLI's:
 //! - dirty: `git status --porcelain` would print something (tracked changes,
 //!   staged or not, or untracked files that are not ignored);
-//! - unpushed: commits on HEAD's branch that its upstream lacks, `None` without
-//!   an upstream;
-//! - ahead/behind: the worktree's HEAD against the main branch (`main`, else
-//!   `master`, else what `origin/HEAD` points to);
+//! - unpushed: commits on HEAD that origin's default branch lacks (as pynchy
+//!   counts them: `origin/HEAD`'s target, else `origin/main`), `None` when
+//!   this clone does not know that branch;
+//! - ahead/behind: the worktree's branch (pynchy's `worktree/<folder>`, also
+//!   while a rebase has HEAD detached; else its HEAD) against the main branch
+//!   (`main`, else `master`, else what `origin/HEAD` points to);
 //! - conflict: a merge, rebase, cherry-pick or revert in progress in the
 //!   worktree's own git dir, or unmerged entries in its index.
 
@@ -42,7 +44,7 @@ pub struct CheckoutStatus {
     /// The short name of HEAD's branch; `None` when detached or unknown.
     pub branch: Option<String>,
     pub dirty: Option<bool>,
-    /// Commits on HEAD's branch its upstream lacks; `None` without an upstream.
+    /// Commits on HEAD that origin's default branch lacks; `None` when unknown.
     pub unpushed_commits: Option<u64>,
     /// Against the main branch (worktrees only).
     pub ahead: Option<u64>,
@@ -125,23 +127,31 @@ fn in_progress(state: RepositoryState) -> Option<&'static str> {
     }
 }
 
-/// Commits on the branch `head` that its upstream lacks: `Ok(None)` without an
-/// upstream, an error when the upstream or the count cannot be read.
-fn unpushed(repo: &Repository, head: git2::Reference<'_>, oid: Oid) -> Result<Option<u64>, String> {
-    let upstream = match git2::Branch::wrap(head).upstream() {
-        Ok(up) => up,
-        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read upstream: {}", e.message())),
-    };
-    let Some(target) = upstream.get().target() else {
+/// The commit of origin's default branch as this clone knows it:
+/// `origin/HEAD`'s target, else `origin/main`.
+fn origin_default(repo: &Repository) -> Option<Oid> {
+    let name = repo
+        .find_reference("refs/remotes/origin/HEAD")
+        .ok()
+        .and_then(|r| r.symbolic_target().ok().flatten().map(str::to_string))
+        .unwrap_or_else(|| "refs/remotes/origin/main".to_string());
+    repo.find_reference(&name).ok()?.target()
+}
+
+/// Commits on HEAD that origin's default branch lacks, as pynchy counts them;
+/// `Ok(None)` when that branch is unknown here.
+fn unpushed(repo: &Repository, oid: Oid) -> Result<Option<u64>, String> {
+    let Some(origin) = origin_default(repo) else {
         return Ok(None);
     };
-    repo.graph_ahead_behind(oid, target)
+    repo.graph_ahead_behind(oid, origin)
         .map(|(ahead, _)| Some(ahead as u64))
         .map_err(|e| format!("cannot count unpushed commits: {}", e.message()))
 }
 
 /// HEAD's branch, commit and unpushed count into `st`; returns HEAD's commit.
+/// A detached HEAD is noted, except while a rebase or another operation that
+/// detaches it is in progress (then `conflict` says so).
 fn read_head(repo: &Repository, st: &mut CheckoutStatus) -> Option<Oid> {
     let head = match repo.head() {
         Ok(h) => h,
@@ -154,10 +164,9 @@ fn read_head(repo: &Repository, st: &mut CheckoutStatus) -> Option<Oid> {
             return None;
         }
     };
-    let is_branch = head.is_branch();
-    if is_branch {
+    if head.is_branch() {
         st.branch = head.shorthand().ok().map(str::to_string);
-    } else {
+    } else if in_progress(repo.state()).is_none() {
         st.note("detached HEAD");
     }
     let oid = match head.peel_to_commit() {
@@ -171,11 +180,9 @@ fn read_head(repo: &Repository, st: &mut CheckoutStatus) -> Option<Oid> {
             return None;
         }
     };
-    if is_branch {
-        match unpushed(repo, head, oid) {
-            Ok(n) => st.unpushed_commits = n,
-            Err(e) => st.note(e),
-        }
+    match unpushed(repo, oid) {
+        Ok(n) => st.unpushed_commits = n,
+        Err(e) => st.note(e),
     }
     Some(oid)
 }
@@ -194,15 +201,29 @@ fn read_conflict(repo: &Repository, st: &mut CheckoutStatus) {
     };
 }
 
+/// The commit of local branch `name`, if it exists.
+fn branch_oid(repo: &Repository, name: &str) -> Option<Oid> {
+    repo.find_reference(&format!("refs/heads/{name}"))
+        .ok()?
+        .target()
+}
+
 /// Reads one open checkout. `main` is the main branch's commit, for
-/// ahead/behind (worktrees); `None` skips them. Never fails: problems go into
-/// `error`.
-pub fn read_checkout(repo: &Repository, main: Option<Oid>) -> CheckoutStatus {
+/// ahead/behind (worktrees); `None` skips them. `branch` is the branch the
+/// checkout belongs to (pynchy's `worktree/<folder>`): when it exists,
+/// ahead/behind count from it, also while a rebase has HEAD detached. Never
+/// fails: problems go into `error`.
+pub fn read_checkout(repo: &Repository, main: Option<Oid>, branch: Option<&str>) -> CheckoutStatus {
     let mut st = CheckoutStatus::default();
     if repo.path().join("index.lock").exists() {
         st.note("index.lock present: a git command is running or crashed");
     }
-    let head_oid = read_head(repo, &mut st);
+    let head = read_head(repo, &mut st);
+    let owned = branch.and_then(|b| Some((b, branch_oid(repo, b)?)));
+    if let (None, Some((name, _))) = (&st.branch, owned) {
+        st.branch = Some(name.to_string());
+    }
+    let head_oid = owned.map(|(_, oid)| oid).or(head);
     match is_dirty(repo) {
         Ok(d) => st.dirty = Some(d),
         Err(e) => st.note(format!("cannot read status: {e}")),
@@ -235,9 +256,11 @@ pub struct RepoReport {
     pub worktrees: Vec<WorktreeEntry>,
 }
 
-fn worktree_status(path: &Path, common: &Path, main: Option<Oid>) -> CheckoutStatus {
+fn worktree_status(name: &str, path: &Path, common: &Path, main: Option<Oid>) -> CheckoutStatus {
     match open(path) {
-        Ok(wt) if wt.is_worktree() && same_dir(wt.commondir(), common) => read_checkout(&wt, main),
+        Ok(wt) if wt.is_worktree() && same_dir(wt.commondir(), common) => {
+            read_checkout(&wt, main, Some(&format!("worktree/{name}")))
+        }
         Ok(_) => CheckoutStatus::failed("not a linked worktree of this repo"),
         Err(e) => CheckoutStatus::failed(e.to_string()),
     }
@@ -266,9 +289,8 @@ fn worktree_folders(dir: Option<&Path>) -> (Vec<(String, PathBuf)>, Option<Strin
             }
             None
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Some("worktrees folder does not exist".to_string())
-        }
+        // pynchy makes the folder with the first worktree: none yet is normal.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => Some(format!("cannot list worktrees folder: {e}")),
     };
     folders.sort();
@@ -297,7 +319,7 @@ fn read_worktrees(
                         .step_by(threads)
                         .map(|(name, p)| WorktreeEntry {
                             name: name.clone(),
-                            status: worktree_status(p, common, main_oid),
+                            status: worktree_status(name, p, common, main_oid),
                         })
                         .collect::<Vec<_>>()
                 })
@@ -331,8 +353,9 @@ pub fn repo_report(path: &Path, worktrees: Option<&Path>) -> RepoReport {
     let common = repo.commondir().to_path_buf();
     let main_oid = main_branch(&repo).map(|(_, oid)| oid);
     let (folders, list_error) = worktree_folders(worktrees);
-    let (mut main, mut wts) =
-        read_worktrees(&folders, &common, main_oid, || read_checkout(&repo, None));
+    let (mut main, mut wts) = read_worktrees(&folders, &common, main_oid, || {
+        read_checkout(&repo, None, None)
+    });
     for (name, _) in &folders {
         if !wts.iter().any(|w| &w.name == name) {
             wts.push(WorktreeEntry {

@@ -18,6 +18,13 @@ use serde::Deserialize;
 
 use crate::section_id::SectionId;
 
+mod effective;
+pub mod pynchy;
+
+pub use effective::render as effective_toml;
+use pynchy::Install;
+pub use pynchy::Origin;
+
 /// Every default, named once.
 pub mod defaults {
     use std::time::Duration;
@@ -35,7 +42,8 @@ pub mod defaults {
     /// pynchy's `[container] timeout_ms` default (30 min).
     pub const CONTAINER_TIMEOUT: Duration = Duration::from_secs(1800);
     pub const GATEWAY_MODE: GatewayMode = GatewayMode::Litellm;
-    pub const GATEWAY_URL: &str = "http://127.0.0.1:4000";
+    /// pynchy's `[gateway] port` default, in both modes.
+    pub const GATEWAY_URL: &str = "http://127.0.0.1:4010";
     pub const GATEWAY_KEY_ENV: &str = "GATEWAY__MASTER_KEY";
     pub const LITELLM_CONTAINER: &str = "pynchy-litellm";
     pub const POSTGRES_CONTAINER: &str = "pynchy-litellm-db";
@@ -105,6 +113,16 @@ pub const OPTIONAL_KEYS: &[&str] = &[
     "sections.service.stale_after",
 ];
 
+/// A secret value: never printed (`Debug` shows `<set>` or `<unset>`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(pub Option<String>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "<set>" } else { "<unset>" })
+    }
+}
+
 /// A secret from the environment variable `var`: `None` when unset or empty.
 /// Secrets are never read from the config file.
 pub fn secret(var: &str) -> Option<String> {
@@ -123,6 +141,37 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("invalid config: key `{key}`: {message}")]
     Invalid { key: String, message: String },
+}
+
+/// Largest config file read (a config is a few KB; `/dev/zero` must not
+/// take the daemon's memory).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads a config file of at most [`MAX_CONFIG_BYTES`].
+fn read_capped(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: format!(
+                "larger than {} KiB: not a config file",
+                MAX_CONFIG_BYTES / 1024
+            ),
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: "not UTF-8 text".into(),
+    })
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -204,6 +253,8 @@ struct RawRepo {
     slug: String,
     path: PathBuf,
     worktrees: Option<PathBuf>,
+    #[serde(skip)]
+    auto_clone: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -279,6 +330,9 @@ pub struct RepoConfig {
     pub path: PathBuf,
     /// Folder whose subfolders are this repo's linked worktrees.
     pub worktrees: Option<PathBuf>,
+    /// True when `path` is pynchy's auto-clone location (no `path` in
+    /// pynchy's config): not there yet means not cloned yet, not an error.
+    pub auto_clone: bool,
 }
 
 /// `[gateway]`.
@@ -291,6 +345,9 @@ pub struct GatewayConfig {
     pub litellm_container: String,
     pub postgres_container: String,
     pub docker_host: String,
+    /// The key found in pynchy's own settings (`[gateway] master_key`,
+    /// `GATEWAY__MASTER_KEY` in its `.env`); `key_env` wins when set.
+    pub master_key: Secret,
     /// How often the proxy's paid `/health` model check runs; `None`: never
     /// (`"off"`). Also once at start-up and on `POST /refresh/gateway`.
     pub models_interval: Option<Duration>,
@@ -353,6 +410,8 @@ pub struct Config {
     /// Per-section schedule overrides.
     pub sections: BTreeMap<SectionId, SectionOverride>,
     pub rollup: RollupConfig,
+    /// Where each key's value came from, by dotted key (`pynchy-status config`).
+    pub origins: BTreeMap<String, Origin>,
 }
 
 /// Resolves relative paths against the config file's folder.
@@ -417,6 +476,7 @@ fn repos(raw: Vec<RawRepo>, r: &Resolver) -> Result<Vec<RepoConfig>, ConfigError
             slug: repo.slug,
             path: r.path(&repo.path),
             worktrees: repo.worktrees.as_deref().map(|w| r.path(w)),
+            auto_clone: repo.auto_clone,
         });
     }
     Ok(repos)
@@ -456,6 +516,7 @@ fn gateway(raw: RawGateway) -> Result<GatewayConfig, ConfigError> {
             .docker_host
             .or_else(|| secret("DOCKER_HOST"))
             .unwrap_or_else(|| defaults::DOCKER_HOST.to_string()),
+        master_key: Secret(None),
         models_interval,
     })
 }
@@ -525,42 +586,172 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
     })
 }
 
+/// Every dotted key set in a TOML text (tables descended, arrays as one key).
+fn keys_of(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => keys_of(t, &key, out),
+            _ => out.push(key),
+        }
+    }
+}
+
+/// Fills what pynchy-status's own file leaves unset from pynchy's install,
+/// recording each value's origin.
+fn discover(
+    raw: &mut RawConfig,
+    install: &Install,
+    origins: &mut BTreeMap<String, Origin>,
+) -> Result<Option<String>, ConfigError> {
+    let mut set = |key: &str, origin: Origin| {
+        origins.entry(key.to_string()).or_insert(origin);
+    };
+    if raw.listen.is_none() {
+        let (port, origin) = install
+            .number("server.port")?
+            .unwrap_or((8484.0, Origin::Default));
+        // pynchy's own server has that port: take the next one.
+        raw.listen = Some(format!("127.0.0.1:{}", port as u64 + 1));
+        let from = format!("pynchy's [server] port ({origin}) + 1");
+        set("listen", Origin::Derived(from));
+    }
+    if raw.pynchy.timezone.is_none() {
+        let (tz, origin) = install.timezone()?;
+        raw.pynchy.timezone = Some(tz);
+        set("pynchy.timezone", origin);
+    }
+    if raw.pynchy.poll_interval.is_none() {
+        if let Some((secs, origin)) = install.number("scheduler.poll_interval")? {
+            raw.pynchy.poll_interval = Some(Duration::from_secs_f64(secs));
+            set("pynchy.poll_interval", origin);
+        }
+    }
+    if raw.pynchy.container_timeout.is_none() {
+        if let Some((ms, origin)) = install.number("container.timeout_ms")? {
+            raw.pynchy.container_timeout = Some(Duration::from_secs_f64(ms / 1000.0));
+            set("pynchy.container_timeout", origin);
+        }
+    }
+    if raw.repos.is_empty() {
+        for (slug, path, auto_clone) in install.repos()? {
+            let worktrees = install.root.join("data/worktrees").join(&slug);
+            raw.repos.push(RawRepo {
+                slug,
+                path,
+                worktrees: Some(worktrees),
+                auto_clone,
+            });
+            set("repos", Origin::PynchyToml);
+        }
+    }
+    if raw.gateway.mode.is_none() {
+        let config = install.string("gateway.litellm_config")?;
+        let litellm = config.as_ref().is_some_and(|(c, _)| !c.is_empty());
+        raw.gateway.mode = Some(if litellm {
+            GatewayMode::Litellm
+        } else {
+            GatewayMode::Builtin
+        });
+        set(
+            "gateway.mode",
+            Origin::Derived("pynchy's [gateway] litellm_config".into()),
+        );
+    }
+    if raw.gateway.url.is_none() {
+        let (port, origin) = install
+            .number("gateway.port")?
+            .unwrap_or((4010.0, Origin::Default));
+        raw.gateway.url = Some(format!("http://127.0.0.1:{}", port as u64));
+        set(
+            "gateway.url",
+            Origin::Derived(format!("pynchy's [gateway] port ({origin})")),
+        );
+    }
+    let key = install.string("gateway.master_key")?;
+    if let Some((_, origin)) = &key {
+        set("gateway.master_key", origin.clone());
+    }
+    Ok(key.map(|(k, _)| k).filter(|k| !k.is_empty()))
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let base = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
+        Config::resolve(Some(path), None)
+    }
+
+    /// The effective config: pynchy-status's own `file` (if any) over the
+    /// pynchy install at `pynchy_root` (the command line's, else the file's
+    /// `[pynchy] root` when that folder has a `config.toml`), over the defaults.
+    pub fn resolve(file: Option<&Path>, pynchy_root: Option<&Path>) -> Result<Config, ConfigError> {
+        let (text, base) = match file {
+            Some(path) => {
+                let text = read_capped(path)?;
+                let base = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                (text, base)
+            }
+            None => (String::new(), PathBuf::from(".")),
         };
         let base = std::path::absolute(&base).unwrap_or(base);
-        let mut cfg = Config::parse(&text, &base).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse {
+        let named = |e: ConfigError| match (e, file) {
+            (ConfigError::Parse { message, .. }, Some(path)) => ConfigError::Parse {
                 path: path.to_path_buf(),
                 message,
             },
-            other => other,
-        })?;
-        cfg.source = Some(path.to_path_buf());
+            (other, _) => other,
+        };
+        let mut cfg = Config::build(&text, &base, pynchy_root).map_err(named)?;
+        cfg.source = file.map(Path::to_path_buf);
         Ok(cfg)
     }
 
     /// Parses config text, resolving relative paths against `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Config::build(text, base, None)
+    }
+
+    fn build(text: &str, base: &Path, cli_root: Option<&Path>) -> Result<Config, ConfigError> {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
             path: PathBuf::from("<text>"),
             message: e.to_string().trim().replace('\n', " | "),
-        })?;
+        };
+        let table: toml::Table = text.parse().map_err(parse_error)?;
+        let mut raw: RawConfig = toml::from_str(text).map_err(parse_error)?;
+        let mut own = Vec::new();
+        keys_of(&table, "", &mut own);
+        let mut origins: BTreeMap<String, Origin> =
+            own.into_iter().map(|k| (k, Origin::ThisFile)).collect();
         let r = Resolver(base);
+        let root = match (cli_root, &raw.pynchy.root) {
+            (Some(root), _) => {
+                origins.insert("pynchy.root".into(), Origin::CommandLine);
+                Some(std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()))
+            }
+            (None, Some(root)) if r.path(root).join("config.toml").is_file() => Some(r.path(root)),
+            _ => None,
+        };
+        let mut master_key = None;
+        if let Some(root) = root {
+            let install = Install::read(&root)?;
+            raw.pynchy.root = Some(root);
+            master_key = discover(&mut raw, &install, &mut origins)?;
+        }
+        let mut gateway = gateway(raw.gateway)?;
+        gateway.master_key = Secret(master_key);
         Ok(Config {
             source: None,
             listen: listen(raw.listen.as_deref())?,
             pynchy: pynchy(raw.pynchy, &r)?,
             repos: repos(raw.repos, &r)?,
-            gateway: gateway(raw.gateway)?,
+            gateway,
             ingest: IngestConfig {
                 token_env: raw
                     .ingest
@@ -572,6 +763,7 @@ impl Config {
             server: server(raw.server)?,
             sections: sections(raw.sections)?,
             rollup: rollup(raw.rollup)?,
+            origins,
         })
     }
 

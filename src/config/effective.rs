@@ -1,0 +1,147 @@
+//! `pynchy-status config`: the effective configuration as TOML, each key
+//! followed by where its value came from (like `git config --show-origin`).
+//! Secrets are shown as `<set>` or `<unset>`, never their value.
+
+use std::fmt::Write as _;
+
+use super::{secret, Config, Origin};
+
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn dur(d: std::time::Duration) -> String {
+    quote(&humantime::format_duration(d).to_string())
+}
+
+fn set_or_unset(set: bool) -> String {
+    quote(if set { "<set>" } else { "<unset>" })
+}
+
+struct Out<'a> {
+    cfg: &'a Config,
+    text: String,
+}
+
+impl Out<'_> {
+    fn table(&mut self, name: &str) {
+        let _ = writeln!(self.text, "\n[{name}]");
+    }
+
+    /// `leaf = value  # origin`, the origin looked up under `key`.
+    fn line(&mut self, key: &str, value: String) {
+        let origin = self
+            .cfg
+            .origins
+            .get(key)
+            .cloned()
+            .unwrap_or(Origin::Default);
+        let leaf = key.rsplit('.').next().unwrap_or(key);
+        let _ = writeln!(self.text, "{leaf} = {value}  # {origin}");
+    }
+}
+
+/// The effective configuration, as TOML with origins.
+pub fn render(cfg: &Config) -> String {
+    let mut o = Out {
+        cfg,
+        text: String::from(
+            "# pynchy-status: the effective configuration; after each key, where it came from\n",
+        ),
+    };
+    o.line("listen", quote(&cfg.listen.to_string()));
+    o.table("pynchy");
+    let p = &cfg.pynchy;
+    o.line("pynchy.root", quote(&p.root.display().to_string()));
+    o.line("pynchy.database", quote(&p.database.display().to_string()));
+    o.line("pynchy.timezone", quote(p.timezone.name()));
+    o.line("pynchy.overdue_grace", dur(p.overdue_grace));
+    o.line("pynchy.poll_interval", dur(p.poll_interval));
+    o.line("pynchy.container_timeout", dur(p.container_timeout));
+    for r in &cfg.repos {
+        let _ = writeln!(o.text, "\n[[repos]]  # {}", origin_of(cfg, "repos"));
+        let _ = writeln!(o.text, "slug = {}", quote(&r.slug));
+        let _ = writeln!(o.text, "path = {}", quote(&r.path.display().to_string()));
+        if let Some(w) = &r.worktrees {
+            let _ = writeln!(o.text, "worktrees = {}", quote(&w.display().to_string()));
+        }
+    }
+    gateway(&mut o);
+    o.table("ingest");
+    o.line("ingest.token_env", quote(&cfg.ingest.token_env));
+    let token = secret(&cfg.ingest.token_env).is_some();
+    let _ = writeln!(o.text, "# token: {}", set_or_unset(token));
+    o.line("ingest.ttl", dur(cfg.ingest.ttl));
+    if let Some(u) = &cfg.ingest.pull_url {
+        o.line("ingest.pull_url", quote(u));
+    }
+    o.table("server");
+    if let Some(t) = &cfg.server.token_env {
+        o.line("server.token_env", quote(t));
+        let _ = writeln!(o.text, "# token: {}", set_or_unset(secret(t).is_some()));
+    }
+    o.line("server.max_streams", cfg.server.max_streams.to_string());
+    o.line("server.workers", cfg.server.workers.to_string());
+    rollup(&mut o);
+    o.text
+}
+
+fn origin_of(cfg: &Config, key: &str) -> Origin {
+    cfg.origins.get(key).cloned().unwrap_or(Origin::Default)
+}
+
+fn gateway(o: &mut Out) {
+    let g = &o.cfg.gateway;
+    o.table("gateway");
+    o.line("gateway.mode", quote(g.mode.as_str()));
+    o.line("gateway.url", quote(&g.url));
+    o.line("gateway.key_env", quote(&g.key_env));
+    let from_env = secret(&g.key_env).is_some();
+    let key = if from_env {
+        format!("{}  # environment ({})", set_or_unset(true), g.key_env)
+    } else {
+        let origin = origin_of(o.cfg, "gateway.master_key");
+        format!("{}  # {origin}", set_or_unset(g.master_key.0.is_some()))
+    };
+    let _ = writeln!(o.text, "# master key: {key}");
+    o.line("gateway.litellm_container", quote(&g.litellm_container));
+    o.line("gateway.postgres_container", quote(&g.postgres_container));
+    o.line("gateway.docker_host", quote(&g.docker_host));
+    let models = g.models_interval.map_or_else(|| quote("off"), dur);
+    o.line("gateway.models_interval", models);
+}
+
+fn rollup(o: &mut Out) {
+    let r = &o.cfg.rollup;
+    o.table("rollup");
+    o.line(
+        "rollup.pending_deliveries_max",
+        r.pending_deliveries_max.to_string(),
+    );
+    o.line("rollup.ok_http_status", r.ok_http_status.to_string());
+    o.line(
+        "rollup.degraded_http_status",
+        r.degraded_http_status.to_string(),
+    );
+    o.line("rollup.down_http_status", r.down_http_status.to_string());
+    if !r.severity.is_empty() {
+        o.table("rollup.severity");
+        for (rule, sev) in &r.severity {
+            let sev = format!("{sev:?}").to_ascii_lowercase();
+            o.line(&format!("rollup.severity.{rule}"), quote(&sev));
+        }
+    }
+    for (id, s) in &o.cfg.sections {
+        o.table(&format!("sections.{id}"));
+        let _ = writeln!(o.text, "# this config file");
+        for (k, v) in [
+            ("interval", s.interval),
+            ("timeout", s.timeout),
+            ("stale_after", s.stale_after),
+        ] {
+            if let Some(v) = v {
+                let _ = writeln!(o.text, "{k} = {}", dur(v));
+            }
+        }
+    }
+}
