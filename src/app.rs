@@ -3,6 +3,7 @@
 //! [`Daemon`] is what `serve` and `demo` run, and what tests start on port 0
 //! (optionally with extra sections of a host's or a test's own).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -131,9 +132,16 @@ impl Daemon {
             .iter()
             .map(|s| poller::spawn(s.section.clone(), s.id, s.schedule, handle.clone()))
             .collect();
+        let mut followers: HashMap<SectionId, Vec<SectionId>> = HashMap::new();
+        for e in sections::registry() {
+            for pushed in e.follows {
+                followers.entry(*pushed).or_default().push(e.id);
+            }
+        }
         let delivery = Arc::new(Delivery {
             ctx: self.ctx.clone(),
             kicks: pollers.iter().map(|p| (p.id, p.kick.clone())).collect(),
+            followers,
         });
         let pull_task = self.spawn_pull(&delivery);
         let (closing_tx, closing) = tokio::sync::watch::channel(false);

@@ -18,6 +18,8 @@ pub struct Delivery {
     pub ctx: Arc<Context>,
     /// Section → its poller.
     pub kicks: HashMap<SectionId, Kick>,
+    /// Pushed section → the sections whose collection reads it.
+    pub followers: HashMap<SectionId, Vec<SectionId>>,
 }
 
 impl Delivery {
@@ -41,7 +43,15 @@ impl Delivery {
     /// Collects these sections and waits (at most 2 s) until a published
     /// snapshot holds them.
     pub async fn publish(&self, sections: &[SectionId]) {
-        let waits = sections
+        let mut all = sections.to_vec();
+        for s in sections {
+            for f in self.followers.get(s).into_iter().flatten() {
+                if !all.contains(f) {
+                    all.push(*f);
+                }
+            }
+        }
+        let waits = all
             .iter()
             .filter_map(|s| self.kicks.get(s))
             .map(|k| k.collect_and_publish());

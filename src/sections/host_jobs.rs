@@ -153,6 +153,7 @@ impl Section for HostJobs {
 impl Builtin for HostJobs {
     const ID: SectionId = SectionId::HostJobs;
     const RULES: &'static [&'static Rule] = &[&HOST_JOB_OVERDUE, &SCHEDULE_INVALID];
+    const FOLLOWS: &'static [SectionId] = &[SectionId::Service];
 
     fn default_schedule(_: &Config) -> Schedule {
         Schedule::every(Duration::from_secs(10), Duration::from_secs(5))

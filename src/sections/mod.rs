@@ -286,6 +286,9 @@ pub trait Builtin: Section + Sized {
     const ID: SectionId;
     /// The rules its body can raise.
     const RULES: &'static [&'static Rule] = &[];
+    /// Pushed sections its collection reads: a push of one collects this
+    /// section again at once (the tasks' verdict reads the pushed queue).
+    const FOLLOWS: &'static [SectionId] = &[];
     /// The schedule used when `[sections.<name>]` does not override it.
     fn default_schedule(config: &Config) -> Schedule;
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self;
@@ -298,6 +301,7 @@ pub type Decoded = Result<Box<dyn ErasedBody>, serde_json::Error>;
 pub struct Entry {
     pub id: SectionId,
     pub rules: &'static [&'static Rule],
+    pub follows: &'static [SectionId],
     pub default_schedule: fn(&Config) -> Schedule,
     pub build: fn(&Arc<Context>, Schedule) -> Arc<dyn DynSection>,
     /// Reads a served body back into the section's typed body.
@@ -323,6 +327,7 @@ fn entry<S: Builtin>() -> Entry {
     Entry {
         id: S::ID,
         rules: S::RULES,
+        follows: S::FOLLOWS,
         default_schedule: S::default_schedule,
         build: build::<S>,
         decode: decode::<S>,

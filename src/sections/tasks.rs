@@ -154,6 +154,7 @@ impl Section for Tasks {
 impl Builtin for Tasks {
     const ID: SectionId = SectionId::Tasks;
     const RULES: &'static [&'static Rule] = &[&TASK_OVERDUE, &SCHEDULE_INVALID];
+    const FOLLOWS: &'static [SectionId] = &[SectionId::Queue, SectionId::Service];
 
     fn default_schedule(_: &Config) -> Schedule {
         Schedule::every(Duration::from_secs(10), Duration::from_secs(5))

@@ -1,0 +1,142 @@
+//! No paid LLM calls while idle: the LiteLLM proxy's `/health` makes one real
+//! request per model, so the gateway asks it once at start-up, then once per
+//! `[gateway] models_interval` (10 min) or on `POST /refresh/gateway`, and
+//! probes the free `/health/readiness` every interval. A stand-in speaking
+//! the proxy's wire format counts the calls.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
+
+/// A LiteLLM stand-in on loopback: `/health` answers one healthy model,
+/// `/health/readiness` answers ready. Counts every path asked.
+fn stand_in() -> (String, Counts) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let counts: Counts = Arc::default();
+    let c = counts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            // Skip the headers.
+            let mut h = String::new();
+            while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                h.clear();
+            }
+            let path = line.split(' ').nth(1).unwrap_or("").to_string();
+            *c.lock().unwrap().entry(path.clone()).or_default() += 1;
+            let body = match path.as_str() {
+                "/health" => json!({"healthy_endpoints": [{"model": "openai/m"}],
+                    "unhealthy_endpoints": [], "healthy_count": 1, "unhealthy_count": 0}),
+                _ => json!({"status": "healthy", "db": "Not connected"}),
+            }
+            .to_string();
+            let mut s = stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, counts)
+}
+
+fn count(c: &Counts, path: &str) -> u64 {
+    c.lock().unwrap().get(path).copied().unwrap_or(0)
+}
+
+fn config(url: &str, extra: &str) -> String {
+    format!(
+        "[gateway]\nmode = \"litellm\"\nurl = \"{url}\"\nkey_env = \"PYNCHY_TEST_GATEWAY_KEY\"\n\
+         docker_host = \"unix:///nonexistent/pynchy-status-models.sock\"\n{extra}\n\
+         [sections.gateway]\ninterval = \"200ms\"\n"
+    )
+}
+
+fn gateway(addr: std::net::SocketAddr) -> Value {
+    get_json(addr, "/status/gateway")["gateway"].clone()
+}
+
+#[test]
+fn the_model_check_runs_once_per_interval_not_per_poll() {
+    let (url, counts) = stand_in();
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_in(dir.path(), &config(&url, ""), vec![]);
+    // Many gateway collections (every 200 ms), one paid check.
+    wait_for(Duration::from_secs(20), "15 readiness probes", || {
+        (count(&counts, "/health/readiness") >= 15).then_some(())
+    });
+    assert_eq!(count(&counts, "/health"), 1, "{:?}", counts.lock().unwrap());
+    let g = gateway(run.addr);
+    assert_eq!(g["proxy"], json!("ready"));
+    assert_eq!(g["healthy_models"], json!(1));
+    let checked = g["models_checked_at"].as_str().unwrap().to_string();
+
+    // On demand: one more, and the body says when.
+    let r = request(run.addr, "POST", "/refresh/gateway", &[], b"");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(count(&counts, "/health"), 2);
+    assert_ne!(gateway(run.addr)["models_checked_at"], json!(checked));
+    assert_eq!(
+        request(run.addr, "POST", "/refresh/weather", &[], b"").status,
+        404
+    );
+    assert_eq!(
+        request(run.addr, "GET", "/refresh/gateway", &[], b"").status,
+        405
+    );
+}
+
+#[test]
+fn off_means_never_and_says_nothing() {
+    let (url, counts) = stand_in();
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_in(
+        dir.path(),
+        &config(&url, "models_interval = \"off\""),
+        vec![],
+    );
+    wait_for(Duration::from_secs(20), "5 readiness probes", || {
+        (count(&counts, "/health/readiness") >= 5).then_some(())
+    });
+    assert_eq!(count(&counts, "/health"), 0);
+    let d = get_json(run.addr, "/status");
+    assert_eq!(d["gateway"]["models_checked_at"], Value::Null);
+    let model_reasons: Vec<&Value> = d["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["reason"].as_str().unwrap_or("").contains("model"))
+        .collect();
+    assert!(model_reasons.is_empty(), "{model_reasons:?}");
+}
+
+#[test]
+fn models_interval_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, expect) in [("\"100ms\"", "at least 1s"), ("\"sometimes\"", "off")] {
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, format!("[gateway]\nmodels_interval = {value}\n")).unwrap();
+        let e = pynchy_status::config::Config::load(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("gateway.models_interval") && e.contains(expect),
+            "{e}"
+        );
+    }
+}
