@@ -5,8 +5,9 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -14,15 +15,6 @@ use common::*;
 use pynchy_status::app::Daemon;
 use pynchy_status::config::{Config, SectionOverride};
 use serde_json::{json, Value};
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn wd(addr: SocketAddr, method: &str, path: &str, body: Value) -> Value {
     let bytes = if method == "GET" || method == "DELETE" {
@@ -82,17 +74,69 @@ fn wait_page(
     what: &str,
     ok: impl Fn(&Value) -> bool,
 ) -> Value {
-    let start = Instant::now();
-    loop {
+    let mut last = Value::Null;
+    let shown = poll(limit, Duration::from_millis(100), || {
         let f = facts(driver, session);
         if ok(&f) {
-            return f;
+            return Some(f);
         }
-        assert!(
-            start.elapsed() < limit,
-            "the page did not show {what} within {limit:?}: {f:#}"
+        last = f;
+        None
+    });
+    shown.unwrap_or_else(|| panic!("the page did not show {what} within {limit:?}: {last:#}"))
+}
+
+/// The browser session: deleted when dropped, so Chromium goes away with it
+/// even when an assertion fails (chromedriver's own guard only kills the driver).
+struct Session {
+    driver: SocketAddr,
+    id: String,
+    open: bool,
+}
+
+impl Session {
+    fn new(driver: SocketAddr, caps: Value) -> Session {
+        let id = wd(driver, "POST", "/session", caps)["sessionId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Session {
+            driver,
+            id,
+            open: true,
+        }
+    }
+
+    /// Ends the session, insisting that the driver agrees.
+    fn close(mut self) {
+        self.open = false;
+        wd(
+            self.driver,
+            "DELETE",
+            &format!("/session/{}", self.id),
+            Value::Null,
         );
-        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        // Nothing here may panic: this runs while a failed test unwinds.
+        let Ok(mut s) = std::net::TcpStream::connect(self.driver) else {
+            return;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let req = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.id, self.driver
+        );
+        if s.write_all(req.as_bytes()).is_ok() {
+            // The answer comes once the browser has quit.
+            let _ = s.read_to_end(&mut Vec::new());
+        }
     }
 }
 
@@ -136,14 +180,13 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
         .local_addr()
         .unwrap()
         .port();
-    let _driver = Kill(
+    let _driver = ChildGuard::spawn(
         Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     let driver: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_for(Duration::from_secs(10), "chromedriver", || {
         std::net::TcpStream::connect(driver).ok()?;
@@ -156,10 +199,8 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
                  "--window-size=1280,1500", format!("--user-data-dir={}", profile.path().display())]
     }}}});
-    let session = wd(driver, "POST", "/session", caps)["sessionId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let browser = Session::new(driver, caps);
+    let session = browser.id.clone();
     wd(
         driver,
         "POST",
@@ -242,7 +283,7 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
         .unwrap(),
         200
     );
-    let wt = world.root().join("worktrees/code-improver");
+    let wt = world.worktree("code-improver");
     std::fs::write(wt.join("more.py"), "x = 1\n").unwrap();
     git_ok(&wt, &["add", "more.py"]);
     git_ok(&wt, &["commit", "-q", "-m", "one more"]);
@@ -290,10 +331,5 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
         },
     );
     assert!(f["conn"].as_str().unwrap().contains("last update"));
-    wd(
-        driver,
-        "DELETE",
-        &format!("/session/{session}"),
-        Value::Null,
-    );
+    browser.close();
 }

@@ -383,6 +383,9 @@ fn checksum(paths: &[PathBuf]) -> Vec<u64> {
         .collect()
 }
 
+/// The sections that read the database.
+const DB_SECTIONS: [&str; 4] = ["messages", "tasks", "host_jobs", "groups"];
+
 fn never_writes(wal: bool) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("messages.db");
@@ -397,10 +400,10 @@ fn never_writes(wal: bool) {
     let files = vec![db.clone()];
     let before = checksum(&files);
     let run = start_in(dir.path(), &config(&db, fast()), vec![]);
-    std::thread::sleep(Duration::from_secs(2));
-    let doc = get_json(run.addr, "/status");
+    // Twenty reads of each section (about 2 s at 100 ms), then compare.
+    let doc = wait_collections(run.addr, &DB_SECTIONS, 20);
     drop(run);
-    for name in ["messages", "tasks", "host_jobs", "groups"] {
+    for name in DB_SECTIONS {
         assert_eq!(doc["meta"][name]["error"], Value::Null, "{name}");
     }
     assert_eq!(
@@ -446,7 +449,13 @@ fn concurrent_writer_is_never_blocked() {
             }
         })
     };
-    std::thread::sleep(Duration::from_secs(2));
+    // Once the writer is writing, it goes on through twenty reads of messages
+    // (about 2 s at 100 ms).
+    wait_for(Duration::from_secs(10), "the writer's first row", || {
+        // (A writer that failed at once is reported by the join below.)
+        (inserted.load(Ordering::Relaxed) > 0 || writer.is_finished()).then_some(())
+    });
+    wait_collections(run.addr, &["messages"], 20);
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("writer finished without errors");
     let n = inserted.load(Ordering::Relaxed) as i64;

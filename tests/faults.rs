@@ -2,7 +2,7 @@
 //! faulty one keeps its last good body with `error` set and turns `stale` on
 //! time, and it recovers within one interval after the fault clears.
 //! (LiteLLM hung / 500 / garbage: tests/gateway.rs; a panicking and a hung
-//! collector: tests/serving.rs, plus the 10 s one here.)
+//! collector: tests/poller.rs, plus the 10 s one here.)
 
 mod common;
 
@@ -314,6 +314,24 @@ fn a_ten_second_collector_never_delays_the_others() {
     }
 }
 
+/// A private dockerd started with `scripts/dockerd` (state in `state`):
+/// stopped when this is dropped, so it goes away even when an assertion fails.
+struct StopDockerd<'a> {
+    script: &'a Path,
+    state: &'a Path,
+}
+
+impl Drop for StopDockerd<'_> {
+    fn drop(&mut self) {
+        // Stopping twice is harmless; no panic here, this may run while unwinding.
+        let _ = Command::new("bash")
+            .arg(self.script)
+            .arg("stop")
+            .env("PYNCHY_DOCKERD_STATE", self.state)
+            .status();
+    }
+}
+
 #[test]
 fn docker_stopped_and_started_again() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dockerd");
@@ -347,6 +365,11 @@ fn docker_stopped_and_started_again() {
             .unwrap();
         assert!(st.success());
     };
+    // Stopped when the test ends, however it ends.
+    let _dockerd = StopDockerd {
+        script: &script,
+        state: state.path(),
+    };
     let host = start();
     let dir = tempfile::tempdir().unwrap();
     let cfg = format!(
@@ -373,8 +396,7 @@ fn docker_stopped_and_started_again() {
         .to_string()
         .contains("Docker daemon unreachable"));
     let t0 = collected_at(&d, "gateway").unwrap();
-    std::thread::sleep(Duration::from_millis(600));
-    let d = get_json(run.addr, "/status");
+    let d = wait_collections(run.addr, &["gateway"], 3);
     assert!(
         collected_at(&d, "gateway").unwrap() > t0,
         "the gateway section keeps answering"

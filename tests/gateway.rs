@@ -6,7 +6,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -279,37 +278,7 @@ fn docker_host() -> Option<String> {
     ok.then_some(host)
 }
 
-fn docker(host: &str, args: &[&str]) -> Option<String> {
-    let bin = if std::path::Path::new("/usr/bin/docker").exists() {
-        "/usr/bin/docker"
-    } else {
-        "docker"
-    };
-    let out = Command::new(bin)
-        .arg("-H")
-        .arg(host)
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 const IMAGE: &str = "pynchy-status-test/busybox:latest";
-
-struct Containers {
-    host: String,
-    names: Vec<String>,
-}
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        for n in &self.names {
-            let _ = docker(&self.host, &["rm", "-f", n]);
-        }
-    }
-}
 
 #[test]
 fn container_states_match_docker_inspect() {
@@ -323,10 +292,9 @@ fn container_states_match_docker_inspect() {
         Instant::now().elapsed().as_nanos()
     );
     let name = |s: &str| format!("{tag}-{s}");
-    let mut c = Containers {
-        host: host.clone(),
-        names: vec![],
-    };
+    // Every container made here is removed when the test ends, however it
+    // ends (common::Containers; each name is added before it is created).
+    let mut c = Containers::new(&host);
     fn run_args(n: &str) -> Vec<&str> {
         vec![
             "run",

@@ -347,8 +347,8 @@ fn never_writes_under_dot_git() {
         ),
         vec![],
     );
-    std::thread::sleep(Duration::from_secs(3));
-    let doc = get_json(run.addr, "/status");
+    // Thirty reads of each (about 3 s at 100 ms), then compare.
+    let doc = wait_collections(run.addr, &["repos", "deploy"], 30);
     drop(run);
     assert_eq!(doc["meta"]["repos"]["error"], Value::Null);
     let mut after = BTreeMap::new();

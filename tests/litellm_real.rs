@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -16,15 +16,6 @@ use serde_json::json;
 
 const MASTER_KEY: &str = "sk-pynchy-status-real-master-7d1c";
 const UPSTREAM_KEY: &str = "sk-upstream-never-shown-93ab";
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -116,7 +107,8 @@ fn real_litellm_counts_names_and_no_secrets() {
     )
     .unwrap();
     let log = std::fs::File::create(dir.path().join("litellm.log")).unwrap();
-    let _proxy = Kill(
+    // Both killed when the test ends, however it ends.
+    let _proxy = ChildGuard::spawn(
         Command::new(&litellm)
             .args([
                 "--config",
@@ -130,10 +122,9 @@ fn real_litellm_counts_names_and_no_secrets() {
             .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
             .env("NO_PROXY", "*")
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("litellm starts"),
-    );
+            .stderr(log),
+    )
+    .expect("litellm starts");
     let proxy_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_for(
         Duration::from_secs(90),
@@ -155,17 +146,16 @@ fn real_litellm_counts_names_and_no_secrets() {
     )
     .unwrap();
     let daemon_log = dir.path().join("daemon.log");
-    let _daemon = Kill(
+    let _daemon = ChildGuard::spawn(
         Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
             .args(["serve", "--config", "status.toml"])
             .current_dir(dir.path())
             .env("PST_REAL_KEY", MASTER_KEY)
             .env("RUST_LOG", "trace")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&daemon_log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+            .stderr(std::fs::File::create(&daemon_log).unwrap()),
+    )
+    .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{listen}").parse().unwrap();
     let g = wait_for(
         Duration::from_secs(60),

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
+/// The daemon, killed by the guard if the test fails before it exits.
+fn start(dir: &std::path::Path) -> (ChildGuard, SocketAddr) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -24,14 +25,15 @@ fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
-        .args(["serve", "--config", "c.toml"])
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
+            .args(["serve", "--config", "c.toml"])
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_for(Duration::from_secs(10), "the daemon", || {
         TcpStream::connect(addr).ok()?;
@@ -46,17 +48,6 @@ fn signal(child: &Child, sig: &str) {
         .status()
         .unwrap();
     assert!(st.success());
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        assert!(start.elapsed() < limit, "still running after {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -92,7 +83,7 @@ fn sigterm_says_shutting_down_then_exits_0() {
         }
     }
     assert!(saw, "the stream carried service.status = shutting_down");
-    let st = wait_exit(&mut child, Duration::from_secs(5));
+    let st = child.wait_within(Duration::from_secs(5));
     assert!(st.success(), "{st:?}");
     assert!(sent.elapsed() < Duration::from_secs(5));
     assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
@@ -122,9 +113,10 @@ fn sigint_exits_0_and_in_flight_requests_finish() {
     // Keep-alive clients hammering /status while the signal lands: every
     // request that got an answer got a whole one.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let clients: Vec<_> = (0..4)
         .map(|_| {
-            let stop = stop.clone();
+            let (stop, answered) = (stop.clone(), answered.clone());
             std::thread::spawn(move || {
                 let mut whole = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -155,14 +147,20 @@ fn sigint_exits_0_and_in_flight_requests_finish() {
                     assert_eq!(body.len(), len, "a whole answer");
                     serde_json::from_str::<serde_json::Value>(body).unwrap();
                     whole += 1;
+                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 whole
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // The signal lands while they are at it: after their first answers.
+    wait_for(
+        Duration::from_secs(10),
+        "whole answers before the signal",
+        || (answered.load(std::sync::atomic::Ordering::Relaxed) >= 20).then_some(()),
+    );
     signal(&child, "-INT");
-    let st = wait_exit(&mut child, Duration::from_secs(5));
+    let st = child.wait_within(Duration::from_secs(5));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let total: i32 = clients.into_iter().map(|c| c.join().unwrap()).sum();
     assert!(st.success(), "{st:?}");

@@ -1,15 +1,21 @@
-//! Test helpers: start the real server on port 0 and speak raw HTTP/1.1 to it.
+//! Test helpers: start the real server on port 0 and speak raw HTTP/1.1 to it,
+//! wait on what the server shows (never on the clock), and guards that stop
+//! whatever a test started even when an assertion fails.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pynchy_status::app::{Daemon, Running};
 use pynchy_status::config::Config;
 use pynchy_status::sections::{Schedule, Section};
+use serde_json::{json, Value};
 
 /// A section a test adds beside the built-in ones, with its name and schedule.
 pub trait Extra: Section<Body = serde_json::Value> {
@@ -32,7 +38,7 @@ impl Response {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-    pub fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
                 "body is not JSON ({e}): {}",
@@ -120,7 +126,7 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
     request(addr, "GET", path, &[], b"")
 }
 
-pub fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+pub fn get_json(addr: SocketAddr, path: &str) -> Value {
     let r = get(addr, path);
     assert_eq!(
         r.status,
@@ -153,6 +159,17 @@ pub fn test_env() {
 
 /// Starts a daemon for `config_toml` (paths relative to `dir`) plus extra sections.
 pub fn start_in(dir: &Path, config_toml: &str, extra: Vec<Arc<dyn Extra>>) -> Running {
+    start_with(dir, config_toml, extra, |d| d)
+}
+
+/// [`start_in`], with `adjust` applied to the daemon before it starts (for
+/// settings that are not in the config file, such as the keep-alive period).
+pub fn start_with(
+    dir: &Path,
+    config_toml: &str,
+    extra: Vec<Arc<dyn Extra>>,
+    adjust: impl FnOnce(Daemon) -> Daemon,
+) -> Running {
     test_env();
     let path = dir.join("pynchy-status.toml");
     std::fs::write(&path, config_toml).unwrap();
@@ -162,21 +179,76 @@ pub fn start_in(dir: &Path, config_toml: &str, extra: Vec<Arc<dyn Extra>>) -> Ru
         daemon = daemon.with_section(s.name(), s.default_schedule(), s);
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    daemon.spawn(listener).expect("spawn")
+    adjust(daemon).spawn(listener).expect("spawn")
 }
 
-/// Polls `f` every 20 ms until it returns Some, or panics after `limit`.
-pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+/// Polls `f` every `every` until it returns Some; None once `limit` has passed.
+pub fn poll<T>(limit: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
         if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for {what}");
+            return None;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every);
     }
+}
+
+/// Polls `f` every 20 ms until it returns Some, or panics after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll(limit, Duration::from_millis(20), f)
+        .unwrap_or_else(|| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+/// Waits until `/readyz` says 200: every section has had its first attempt.
+pub fn ready(addr: SocketAddr) {
+    wait_for(Duration::from_secs(10), "first round", || {
+        (get(addr, "/readyz").status == 200).then_some(())
+    });
+}
+
+/// Waits until each of `sections` has been attempted at least `n` more times
+/// than when this was called, as `/status` shows it (each new
+/// `meta.<section>.attempted_at` is one more attempt; polls every 20 ms, so
+/// attempts closer together than that count once, and the wait only runs
+/// longer). Returns the `/status` document that showed the last of them.
+///
+/// A test that checks that nothing changed waits with this, not with a sleep:
+/// "N more collections happened and nothing changed" holds on a slow machine too.
+pub fn wait_collections(addr: SocketAddr, sections: &[&str], n: usize) -> Value {
+    let attempted = |d: &Value, s: &str| d["meta"][s]["attempted_at"].as_str().map(String::from);
+    let first = get_json(addr, "/status");
+    let mut seen: BTreeMap<&str, (Option<String>, usize)> = sections
+        .iter()
+        .map(|s| (*s, (attempted(&first, s), 0)))
+        .collect();
+    // Generous: three times the slowest interval per attempt, plus start-up.
+    let slowest = sections
+        .iter()
+        .map(|s| {
+            first["meta"][*s]["interval_seconds"]
+                .as_f64()
+                .unwrap_or(1.0)
+        })
+        .fold(0.0, f64::max);
+    let limit = Duration::from_secs(10) + Duration::from_secs_f64(slowest * 3.0 * n as f64);
+    wait_for(
+        limit,
+        &format!("{n} more attempts of each of {sections:?}"),
+        || {
+            let d = get_json(addr, "/status");
+            for (s, (last, count)) in seen.iter_mut() {
+                let now = attempted(&d, s);
+                if now.is_some() && now != *last {
+                    *last = now;
+                    *count += 1;
+                }
+            }
+            seen.values().all(|(_, c)| *c >= n).then_some(d)
+        },
+    )
 }
 
 /// Decodes gzip bytes.
@@ -250,4 +322,212 @@ pub fn checksums(dir: &Path, out: &mut std::collections::BTreeMap<std::path::Pat
             );
         }
     }
+}
+
+/// Every section is collected once an hour: after the first round the snapshot
+/// holds still (the others fail: no repo, no database, and keep no deadline).
+pub const STILL: &str = "[sections.service]\ninterval = \"1h\"\n\
+    [sections.deploy]\ninterval = \"1h\"\n[sections.repos]\ninterval = \"1h\"\n\
+    [sections.messages]\ninterval = \"1h\"\n[sections.tasks]\ninterval = \"1h\"\n\
+    [sections.host_jobs]\ninterval = \"1h\"\n[sections.groups]\ninterval = \"1h\"\n";
+
+/// A daemon on [`STILL`], ready: every section has had its first attempt, so
+/// nothing changes now.
+pub fn still() -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_in(dir.path(), STILL, vec![]);
+    ready(run.addr);
+    (dir, run)
+}
+
+/// The demo's world (repos with a conflict, a database with an overdue task
+/// and 2 pending deliveries) and a config for it, with `extra` appended.
+pub fn demo_world(extra: &str) -> (tempfile::TempDir, String) {
+    // Before libgit2 runs in any test of the file: see test_env.
+    test_env();
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = pynchy_status::demo::build_git(dir.path()).unwrap();
+    pynchy_status::demo::build_db(&checkout.join("data/messages.db")).unwrap();
+    let cfg = format!(
+        "[pynchy]\nroot = \"pynchy\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \"pynchy\"\nworktrees = \"worktrees\"\n\
+         [gateway]\nmode = \"none\"\n{extra}"
+    );
+    (dir, cfg)
+}
+
+/// The rollup's reasons as "section: reason" lines.
+pub fn reasons(doc: &Value) -> Vec<String> {
+    doc["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r["section"].as_str().unwrap(),
+                r["reason"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// True when some reason contains `needle`.
+pub fn has_reason(doc: &Value, needle: &str) -> bool {
+    reasons(doc).iter().any(|r| r.contains(needle))
+}
+
+/// `PUT /ingest/{section}` with `body`, which must be accepted.
+pub fn push(addr: SocketAddr, section: &str, body: Value) {
+    let r = request(
+        addr,
+        "PUT",
+        &format!("/ingest/{section}"),
+        &[],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// Pushes a running pynchy's service state.
+pub fn healthy_service(addr: SocketAddr) {
+    push(
+        addr,
+        "service",
+        json!({"status": "ok", "started_at": chrono::Utc::now().to_rfc3339()}),
+    );
+}
+
+/// A child process a test started: killed and reaped when dropped, so that a
+/// failed assertion leaves nothing running. Derefs to the [`Child`].
+pub struct ChildGuard(Child);
+
+impl ChildGuard {
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<ChildGuard> {
+        cmd.spawn().map(ChildGuard)
+    }
+
+    /// Waits for the exit; panics (and the guard kills it) after `limit`.
+    pub fn wait_within(&mut self, limit: Duration) -> ExitStatus {
+        let what = format!("process {} to exit", self.0.id());
+        wait_for(limit, &what, || self.0.try_wait().expect("try_wait"))
+    }
+
+    /// What `Child::wait_with_output` gives (the piped stdout and stderr, read
+    /// to their end), waiting at most `limit`.
+    pub fn output_within(mut self, limit: Duration) -> Output {
+        fn drain(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut v);
+                }
+                v
+            })
+        }
+        drop(self.0.stdin.take());
+        let stdout = drain(self.0.stdout.take());
+        let stderr = drain(self.0.stderr.take());
+        let status = self.wait_within(limit);
+        Output {
+            status,
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        }
+    }
+}
+
+impl Deref for ChildGuard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // Already ended and reaped: std then sends no signal.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `Command::output`, but the process is killed (and the test fails) if it
+/// has not ended within `limit`: a command that hangs cannot hang the test run
+/// or outlive it.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let child = ChildGuard::spawn(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child.output_within(limit)
+}
+
+/// The `docker` CLI against `host`: its trimmed stdout if it succeeded.
+pub fn docker(host: &str, args: &[&str]) -> Option<String> {
+    let bin = if Path::new("/usr/bin/docker").exists() {
+        "/usr/bin/docker"
+    } else {
+        "docker"
+    };
+    let out = Command::new(bin)
+        .arg("-H")
+        .arg(host)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Containers a test makes on a Docker daemon: each is removed (`docker rm -f`)
+/// when this is dropped. Add a name before creating the container, so that a
+/// half-made one goes too.
+pub struct Containers {
+    pub host: String,
+    pub names: Vec<String>,
+}
+
+impl Containers {
+    pub fn new(host: &str) -> Containers {
+        Containers {
+            host: host.to_string(),
+            names: vec![],
+        }
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = docker(&self.host, &["rm", "-f", n]);
+        }
+    }
+}
+
+/// Runs `pynchy-status check --url url args...` (with `env` set) and returns
+/// its exit code and everything it printed.
+pub fn check_command(url: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pynchy-status"));
+    cmd.args(["check", "--url", url]).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = output_within(&mut cmd, Duration::from_secs(30));
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
