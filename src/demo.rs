@@ -54,7 +54,7 @@ impl World {
 }
 
 /// Where pynchy keeps the demo repo's worktrees, under its root.
-const WORKTREES: &str = "data/worktrees/crypdick/pynchy";
+pub const WORKTREES: &str = "data/worktrees/crypdick/pynchy";
 
 /// pynchy's own `config.toml` for the demo (keys pynchy-status does not read,
 /// such as the images, are there because pynchy requires them).

@@ -37,8 +37,9 @@ fn world() -> (tempfile::TempDir, String) {
     let checkout = pynchy_status::demo::build_git(dir.path()).unwrap();
     pynchy_status::demo::build_db(&checkout.join("data/messages.db")).unwrap();
     let cfg = format!(
-        "[pynchy]\nroot = \"pynchy\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \"pynchy\"\nworktrees = \"worktrees\"\n\
+        "[pynchy]\nroot = \"pynchy\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \"pynchy\"\nworktrees = \"pynchy/{}\"\n\
          [gateway]\nmode = \"none\"\n{}",
+        pynchy_status::demo::WORKTREES,
         fast(&["messages", "tasks", "host_jobs", "groups", "repos", "deploy"])
     );
     (dir, cfg)

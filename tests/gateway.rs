@@ -52,6 +52,9 @@ fn stand_in(mode: Mode) -> StandIn {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut auth = None;
                 let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let readiness = line.contains(" /health/readiness ");
+                line.clear();
                 while reader.read_line(&mut line).unwrap_or(0) > 2 {
                     if let Some(v) = line.to_ascii_lowercase().strip_prefix("authorization:") {
                         auth = Some(v.trim().to_string());
@@ -61,6 +64,15 @@ fn stand_in(mode: Mode) -> StandIn {
                 let mode = *m.lock().unwrap();
                 if mode == Mode::Hang {
                     std::thread::sleep(Duration::from_secs(30));
+                    return;
+                }
+                // The free probe: no key needed, no model asked.
+                if readiness {
+                    respond(
+                        &mut stream,
+                        "200 OK",
+                        r#"{"status": "healthy", "db": "Not connected"}"#,
+                    );
                     return;
                 }
                 match auth.as_deref() {
@@ -111,7 +123,7 @@ fn stand_in(mode: Mode) -> StandIn {
 
 fn gateway_config(url: &str, docker_host: &str, extra: &str) -> String {
     format!(
-        "[pynchy]\nroot = \"nowhere\"\n[gateway]\nmode = \"litellm\"\nurl = \"{url}\"\nkey_env = \"PYNCHY_TEST_GATEWAY_KEY\"\ndocker_host = \"{docker_host}\"\nlitellm_container = \"pst-none-litellm\"\npostgres_container = \"pst-none-db\"\n[sections.gateway]\ninterval = \"200ms\"\ntimeout = \"1s\"\n[sections.service]\ninterval = \"1h\"\n{extra}"
+        "[pynchy]\nroot = \"nowhere\"\n[gateway]\nmode = \"litellm\"\nurl = \"{url}\"\nkey_env = \"PYNCHY_TEST_GATEWAY_KEY\"\nmodels_interval = \"1s\"\ndocker_host = \"{docker_host}\"\nlitellm_container = \"pst-none-litellm\"\npostgres_container = \"pst-none-db\"\n[sections.gateway]\ninterval = \"200ms\"\ntimeout = \"1s\"\n[sections.service]\ninterval = \"1h\"\n{extra}"
     )
 }
 

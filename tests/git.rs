@@ -263,7 +263,8 @@ fn deploy_matches_the_git_cli() {
         "the database is never created"
     );
 
-    // Dirty, and an upstream-less branch gives null unpushed (not 0).
+    // Dirty, and on a branch without an upstream: unpushed still counts
+    // against origin's default branch, as pynchy counts it.
     std::fs::write(world.main().join("other.py"), "b = 2\n").unwrap();
     git_ok(&world.main(), &["checkout", "-q", "-b", "no-upstream"]);
     let h = get(run.addr, "/health").json();
@@ -272,7 +273,10 @@ fn deploy_matches_the_git_cli() {
     let run = start_in(world.dir.path(), &config(&world, ""), vec![]);
     let d = collected(run.addr, "deploy")["deploy"].clone();
     assert_eq!(d["dirty"], json!(true));
-    assert_eq!(d["unpushed_commits"], Value::Null);
+    let truth: u64 = git(&world.main(), &["rev-list", "--count", "origin/main..HEAD"])
+        .parse()
+        .unwrap();
+    assert_eq!(d["unpushed_commits"], json!(truth));
 }
 
 #[test]

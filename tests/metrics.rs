@@ -41,7 +41,11 @@ fn metrics_pass_promtool_and_carry_the_numbers() {
     ) else {
         return missing_part("the sqlite3 CLI");
     };
-    let merge_bot = dir.path().join("worktrees/merge-bot");
+    let merge_bot = dir
+        .path()
+        .join("pynchy")
+        .join(pynchy_status::demo::WORKTREES)
+        .join("merge-bot");
     let conflicts = if git(&merge_bot, &["ls-files", "-u"]).is_empty() {
         0
     } else {

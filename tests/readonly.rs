@@ -17,7 +17,11 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, u64> {
     checksums(&root.join("pynchy/.git"), &mut sums);
     checksums(&root.join("pynchy/data"), &mut sums);
     for wt in ["code-improver", "docs-writer", "merge-bot"] {
-        let f = root.join("worktrees").join(wt).join(".git");
+        let f = root
+            .join("pynchy")
+            .join(pynchy_status::demo::WORKTREES)
+            .join(wt)
+            .join(".git");
         sums.insert(
             f.clone(),
             xxhash_rust::xxh3::xxh3_64(&std::fs::read(&f).unwrap()),
@@ -47,8 +51,9 @@ fn thirty_seconds_under_load_change_nothing() {
         .map(|n| format!("[sections.{n}]\ninterval = \"100ms\"\n"))
         .collect();
     let cfg = format!(
-        "[pynchy]\nroot = \"pynchy\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \"pynchy\"\nworktrees = \"worktrees\"\n\
-         [gateway]\nmode = \"none\"\n{fast}"
+        "[pynchy]\nroot = \"pynchy\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \"pynchy\"\nworktrees = \"pynchy/{}\"\n\
+         [gateway]\nmode = \"none\"\n{fast}",
+        pynchy_status::demo::WORKTREES
     );
     let before = snapshot(root);
     let run = start_in(root, &cfg, vec![]);

@@ -244,6 +244,13 @@ fn cases() -> Vec<Case> {
             Degraded,
         ),
         case(
+            "gateway_not_ready",
+            litellm(|b| b.proxy = "not_ready".into()),
+            litellm(|_| {}),
+            "LiteLLM proxy is not ready",
+            Degraded,
+        ),
+        case(
             "model_unhealthy",
             litellm(|b| {
                 b.unhealthy_models = Some(1);

@@ -349,8 +349,9 @@ pub fn demo_world(extra: &str) -> (tempfile::TempDir, String) {
     let checkout = pynchy_status::demo::build_git(dir.path()).unwrap();
     pynchy_status::demo::build_db(&checkout.join("data/messages.db")).unwrap();
     let cfg = format!(
-        "[pynchy]\nroot = \"pynchy\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \"pynchy\"\nworktrees = \"worktrees\"\n\
-         [gateway]\nmode = \"none\"\n{extra}"
+        "[pynchy]\nroot = \"pynchy\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \"pynchy\"\nworktrees = \"pynchy/{}\"\n\
+         [gateway]\nmode = \"none\"\n{extra}",
+        pynchy_status::demo::WORKTREES
     );
     (dir, cfg)
 }
