@@ -601,16 +601,18 @@ fn keys_of(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-/// Fills what pynchy-status's own file leaves unset from pynchy's install,
-/// recording each value's origin.
-fn discover(
+type Origins = BTreeMap<String, Origin>;
+
+fn set(origins: &mut Origins, key: &str, origin: Origin) {
+    origins.entry(key.to_string()).or_insert(origin);
+}
+
+/// The listen address and the scheduler's settings from pynchy's install.
+fn discover_host(
     raw: &mut RawConfig,
     install: &Install,
-    origins: &mut BTreeMap<String, Origin>,
-) -> Result<Option<String>, ConfigError> {
-    let mut set = |key: &str, origin: Origin| {
-        origins.entry(key.to_string()).or_insert(origin);
-    };
+    o: &mut Origins,
+) -> Result<(), ConfigError> {
     if raw.listen.is_none() {
         let (port, origin) = install
             .number("server.port")?
@@ -618,25 +620,34 @@ fn discover(
         // pynchy's own server has that port: take the next one.
         raw.listen = Some(format!("127.0.0.1:{}", port as u64 + 1));
         let from = format!("pynchy's [server] port ({origin}) + 1");
-        set("listen", Origin::Derived(from));
+        set(o, "listen", Origin::Derived(from));
     }
     if raw.pynchy.timezone.is_none() {
         let (tz, origin) = install.timezone()?;
         raw.pynchy.timezone = Some(tz);
-        set("pynchy.timezone", origin);
+        set(o, "pynchy.timezone", origin);
     }
     if raw.pynchy.poll_interval.is_none() {
         if let Some((secs, origin)) = install.number("scheduler.poll_interval")? {
             raw.pynchy.poll_interval = Some(Duration::from_secs_f64(secs));
-            set("pynchy.poll_interval", origin);
+            set(o, "pynchy.poll_interval", origin);
         }
     }
     if raw.pynchy.container_timeout.is_none() {
         if let Some((ms, origin)) = install.number("container.timeout_ms")? {
             raw.pynchy.container_timeout = Some(Duration::from_secs_f64(ms / 1000.0));
-            set("pynchy.container_timeout", origin);
+            set(o, "pynchy.container_timeout", origin);
         }
     }
+    Ok(())
+}
+
+/// The repos and the gateway from pynchy's install; returns the master key.
+fn discover_services(
+    raw: &mut RawConfig,
+    install: &Install,
+    o: &mut Origins,
+) -> Result<Option<String>, ConfigError> {
     if raw.repos.is_empty() {
         for (slug, path, auto_clone) in install.repos()? {
             let worktrees = install.root.join("data/worktrees").join(&slug);
@@ -646,7 +657,7 @@ fn discover(
                 worktrees: Some(worktrees),
                 auto_clone,
             });
-            set("repos", Origin::PynchyToml);
+            set(o, "repos", Origin::PynchyToml);
         }
     }
     if raw.gateway.mode.is_none() {
@@ -657,24 +668,20 @@ fn discover(
         } else {
             GatewayMode::Builtin
         });
-        set(
-            "gateway.mode",
-            Origin::Derived("pynchy's [gateway] litellm_config".into()),
-        );
+        let from = Origin::Derived("pynchy's [gateway] litellm_config".into());
+        set(o, "gateway.mode", from);
     }
     if raw.gateway.url.is_none() {
         let (port, origin) = install
             .number("gateway.port")?
             .unwrap_or((4010.0, Origin::Default));
         raw.gateway.url = Some(format!("http://127.0.0.1:{}", port as u64));
-        set(
-            "gateway.url",
-            Origin::Derived(format!("pynchy's [gateway] port ({origin})")),
-        );
+        let from = Origin::Derived(format!("pynchy's [gateway] port ({origin})"));
+        set(o, "gateway.url", from);
     }
     let key = install.string("gateway.master_key")?;
     if let Some((_, origin)) = &key {
-        set("gateway.master_key", origin.clone());
+        set(o, "gateway.master_key", origin.clone());
     }
     Ok(key.map(|(k, _)| k).filter(|k| !k.is_empty()))
 }
@@ -742,7 +749,8 @@ impl Config {
         if let Some(root) = root {
             let install = Install::read(&root)?;
             raw.pynchy.root = Some(root);
-            master_key = discover(&mut raw, &install, &mut origins)?;
+            discover_host(&mut raw, &install, &mut origins)?;
+            master_key = discover_services(&mut raw, &install, &mut origins)?;
         }
         let mut gateway = gateway(raw.gateway)?;
         gateway.master_key = Secret(master_key);

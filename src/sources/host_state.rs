@@ -61,8 +61,9 @@ pub struct ServiceState {
     pub started_at: PushedTime,
 }
 
-/// One channel in `channels`: pushed as `{"connected": bool}`, or as a bare
-/// bool (what pynchy's own `get_channel_status()` returns); served as the object.
+/// One channel in `channels`: pushed as an object with a bool `connected`, or
+/// as a bare bool (what pynchy's own `get_channel_status()` returns); served as
+/// the object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChannelState {
     pub connected: bool,
@@ -80,7 +81,7 @@ impl<'de> Deserialize<'de> for ChannelState {
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = ChannelState;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("true, false, or {\"connected\": bool}")
+                f.write_str("true, false, or an object with a bool `connected`")
             }
             fn visit_bool<E>(self, connected: bool) -> Result<ChannelState, E> {
                 Ok(ChannelState { connected })
