@@ -59,7 +59,10 @@ fn bench(c: &mut Criterion) {
     let db = dir.path().join("messages.db");
     build(&db);
     let cfg = Config::parse(
-        &format!("[pynchy]\nroot = \".\"\ndatabase = \"{}\"\n", db.display()),
+        &format!(
+            "[pynchy]\nroot = \".\"\ndatabase = \"{}\"\n[watch]\nenabled = false\n",
+            db.display()
+        ),
         dir.path(),
     )
     .unwrap();

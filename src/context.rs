@@ -45,6 +45,8 @@ pub struct Context {
     pub pushed: Arc<MemoryHostState>,
     /// Refreshes asked for over HTTP.
     pub refresh: Refresh,
+    /// File events, unless `[watch] enabled = false` or the platform has none.
+    pub watcher: Option<Arc<crate::sources::watch::Watcher>>,
 }
 
 impl Context {
@@ -60,7 +62,19 @@ impl Context {
         host: Arc<dyn HostState>,
         pushed: Arc<MemoryHostState>,
     ) -> Arc<Context> {
+        let watcher = if config.watch.enabled {
+            match crate::sources::watch::Watcher::new() {
+                Ok(w) => Some(Arc::new(w)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no file events here: every section polls");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Arc::new(Context {
+            watcher,
             config,
             started_at: Utc::now(),
             shutting_down: AtomicBool::new(false),

@@ -74,6 +74,13 @@ pub fn render(states: &[SectionState], rollup: &Rollup, now: Instant) -> String 
         "1 if the section's last good data is older than its stale_after",
         |s| Some(flag(s.is_stale(now))),
     );
+    per_section(
+        &mut reg,
+        states,
+        "pynchy_status_section_event_driven",
+        "1 if the section follows events, 0 if it reads its source every interval (events off, or its watches could not be set)",
+        |s| Some(flag(s.refresh == crate::sections::Refresh::Event)),
+    );
     gauge(
         &mut reg,
         "pynchy_status_rollup",

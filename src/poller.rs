@@ -21,7 +21,19 @@ use crate::section_id::SectionId;
 use crate::sections::{CollectError, DynSection, ErasedBody, Schedule, Work};
 use crate::store::{Outcome, StoreHandle};
 
-type Collected = Result<Arc<dyn ErasedBody>, CollectError>;
+type Collected = crate::sections::Collected<Arc<dyn ErasedBody>>;
+
+/// How long the poller waits after a change event before it collects, so a
+/// burst (a `git checkout` rewriting thousands of files) is one collection.
+const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// Resolves when the section's source changed, never if it cannot tell.
+async fn changed(changes: &Option<Arc<tokio::sync::Notify>>) {
+    match changes {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Asks a poller for a collection now.
 #[derive(Clone)]
@@ -91,10 +103,14 @@ impl Poller {
         // Acks waiting for the next published collection: kept across skipped
         // ticks, so a kick never resolves without a publish.
         let mut acks = Vec::new();
+        let changes = self.section.changes();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 Some(k) = kicks.recv() => acks.push(k),
+                _ = changed(&changes) => {
+                    tokio::time::sleep(DEBOUNCE).await;
+                }
             }
             // Every kick queued so far is served by this one collection.
             while let Ok(k) = kicks.try_recv() {
@@ -146,6 +162,7 @@ impl Poller {
             duration: began.elapsed(),
             result,
             as_of,
+            refresh: self.section.refresh(),
             acks,
         });
     }

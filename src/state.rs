@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::section_id::SectionId;
-use crate::sections::{CollectError, ErasedBody, Schedule};
+use crate::sections::{CollectError, ErasedBody, Refresh, Schedule};
 use crate::stamp::Stamp;
 
 /// What the store knows about one section.
@@ -25,8 +25,13 @@ pub struct SectionState {
     pub body_json: Option<Bytes>,
     /// The body's one-line summary, made once, when it arrived.
     pub summary: Option<String>,
-    /// When the last good body was true.
+    /// When the last good body was read from its source.
     pub collected: Option<Stamp>,
+    /// When the daemon last confirmed the body still holds (a read, or the
+    /// source saying nothing changed): what staleness counts from.
+    pub checked: Option<Stamp>,
+    /// How the section learns of change.
+    pub refresh: Refresh,
     pub attempted_at: Option<DateTime<Utc>>,
     pub duration: Option<Duration>,
     pub error: Option<CollectError>,
@@ -41,6 +46,8 @@ impl SectionState {
             body_json: None,
             summary: None,
             collected: None,
+            checked: None,
+            refresh: Refresh::Poll,
             attempted_at: None,
             duration: None,
             error: None,
@@ -52,9 +59,15 @@ impl SectionState {
         self.collected.map(|c| c.at)
     }
 
-    /// True when there is no good body, or the last one is older than `stale_after`.
+    /// When the body was last known to hold.
+    fn confirmed(&self) -> Option<Stamp> {
+        self.checked.or(self.collected)
+    }
+
+    /// True when there is no good body, or it was last confirmed longer than
+    /// `stale_after` ago.
     pub fn is_stale(&self, now: Instant) -> bool {
-        match self.collected {
+        match self.confirmed() {
             None => true,
             Some(c) => now.saturating_duration_since(c.instant) >= self.schedule.stale_after,
         }
@@ -63,7 +76,7 @@ impl SectionState {
     /// When this section turns stale, if it is fresh now.
     pub fn stale_deadline(&self, now: Instant) -> Option<Instant> {
         let t = self
-            .collected?
+            .confirmed()?
             .instant
             .checked_add(self.schedule.stale_after)?;
         (t > now).then_some(t)
@@ -74,6 +87,9 @@ impl SectionState {
 #[derive(Serialize)]
 pub struct Meta<'a> {
     collected_at: Option<String>,
+    /// When the daemon last confirmed nothing changed (or read it).
+    checked_at: Option<String>,
+    refresh: Refresh,
     attempted_at: Option<String>,
     duration_ms: Option<f64>,
     interval_seconds: f64,
@@ -91,6 +107,8 @@ impl<'a> Meta<'a> {
     pub fn of(s: &'a SectionState, now: Instant) -> Self {
         Meta {
             collected_at: s.collected_at().as_ref().map(rfc3339),
+            checked_at: s.confirmed().map(|c| rfc3339(&c.at)),
+            refresh: s.refresh,
             attempted_at: s.attempted_at.as_ref().map(rfc3339),
             duration_ms: s
                 .duration

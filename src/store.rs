@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::RollupConfig;
 use crate::render::render;
 use crate::section_id::SectionId;
-use crate::sections::{CollectError, ErasedBody, Schedule};
+use crate::sections::{CollectError, Collected, ErasedBody, Refresh, Schedule, Update};
 use crate::snapshot::Snapshot;
 use crate::stamp::Stamp;
 use crate::state::SectionState;
@@ -29,9 +29,11 @@ pub struct Outcome {
     pub section: SectionId,
     pub attempted_at: DateTime<Utc>,
     pub duration: Duration,
-    pub result: Result<Arc<dyn ErasedBody>, CollectError>,
+    pub result: Collected<Arc<dyn ErasedBody>>,
     /// When the body was true, if not now (pushed state).
     pub as_of: Option<Stamp>,
+    /// How the section learns of change, as of this collection.
+    pub refresh: Refresh,
     /// Fired once a snapshot holding this outcome is published.
     pub acks: Vec<oneshot::Sender<()>>,
 }
@@ -110,22 +112,40 @@ impl Store {
         };
         s.attempted_at = Some(o.attempted_at);
         s.duration = Some(o.duration);
-        match o.result {
-            Ok(body) => {
-                s.body_json = match body.to_json() {
-                    Ok(json) => Some(Bytes::from(json)),
-                    Err(e) => {
-                        s.error = Some(CollectError::new(format!("body not serializable: {e}")));
-                        return;
-                    }
-                };
-                s.summary = Some(body.summary());
-                s.body = Some(body);
-                s.collected = Some(o.as_of.unwrap_or_else(Stamp::now));
-                s.error = None;
+        s.refresh = o.refresh;
+        let (body, read) = match o.result {
+            Err(e) => {
+                s.error = Some(e);
+                return;
             }
-            Err(e) => s.error = Some(e),
+            // Nothing changed since the last body: it is confirmed as of now.
+            Ok(Update::Same) if s.body.is_some() => {
+                s.checked = Some(Stamp::now());
+                s.error = None;
+                return;
+            }
+            Ok(Update::Same) => {
+                s.error = Some(CollectError::new("no data yet"));
+                return;
+            }
+            Ok(Update::New(body)) => (body, true),
+            Ok(Update::Rejudged(body)) => (body, false),
+        };
+        match body.to_json() {
+            Ok(json) => s.body_json = Some(Bytes::from(json)),
+            Err(e) => {
+                s.error = Some(CollectError::new(format!("body not serializable: {e}")));
+                return;
+            }
         }
+        s.summary = Some(body.summary());
+        s.body = Some(body);
+        let now = Stamp::now();
+        if read || s.collected.is_none() {
+            s.collected = Some(o.as_of.unwrap_or(now));
+        }
+        s.checked = Some(o.as_of.unwrap_or(now));
+        s.error = None;
     }
 
     /// Runs until every handle is dropped.

@@ -45,8 +45,10 @@ fn world() -> (tempfile::TempDir, String) {
     (dir, cfg)
 }
 
-fn collected_at(doc: &Value, name: &str) -> Option<DateTime<Utc>> {
-    doc["meta"][name]["collected_at"].as_str()?.parse().ok()
+/// When the section's body was last confirmed (read, or its source said it
+/// had not changed): what staleness counts from, in event and poll mode alike.
+fn checked_at(doc: &Value, name: &str) -> Option<DateTime<Utc>> {
+    doc["meta"][name]["checked_at"].as_str()?.parse().ok()
 }
 
 /// Runs one fault through its life and checks every promise.
@@ -73,9 +75,9 @@ fn fault_case(
             .then_some(d)
     });
     assert_eq!(faulted[faulty], good_body, "{faulty}: last good body kept");
-    let last_good = collected_at(&faulted, faulty).unwrap();
-    let other_before = collected_at(&faulted, other).unwrap();
-    // Stale on time: stale_after after the last good collection.
+    let last_good = checked_at(&faulted, faulty).unwrap();
+    let other_before = checked_at(&faulted, other).unwrap();
+    // Stale on time: stale_after after the last good confirmation.
     let flipped = wait_for(Duration::from_secs(5), "stale", || {
         let d = get_json(addr, &format!("/status/{faulty}"));
         (d["meta"][faulty]["stale"] == json!(true)).then(Utc::now)
@@ -88,7 +90,7 @@ fn fault_case(
     );
     let d = get_json(addr, "/status");
     assert_eq!(d[faulty], good_body, "{faulty}: still the last good body");
-    let other_now = collected_at(&d, other).unwrap();
+    let other_now = checked_at(&d, other).unwrap();
     assert!(
         other_now > other_before,
         "{other} kept updating during the {faulty} fault"
@@ -256,6 +258,7 @@ impl Extra for TenSeconds {
             interval: Duration::from_millis(200),
             timeout: Duration::from_secs(1),
             stale_after: STALE_AFTER,
+            verify: pynchy_status::sections::VERIFY_INTERVAL,
         }
     }
 }
@@ -286,7 +289,7 @@ fn a_ten_second_collector_never_delays_the_others() {
         let d = get_json(run.addr, "/status");
         (d["slowpoke"].is_object() && d["messages"].is_object()).then_some(d)
     });
-    let t0 = collected_at(&first, "messages").unwrap();
+    let t0 = checked_at(&first, "messages").unwrap();
     let d = wait_for(
         Duration::from_secs(5),
         "slowpoke stale and timed out",
@@ -302,8 +305,8 @@ fn a_ten_second_collector_never_delays_the_others() {
         .as_str()
         .unwrap()
         .contains("timed out after 1s"));
-    // Meanwhile the others ran every 200 ms.
-    let t1 = collected_at(&d, "messages").unwrap();
+    // Meanwhile the others were confirmed every 200 ms.
+    let t1 = checked_at(&d, "messages").unwrap();
     assert!(
         (t1 - t0).num_milliseconds() >= 600,
         "messages kept collecting: {t0} → {t1}"
@@ -396,10 +399,10 @@ fn docker_stopped_and_started_again() {
     assert!(d["reasons"]
         .to_string()
         .contains("Docker daemon unreachable"));
-    let t0 = collected_at(&d, "gateway").unwrap();
+    let t0 = checked_at(&d, "gateway").unwrap();
     let d = wait_collections(run.addr, &["gateway"], 3);
     assert!(
-        collected_at(&d, "gateway").unwrap() > t0,
+        checked_at(&d, "gateway").unwrap() > t0,
         "the gateway section keeps answering"
     );
     assert_eq!(d["meta"]["gateway"]["stale"], json!(false));

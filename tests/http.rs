@@ -38,6 +38,8 @@ fn status_has_service_and_meta() {
         keys,
         [
             "collected_at",
+            "checked_at",
+            "refresh",
             "attempted_at",
             "duration_ms",
             "interval_seconds",

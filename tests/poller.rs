@@ -29,6 +29,7 @@ impl Extra for Hangs {
             interval: Duration::from_millis(100),
             timeout: Duration::from_millis(150),
             stale_after: Duration::from_millis(800),
+            verify: pynchy_status::sections::VERIFY_INTERVAL,
         }
     }
 }

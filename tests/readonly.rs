@@ -48,7 +48,8 @@ fn thirty_seconds_under_load_change_nothing() {
     pynchy_status::demo::build_db(&checkout.join("data/messages.db")).unwrap();
     let fast: String = SECTIONS
         .iter()
-        .map(|n| format!("[sections.{n}]\ninterval = \"100ms\"\n"))
+        // Events on, and a full re-read every 100 ms: every read path runs.
+        .map(|n| format!("[sections.{n}]\ninterval = \"100ms\"\nverify_interval = \"100ms\"\n"))
         .collect();
     let cfg = format!(
         "[pynchy]\nroot = \"pynchy\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \"pynchy\"\nworktrees = \"pynchy/{}\"\n\

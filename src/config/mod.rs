@@ -54,6 +54,8 @@ pub mod defaults {
     pub const INGEST_TOKEN_ENV: &str = "PYNCHY_STATUS_TOKEN";
     pub const INGEST_TTL: Duration = Duration::from_secs(30);
     pub const MAX_STREAMS: usize = 64;
+    /// Follow changes by events.
+    pub const WATCH: bool = true;
     pub const PENDING_DELIVERIES_MAX: u64 = 10;
     pub const OK_HTTP_STATUS: u16 = 200;
     pub const DEGRADED_HTTP_STATUS: u16 = 200;
@@ -94,6 +96,7 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
             n(DEGRADED_HTTP_STATUS.into()),
         ),
         ("rollup.down_http_status", n(DOWN_HTTP_STATUS.into())),
+        ("watch.enabled", toml::Value::Boolean(WATCH)),
     ]
 }
 
@@ -111,6 +114,7 @@ pub const OPTIONAL_KEYS: &[&str] = &[
     "sections.service.interval",
     "sections.service.timeout",
     "sections.service.stale_after",
+    "sections.service.verify_interval",
 ];
 
 /// A secret value: never printed (`Debug` shows `<set>` or `<unset>`).
@@ -191,6 +195,9 @@ pub struct SectionOverride {
     pub timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub stale_after: Option<Duration>,
+    /// In event mode, a full re-read this often (default 5 min).
+    #[serde(default, with = "humantime_serde")]
+    pub verify_interval: Option<Duration>,
 }
 
 /// What a rule's trigger does to the verdict (`[rollup.severity]`).
@@ -220,6 +227,21 @@ struct RawConfig {
     rollup: RawRollup,
     #[serde(default)]
     sections: BTreeMap<String, SectionOverride>,
+    #[serde(default)]
+    watch: RawWatch,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    enabled: Option<bool>,
+}
+
+/// `[watch]`: follow changes by events (file, database, Docker) or poll.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// False: every section reads its source every interval, as before.
+    pub enabled: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -410,6 +432,7 @@ pub struct Config {
     /// Per-section schedule overrides.
     pub sections: BTreeMap<SectionId, SectionOverride>,
     pub rollup: RollupConfig,
+    pub watch: WatchConfig,
     /// Where each key's value came from, by dotted key (`pynchy-status config`).
     pub origins: BTreeMap<String, Origin>,
 }
@@ -771,6 +794,9 @@ impl Config {
             server: server(raw.server)?,
             sections: sections(raw.sections)?,
             rollup: rollup(raw.rollup)?,
+            watch: WatchConfig {
+                enabled: raw.watch.enabled.unwrap_or(defaults::WATCH),
+            },
             origins,
         })
     }

@@ -81,6 +81,11 @@ impl Section for ChannelsSection {
     fn collect(&self) -> Work<ChannelsBody> {
         super::pushed(self.ctx.host.channels(), ChannelsBody, "channel")
     }
+
+    /// A push collects it at once.
+    fn refresh(&self) -> super::Refresh {
+        super::Refresh::Event
+    }
 }
 
 impl Builtin for ChannelsSection {

@@ -14,6 +14,7 @@ use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::db::{self, Db, DbError};
 use crate::sources::git;
+use crate::sources::watch::{Changes, Sink};
 
 /// The `deploy` body.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -83,17 +84,45 @@ fn last_deploy(db: &Db) -> LastDeploy {
 pub struct Deploy {
     ctx: Arc<Context>,
     db: Arc<Db>,
+    changes: Arc<Changes>,
+    verify: Duration,
+}
+
+/// Follows pynchy's checkout (what git would call a change: not
+/// `.git/objects`, not ignored paths) and its database.
+fn watch(ctx: &Context, changes: &Arc<Changes>) {
+    super::watch_database(ctx, changes);
+    let db_watched = changes.watching();
+    let Some(w) = &ctx.watcher else { return };
+    let root = &ctx.config.pynchy.root;
+    let Ok(classifier) = git::Classifier::new(root, None) else {
+        changes.set_watching(false);
+        return;
+    };
+    let c = changes.clone();
+    let sink: Sink = Arc::new(move |p: Option<&std::path::Path>| {
+        if p.is_none_or(|p| classifier.classify(p).is_some()) {
+            c.mark();
+        }
+    });
+    let ok = w.add(root, true, sink).is_ok();
+    changes.set_watching(ok && db_watched);
 }
 
 impl Section for Deploy {
     type Body = DeployBody;
 
     fn collect(&self) -> Work<DeployBody> {
+        if !self.changes.must_read(self.verify) {
+            return Work::same();
+        }
         let root = self.ctx.config.pynchy.root.clone();
-        let db = self.db.clone();
+        let (db, changes) = (self.db.clone(), self.changes.clone());
         Work::blocking(move || {
-            let repo = git::open(&root)
-                .map_err(|e| CollectError::new(format!("pynchy root {}: {e}", root.display())))?;
+            let repo = git::open(&root).map_err(|e| {
+                changes.failed();
+                CollectError::new(format!("pynchy root {}: {e}", root.display()))
+            })?;
             let st = git::read_checkout(&repo, None, None);
             let (at, sha, error) = last_deploy(&db);
             Ok(DeployBody {
@@ -107,6 +136,14 @@ impl Section for Deploy {
             })
         })
     }
+
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.changes.notify.clone())
+    }
+
+    fn refresh(&self) -> super::Refresh {
+        super::refresh_of(&self.changes)
+    }
 }
 
 impl Builtin for Deploy {
@@ -117,9 +154,13 @@ impl Builtin for Deploy {
     }
 
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        let changes = Changes::new();
+        watch(ctx, &changes);
         Deploy {
             ctx: ctx.clone(),
             db: Arc::new(super::db_for(ctx, schedule)),
+            changes,
+            verify: schedule.verify,
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::docker::{self, ContainerState};
 use crate::sources::litellm::{self, HealthError, ModelHealth};
+use crate::sources::watch::Changes;
 
 /// The `gateway` body in `litellm` mode.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -236,9 +237,34 @@ pub struct Gateway {
     docker: Mutex<Option<bollard::Docker>>,
     http: Result<reqwest::Client, String>,
     models: Arc<Mutex<Option<Checked>>>,
+    /// Woken by Docker's events for the two containers.
+    changes: Arc<Changes>,
+    events: std::sync::Once,
 }
 
 impl Gateway {
+    /// Follows Docker's event stream for the LiteLLM pair (once, from the
+    /// first collection, which runs inside the runtime).
+    fn follow_events(&self) {
+        if !self.ctx.config.watch.enabled {
+            return;
+        }
+        self.events.call_once(|| {
+            let names = vec![
+                self.cfg.litellm_container.clone(),
+                self.cfg.postgres_container.clone(),
+            ];
+            let c = self.changes.clone();
+            let connected = self.changes.watching_flag();
+            tokio::spawn(docker::follow_events(
+                self.cfg.docker_host.clone(),
+                names,
+                connected,
+                move || c.mark(),
+            ));
+        });
+    }
+
     /// The Docker client: `Ok(None)` while the socket is missing (the daemon
     /// is down: states unknown), an error when `docker_host` cannot be used.
     fn docker(&self) -> Result<Option<bollard::Docker>, CollectError> {
@@ -333,6 +359,9 @@ impl Section for Gateway {
 
     fn collect(&self) -> Work<GatewayBody> {
         let mode = self.cfg.mode;
+        if mode == GatewayMode::Litellm {
+            self.follow_events();
+        }
         if mode != GatewayMode::Litellm {
             let body = GatewayBody::Other(OtherBody {
                 mode: mode.as_str().into(),
@@ -355,6 +384,14 @@ impl Section for Gateway {
             models: self.models.clone(),
         };
         Work::future(async move { Ok(GatewayBody::Litellm(litellm_body(ask).await)) })
+    }
+
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.changes.notify.clone())
+    }
+
+    fn refresh(&self) -> super::Refresh {
+        super::refresh_of(&self.changes)
     }
 }
 
@@ -384,6 +421,8 @@ impl Builtin for Gateway {
             docker: Mutex::new(None),
             http,
             models: Arc::default(),
+            changes: Changes::new(),
+            events: std::sync::Once::new(),
         }
     }
 }

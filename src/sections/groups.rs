@@ -2,7 +2,7 @@
 //! have a resumable agent session: pynchy's pushed count while it is fresh,
 //! else the rows of `sessions` that pynchy itself counts.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::sql_types::BigInt;
@@ -14,9 +14,10 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::db::Db;
+use crate::sources::watch::Changes;
 
 /// The `groups` body (also the query's row).
-#[derive(Debug, Serialize, Deserialize, QueryableByName, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName, PartialEq)]
 pub struct GroupsBody {
     #[diesel(sql_type = BigInt)]
     pub total: i64,
@@ -42,6 +43,10 @@ const QUERY: &str = "SELECT (SELECT COUNT(*) FROM registered_groups) AS total, \
 pub struct Groups {
     ctx: Arc<Context>,
     db: Arc<Db>,
+    changes: Arc<Changes>,
+    verify: Duration,
+    /// The last rows read, and the last body served.
+    cache: Arc<Mutex<(Option<GroupsBody>, Option<GroupsBody>)>>,
 }
 
 impl Section for Groups {
@@ -57,13 +62,33 @@ impl Section for Groups {
             .active_sessions()
             .filter(|s| s.stamp.instant.elapsed() < ttl)
             .map(|s| s.value);
-        Work::blocking(move || {
-            let mut body = db.read(|c| diesel::sql_query(QUERY).get_result::<GroupsBody>(c))?;
+        let read = self.changes.must_read(self.verify);
+        let (changes, cache) = (self.changes.clone(), self.cache.clone());
+        Work::blocking_update(move || {
+            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            let rows = match (read, cache.0.clone()) {
+                (false, Some(rows)) => rows,
+                _ => {
+                    let rows = db.read(|c| diesel::sql_query(QUERY).get_result::<GroupsBody>(c));
+                    let rows = rows.inspect_err(|_| changes.failed())?;
+                    cache.0 = Some(rows.clone());
+                    rows
+                }
+            };
+            let mut body = rows;
             if let Some(n) = live {
                 body.active_sessions = i64::try_from(n).unwrap_or(i64::MAX);
             }
-            Ok(body)
+            Ok(super::rejudged(&mut cache.1, body, read))
         })
+    }
+
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.changes.notify.clone())
+    }
+
+    fn refresh(&self) -> super::Refresh {
+        super::refresh_of(&self.changes)
     }
 }
 
@@ -75,9 +100,14 @@ impl Builtin for Groups {
     }
 
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        let changes = Changes::new();
+        super::watch_database(ctx, &changes);
         Groups {
             ctx: ctx.clone(),
             db: Arc::new(super::db_for(ctx, schedule)),
+            changes,
+            verify: schedule.verify,
+            cache: Arc::default(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! (pynchy's own order, `created_at` descending), with whether it is overdue
 //! (enabled and active ones only) and whether its schedule can be understood.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -17,8 +17,9 @@ use crate::context::Context;
 use crate::overdue::{Due, Judge};
 use crate::section_id::SectionId;
 use crate::sources::db::Db;
+use crate::sources::watch::Changes;
 
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName)]
 struct Row {
     #[diesel(sql_type = Nullable<Text>)]
     id: Option<String>,
@@ -47,7 +48,7 @@ const QUERY: &str = "SELECT id, name, schedule_type, schedule_value, status, ena
     ORDER BY created_at DESC, name";
 
 /// One host job, as served.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HostJobBody {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -62,7 +63,7 @@ pub struct HostJobBody {
 }
 
 /// The `host_jobs` body: every host job, newest first (pynchy's own order: `created_at` descending).
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
 pub struct HostJobsBody(pub Vec<HostJobBody>);
 
@@ -133,20 +134,31 @@ fn host_job(judge: &Judge, r: Row) -> HostJobBody {
 pub struct HostJobs {
     ctx: Arc<Context>,
     db: Arc<Db>,
+    changes: Arc<Changes>,
+    verify: Duration,
+    cache: Arc<Mutex<scheduled::RowCache<Row, HostJobsBody>>>,
 }
 
 impl Section for HostJobs {
     type Body = HostJobsBody;
 
     fn collect(&self) -> Work<HostJobsBody> {
-        let db = self.db.clone();
         let judge = scheduled::judge(&self.ctx);
-        Work::blocking(move || {
-            let rows: Vec<Row> = super::db_rows(&db, QUERY)?;
-            Ok(HostJobsBody(
-                rows.into_iter().map(|r| host_job(&judge, r)).collect(),
-            ))
+        let read = self.changes.must_read(self.verify);
+        let (db, changes, cache) = (self.db.clone(), self.changes.clone(), self.cache.clone());
+        Work::blocking_update(move || {
+            scheduled::collect_rows(&db, QUERY, read, &changes, &cache, |rows| {
+                HostJobsBody(rows.into_iter().map(|r| host_job(&judge, r)).collect())
+            })
         })
+    }
+
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.changes.notify.clone())
+    }
+
+    fn refresh(&self) -> super::Refresh {
+        super::refresh_of(&self.changes)
     }
 }
 
@@ -160,9 +172,14 @@ impl Builtin for HostJobs {
     }
 
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        let changes = Changes::new();
+        super::watch_database(ctx, &changes);
         HostJobs {
             ctx: ctx.clone(),
             db: Arc::new(super::db_for(ctx, schedule)),
+            changes,
+            verify: schedule.verify,
+            cache: Arc::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::db::{Db, Int};
+use crate::sources::watch::Changes;
 
 /// The `messages` body (also the query's row).
 #[derive(Debug, Serialize, Deserialize, QueryableByName, PartialEq)]
@@ -163,6 +164,8 @@ fn count_inbound(c: &mut SqliteConnection, tally: &mut Option<Tally>) -> QueryRe
 pub struct Messages {
     db: Arc<Db>,
     tally: Arc<Mutex<Option<Tally>>>,
+    changes: Arc<Changes>,
+    verify: Duration,
 }
 
 fn read(db: &Db, tally: &Mutex<Option<Tally>>) -> Result<MessagesBody, CollectError> {
@@ -193,8 +196,25 @@ impl Section for Messages {
     type Body = MessagesBody;
 
     fn collect(&self) -> Work<MessagesBody> {
-        let (db, tally) = (self.db.clone(), self.tally.clone());
-        Work::blocking(move || read(&db, &tally))
+        if !self.changes.must_read(self.verify) {
+            return Work::same();
+        }
+        let (db, tally, changes) = (self.db.clone(), self.tally.clone(), self.changes.clone());
+        Work::blocking(move || {
+            let body = read(&db, &tally);
+            if body.is_err() {
+                changes.failed();
+            }
+            body
+        })
+    }
+
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.changes.notify.clone())
+    }
+
+    fn refresh(&self) -> super::Refresh {
+        super::refresh_of(&self.changes)
     }
 }
 
@@ -207,9 +227,13 @@ impl Builtin for Messages {
     }
 
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        let changes = Changes::new();
+        super::watch_database(ctx, &changes);
         Messages {
             db: Arc::new(super::db_for(ctx, schedule)),
             tally: Arc::default(),
+            changes,
+            verify: schedule.verify,
         }
     }
 }

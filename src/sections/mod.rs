@@ -81,39 +81,89 @@ impl From<crate::sources::db::DbError> for CollectError {
     }
 }
 
+/// What one collection found.
+#[derive(Debug)]
+pub enum Update<B> {
+    /// A body read from the source just now (`collected_at` moves).
+    New(B),
+    /// The source said nothing changed: the last body stands and
+    /// `checked_at` moves.
+    Same,
+    /// The same data judged again (a verdict that changes with the clock):
+    /// the body is replaced, `collected_at` stays when the data was read.
+    Rejudged(B),
+}
+
+impl<B> Update<B> {
+    fn map<C>(self, f: impl FnOnce(B) -> C) -> Update<C> {
+        match self {
+            Update::New(b) => Update::New(f(b)),
+            Update::Rejudged(b) => Update::Rejudged(f(b)),
+            Update::Same => Update::Same,
+        }
+    }
+}
+
+/// What a collection returns.
+pub type Collected<B> = Result<Update<B>, CollectError>;
+
 /// One collection, ready to run. Blocking work (git2, diesel) goes to tokio's
 /// blocking pool; async work (HTTP, Docker) to a task.
 pub enum Work<B> {
-    Blocking(Box<dyn FnOnce() -> Result<B, CollectError> + Send + 'static>),
-    Async(Pin<Box<dyn Future<Output = Result<B, CollectError>> + Send + 'static>>),
+    Blocking(Box<dyn FnOnce() -> Collected<B> + Send + 'static>),
+    Async(Pin<Box<dyn Future<Output = Collected<B>> + Send + 'static>>),
     /// Already known (an in-memory read of pushed state), as of `as_of`: that is
     /// the section's `collected_at`, not the time of the poll.
     Done {
-        result: Result<B, CollectError>,
+        result: Collected<B>,
         as_of: Option<Stamp>,
     },
 }
 
 impl<B: Send + 'static> Work<B> {
+    /// Blocking work that reads a new body.
     pub fn blocking(f: impl FnOnce() -> Result<B, CollectError> + Send + 'static) -> Work<B> {
+        Work::Blocking(Box::new(move || f().map(Update::New)))
+    }
+
+    /// Blocking work that may find nothing changed.
+    pub fn blocking_update(f: impl FnOnce() -> Collected<B> + Send + 'static) -> Work<B> {
         Work::Blocking(Box::new(f))
     }
 
+    /// Async work that reads a new body.
     pub fn future(f: impl Future<Output = Result<B, CollectError>> + Send + 'static) -> Work<B> {
-        Work::Async(Box::pin(f))
+        Work::Async(Box::pin(async move { f.await.map(Update::New) }))
+    }
+
+    /// Nothing to read: the source said nothing changed.
+    pub fn same() -> Work<B> {
+        Work::Done {
+            result: Ok(Update::Same),
+            as_of: None,
+        }
     }
 
     /// The same work, its body turned by `f` once it is there.
     pub fn map<C: Send + 'static>(self, f: fn(B) -> C) -> Work<C> {
         match self {
-            Work::Blocking(g) => Work::Blocking(Box::new(move || g().map(f))),
-            Work::Async(fut) => Work::Async(Box::pin(async move { fut.await.map(f) })),
+            Work::Blocking(g) => Work::Blocking(Box::new(move || g().map(|u| u.map(f)))),
+            Work::Async(fut) => Work::Async(Box::pin(async move { fut.await.map(|u| u.map(f)) })),
             Work::Done { result, as_of } => Work::Done {
-                result: result.map(f),
+                result: result.map(|u| u.map(f)),
                 as_of,
             },
         }
     }
+}
+
+/// How a section learns of change: from events (file, database and Docker
+/// events, pushes), or by reading its source every interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Refresh {
+    Event,
+    Poll,
 }
 
 /// How often a section is collected, how long a collection may take, and when
@@ -123,7 +173,12 @@ pub struct Schedule {
     pub interval: Duration,
     pub timeout: Duration,
     pub stale_after: Duration,
+    /// In event mode, a full re-read this often, in case events were lost.
+    pub verify: Duration,
 }
+
+/// The default `verify_interval`.
+pub const VERIFY_INTERVAL: Duration = Duration::from_secs(300);
 
 impl Schedule {
     /// A schedule with `stale_after` at its default of three intervals.
@@ -132,6 +187,7 @@ impl Schedule {
             interval,
             timeout,
             stale_after: Duration::from_nanos(interval.as_nanos() as u64 * 3),
+            verify: VERIFY_INTERVAL,
         }
     }
 
@@ -149,6 +205,7 @@ impl Schedule {
             } else {
                 self.stale_after
             }),
+            verify: o.verify_interval.unwrap_or(self.verify),
         }
     }
 }
@@ -253,8 +310,18 @@ impl Body for serde_json::Value {
 /// One part of the status document: how to collect its body.
 pub trait Section: Send + Sync + 'static {
     type Body: Body;
-    /// Prepares one collection. Called by the poller once per tick.
+    /// Prepares one collection. Called by the poller once per tick, and at
+    /// once when [`Section::changes`] fires.
     fn collect(&self) -> Work<Self::Body>;
+    /// Fired when the section's source changed (file, database or Docker
+    /// events): the poller collects at once, a moment later (debounced).
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+    /// Whether it currently follows events or reads every interval.
+    fn refresh(&self) -> Refresh {
+        Refresh::Poll
+    }
 }
 
 /// A shared section is a section (a host or a test keeps a handle on it).
@@ -263,11 +330,19 @@ impl<S: Section + ?Sized> Section for Arc<S> {
     fn collect(&self) -> Work<S::Body> {
         (**self).collect()
     }
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        (**self).changes()
+    }
+    fn refresh(&self) -> Refresh {
+        (**self).refresh()
+    }
 }
 
 /// A section as the poller runs it: its body type erased.
 pub trait DynSection: Send + Sync + 'static {
     fn collect_erased(&self) -> Work<Arc<dyn ErasedBody>>;
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>>;
+    fn refresh(&self) -> Refresh;
 }
 
 fn erase<B: Body>(b: B) -> Arc<dyn ErasedBody> {
@@ -277,6 +352,12 @@ fn erase<B: Body>(b: B) -> Arc<dyn ErasedBody> {
 impl<S: Section> DynSection for S {
     fn collect_erased(&self) -> Work<Arc<dyn ErasedBody>> {
         self.collect().map(erase::<S::Body>)
+    }
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Section::changes(self)
+    }
+    fn refresh(&self) -> Refresh {
+        Section::refresh(self)
     }
 }
 
@@ -362,6 +443,60 @@ pub fn db_for(ctx: &Context, schedule: Schedule) -> crate::sources::db::Db {
     crate::sources::db::Db::new(&ctx.config.pynchy.database, schedule.timeout / 2)
 }
 
+/// Follows commits to pynchy's database by file events on its folder (the
+/// database file, its journal and its WAL; not `-shm`, which readers write),
+/// marking `changes`. Without events the section reads every interval.
+pub fn watch_database(ctx: &Context, changes: &Arc<crate::sources::watch::Changes>) {
+    let Some(w) = &ctx.watcher else {
+        return;
+    };
+    let db = &ctx.config.pynchy.database;
+    let (Some(dir), Some(name)) = (db.parent(), db.file_name()) else {
+        return;
+    };
+    let names = [
+        name.to_string_lossy().into_owned(),
+        format!("{}-journal", name.to_string_lossy()),
+        format!("{}-wal", name.to_string_lossy()),
+    ];
+    let c = changes.clone();
+    let sink: crate::sources::watch::Sink = Arc::new(move |p: Option<&std::path::Path>| {
+        let ours = p.is_none_or(|p| {
+            p.file_name()
+                .is_some_and(|f| names.iter().any(|n| f.to_string_lossy() == n.as_str()))
+        });
+        if ours {
+            c.mark();
+        }
+    });
+    match w.add(dir, false, sink) {
+        Ok(()) => changes.set_watching(true),
+        Err(e) => {
+            tracing::warn!(folder = %dir.display(), error = %e, "cannot watch the database: polling it")
+        }
+    }
+}
+
+/// Event mode, or polling when the watches could not be set.
+pub fn refresh_of(changes: &crate::sources::watch::Changes) -> Refresh {
+    if changes.watching() {
+        Refresh::Event
+    } else {
+        Refresh::Poll
+    }
+}
+
+/// A re-judged body: `Same` when it says what the last one said.
+pub fn rejudged<B: PartialEq + Clone>(last: &mut Option<B>, body: B, read: bool) -> Update<B> {
+    let same = last.as_ref() == Some(&body);
+    *last = Some(body.clone());
+    match (read, same) {
+        (true, _) => Update::New(body),
+        (false, true) => Update::Same,
+        (false, false) => Update::Rejudged(body),
+    }
+}
+
 /// Runs a read-only query on pynchy's database and loads its rows.
 pub fn db_rows<T>(db: &crate::sources::db::Db, sql: &'static str) -> Result<Vec<T>, CollectError>
 where
@@ -378,6 +513,7 @@ pub fn pushed_schedule(config: &Config) -> Schedule {
         interval: Duration::from_secs(1),
         timeout: Duration::from_secs(1),
         stale_after: config.ingest.ttl,
+        verify: VERIFY_INTERVAL,
     }
 }
 
@@ -390,7 +526,7 @@ pub fn pushed<T, B: Send + 'static>(
 ) -> Work<B> {
     match value {
         Some(s) => Work::Done {
-            result: Ok(wrap(s.value)),
+            result: Ok(Update::New(wrap(s.value))),
             as_of: Some(s.stamp),
         },
         None => Work::Done {

@@ -80,6 +80,11 @@ impl Section for Queue {
     fn collect(&self) -> Work<QueueBody> {
         super::pushed(self.ctx.host.queue(), QueueBody, "queue")
     }
+
+    /// A push collects it at once.
+    fn refresh(&self) -> super::Refresh {
+        super::Refresh::Event
+    }
 }
 
 impl Builtin for Queue {

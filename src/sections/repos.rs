@@ -3,8 +3,9 @@
 //! the main branch, conflict, branch). A repo or worktree that cannot be read
 //! gets an `error` and nulls; the others still report.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -13,13 +14,15 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 use super::{prom, Body, Builtin, Finding, Rule, Schedule, Section, Work};
+use crate::config::RepoConfig;
 use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::section_id::SectionId;
-use crate::sources::git::{self, CheckoutStatus};
+use crate::sources::git::{self, CheckoutStatus, Touched};
+use crate::sources::watch::{Changes, Sink};
 
 /// One worktree, as served.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WorktreeBody {
     pub sha: Option<String>,
     pub dirty: Option<bool>,
@@ -45,7 +48,7 @@ impl From<CheckoutStatus> for WorktreeBody {
 }
 
 /// One repo, as served; worktrees by folder name.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RepoBody {
     pub head_sha: Option<String>,
     pub dirty: Option<bool>,
@@ -69,7 +72,7 @@ impl RepoBody {
         }
     }
 
-    fn read(r: &crate::config::RepoConfig) -> RepoBody {
+    fn read(r: &RepoConfig) -> RepoBody {
         if r.auto_clone && !r.path.exists() {
             return RepoBody::not_cloned();
         }
@@ -97,7 +100,7 @@ impl RepoBody {
 }
 
 /// The `repos` body: repos by slug, in config order.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
 pub struct ReposBody(pub IndexMap<String, RepoBody>);
 
@@ -165,19 +168,123 @@ impl Body for ReposBody {
     }
 }
 
+/// What changed since the last read: (repo index, what it touched).
+type Dirt = Arc<Mutex<BTreeSet<(usize, Touched)>>>;
+
 pub struct Repos {
     ctx: Arc<Context>,
+    changes: Arc<Changes>,
+    dirt: Dirt,
+    verify: Duration,
+    /// The last body, which a partial read updates.
+    last: Arc<Mutex<Option<ReposBody>>>,
+}
+
+impl RepoBody {
+    /// Reads again only what `touched` says changed.
+    fn update(&mut self, r: &RepoConfig, touched: &Touched) {
+        match touched {
+            Touched::Repo => *self = RepoBody::read(r),
+            Touched::Main => {
+                let m = git::main_status(&r.path);
+                self.head_sha = m.head_sha;
+                self.dirty = m.dirty;
+                self.unpushed_commits = m.unpushed_commits;
+                self.error = m.error;
+                self.cloned = true;
+            }
+            Touched::Worktree(name) => {
+                let Some(dir) = &r.worktrees else { return };
+                match git::worktree_in(&r.path, dir, name) {
+                    Some(st) => self.worktrees.insert(name.clone(), st.into()),
+                    None => self.worktrees.remove(name),
+                };
+            }
+        }
+    }
+}
+
+/// Reads every repo, or only what `dirt` names when a last body exists.
+fn read(
+    repos: &[RepoConfig],
+    last: Option<ReposBody>,
+    dirt: BTreeSet<(usize, Touched)>,
+) -> ReposBody {
+    let Some(mut body) = last.filter(|_| !dirt.is_empty()) else {
+        let out = repos.iter().map(|r| (r.slug.clone(), RepoBody::read(r)));
+        return ReposBody(out.collect());
+    };
+    for (i, touched) in &dirt {
+        let (Some(r), Some(b)) = (repos.get(*i), body.0.get_index_mut(*i)) else {
+            continue;
+        };
+        b.1.update(r, touched);
+    }
+    body
+}
+
+/// Watches each repo's checkout (and its worktrees folder, if outside it),
+/// sorting events into what they touched. Repos whose watches cannot be set
+/// leave the section polling.
+fn watch(ctx: &Context, changes: &Arc<Changes>, dirt: &Dirt) {
+    let Some(w) = &ctx.watcher else { return };
+    let mut all = !ctx.config.repos.is_empty();
+    for (i, r) in ctx.config.repos.iter().enumerate() {
+        let Ok(classifier) = git::Classifier::new(&r.path, r.worktrees.as_deref()) else {
+            all = false;
+            continue;
+        };
+        let classifier = Arc::new(classifier);
+        let (c, d) = (changes.clone(), dirt.clone());
+        let sink: Sink = Arc::new(move |p: Option<&Path>| {
+            let touched = match p {
+                None => Some(Touched::Repo),
+                Some(p) => classifier.classify(p),
+            };
+            if let Some(t) = touched {
+                d.lock().unwrap_or_else(|p| p.into_inner()).insert((i, t));
+                c.mark();
+            }
+        });
+        let mut ok = w.add(&r.path, true, sink.clone()).is_ok();
+        if let Some(dir) = r.worktrees.as_deref().filter(|d| !d.starts_with(&r.path)) {
+            ok &= dir.is_dir() && w.add(dir, true, sink).is_ok();
+        }
+        if !ok {
+            tracing::warn!(repo = %r.slug, "cannot watch this repo: polling it");
+        }
+        all &= ok;
+    }
+    changes.set_watching(all);
 }
 
 impl Section for Repos {
     type Body = ReposBody;
 
     fn collect(&self) -> Work<ReposBody> {
+        if !self.changes.must_read(self.verify) {
+            return Work::same();
+        }
+        let dirt = std::mem::take(&mut *self.dirt.lock().unwrap_or_else(|p| p.into_inner()));
+        // A full read when events are off, a re-read is due, or events were lost.
+        let full = !self.changes.watching() || dirt.is_empty();
         let repos = self.ctx.config.repos.clone();
+        let last = self.last.clone();
         Work::blocking(move || {
-            let out = repos.iter().map(|r| (r.slug.clone(), RepoBody::read(r)));
-            Ok(ReposBody(out.collect()))
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            let prev = if full { None } else { last.clone() };
+            let body = read(&repos, prev, dirt);
+            *last = Some(body.clone());
+            Ok(body)
         })
+    }
+
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.changes.notify.clone())
+    }
+
+    fn refresh(&self) -> super::Refresh {
+        super::refresh_of(&self.changes)
     }
 }
 
@@ -189,7 +296,16 @@ impl Builtin for Repos {
         Schedule::every(Duration::from_secs(15), Duration::from_secs(10))
     }
 
-    fn new(ctx: &Arc<Context>, _: Schedule) -> Self {
-        Repos { ctx: ctx.clone() }
+    fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        let changes = Changes::new();
+        let dirt = Dirt::default();
+        watch(ctx, &changes, &dirt);
+        Repos {
+            ctx: ctx.clone(),
+            changes,
+            dirt,
+            verify: schedule.verify,
+            last: Arc::default(),
+        }
     }
 }

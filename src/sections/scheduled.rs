@@ -2,13 +2,15 @@
 //! pynchy's scheduler runs, judged overdue (or not understood) the same way.
 //! What differs — the id or name, the group, `enabled` — stays in each file.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{prom, Finding, Rule};
+use super::{prom, Collected, Finding, Rule};
 use crate::config::Severity;
 use crate::context::Context;
 use crate::overdue::Judge;
 use crate::sources::host_state::PushedStatus;
+use crate::sources::watch::Changes;
 
 /// The judge for this moment: pynchy counts as up unless its pushes say it
 /// is shutting down or have stopped (then nothing runs, and the service
@@ -90,4 +92,46 @@ pub fn metrics(reg: &mut prometheus_client::registry::Registry, name: &str, help
 /// "N total, M overdue".
 pub fn summary(total: usize, overdue: usize) -> String {
     format!("{total} total, {overdue} overdue")
+}
+
+/// The rows last read and the body last served, so that between reads the
+/// rows are judged again (overdue changes with the clock) without a query.
+pub struct RowCache<R, B> {
+    rows: Option<Vec<R>>,
+    last: Option<B>,
+}
+
+impl<R, B> Default for RowCache<R, B> {
+    fn default() -> Self {
+        RowCache {
+            rows: None,
+            last: None,
+        }
+    }
+}
+
+/// Reads the rows when `read` (else takes the cached ones), judges them with
+/// `judge`, and says whether the body is new, re-judged, or the same.
+pub fn collect_rows<R, B>(
+    db: &crate::sources::db::Db,
+    query: &'static str,
+    read: bool,
+    changes: &Changes,
+    cache: &Mutex<RowCache<R, B>>,
+    judge: impl Fn(Vec<R>) -> B,
+) -> Collected<B>
+where
+    R: diesel::deserialize::QueryableByName<diesel::sqlite::Sqlite> + Clone + 'static,
+    B: Clone + PartialEq,
+{
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let (rows, read) = match (read, cache.rows.clone()) {
+        (false, Some(rows)) => (rows, false),
+        _ => {
+            let rows: Vec<R> = super::db_rows(db, query).inspect_err(|_| changes.failed())?;
+            cache.rows = Some(rows.clone());
+            (rows, true)
+        }
+    };
+    Ok(super::rejudged(&mut cache.last, judge(rows), read))
 }

@@ -125,9 +125,14 @@ impl Section for Service {
 
     fn collect(&self) -> Work<ServiceBody> {
         Work::Done {
-            result: Ok(self.body()),
+            result: Ok(super::Update::New(self.body())),
             as_of: None,
         }
+    }
+
+    /// A push collects it at once.
+    fn refresh(&self) -> super::Refresh {
+        super::Refresh::Event
     }
 }
 

@@ -2,7 +2,7 @@
 //! `created_at` descending), with whether it is overdue and whether its
 //! schedule can be understood at all.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::sql_types::{Nullable, Text};
@@ -18,8 +18,9 @@ use crate::overdue::{Due, Judge};
 
 use crate::section_id::SectionId;
 use crate::sources::db::Db;
+use crate::sources::watch::Changes;
 
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName)]
 struct Row {
     #[diesel(sql_type = Nullable<Text>)]
     id: Option<String>,
@@ -45,7 +46,7 @@ const QUERY: &str = "SELECT id, group_folder, schedule_type, schedule_value, sta
     next_run, last_run, last_result, created_at FROM scheduled_tasks ORDER BY created_at DESC, id";
 
 /// One task, as served.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskBody {
     pub id: Option<String>,
     pub group: Option<String>,
@@ -60,7 +61,7 @@ pub struct TaskBody {
 }
 
 /// The `tasks` body: every task, newest first (pynchy's own order: `created_at` descending).
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
 pub struct TasksBody(pub Vec<TaskBody>);
 
@@ -128,26 +129,36 @@ fn task(judge: &Judge, waits: Duration, r: Row) -> TaskBody {
 pub struct Tasks {
     ctx: Arc<Context>,
     db: Arc<Db>,
+    changes: Arc<Changes>,
+    verify: Duration,
+    cache: Arc<Mutex<scheduled::RowCache<Row, TasksBody>>>,
 }
 
 impl Section for Tasks {
     type Body = TasksBody;
 
     fn collect(&self) -> Work<TasksBody> {
-        let db = self.db.clone();
         let judge = scheduled::judge(&self.ctx);
         let wait = scheduled::group_wait(&self.ctx);
-        Work::blocking(move || {
-            let rows: Vec<Row> = super::db_rows(&db, QUERY)?;
-            let tasks = rows
-                .into_iter()
-                .map(|r| {
+        let read = self.changes.must_read(self.verify);
+        let (db, changes, cache) = (self.db.clone(), self.changes.clone(), self.cache.clone());
+        Work::blocking_update(move || {
+            scheduled::collect_rows(&db, QUERY, read, &changes, &cache, |rows| {
+                let tasks = rows.into_iter().map(|r| {
                     let waits = wait(r.group_folder.as_deref());
                     task(&judge, waits, r)
-                })
-                .collect();
-            Ok(TasksBody(tasks))
+                });
+                TasksBody(tasks.collect())
+            })
         })
+    }
+
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.changes.notify.clone())
+    }
+
+    fn refresh(&self) -> super::Refresh {
+        super::refresh_of(&self.changes)
     }
 }
 
@@ -161,9 +172,14 @@ impl Builtin for Tasks {
     }
 
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        let changes = Changes::new();
+        super::watch_database(ctx, &changes);
         Tasks {
             ctx: ctx.clone(),
             db: Arc::new(super::db_for(ctx, schedule)),
+            changes,
+            verify: schedule.verify,
+            cache: Arc::default(),
         }
     }
 }

@@ -78,3 +78,51 @@ pub async fn container_state(docker: &Docker, name: &str, timeout: Duration) -> 
         }
     }
 }
+
+/// Follows the daemon's event stream for the containers called `names`,
+/// calling `on_event` for each event, and once on every (re)connection (events
+/// may have been missed while disconnected). Reconnects with a backoff of 1 s
+/// doubling to 30 s while the daemon is away; `connected` says whether the
+/// stream is up. Runs until its task is dropped.
+pub async fn follow_events(
+    host: String,
+    names: Vec<String>,
+    connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    on_event: impl Fn() + Send + Sync + 'static,
+) {
+    use futures_util::StreamExt;
+    use std::sync::atomic::Ordering;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        // A long client timeout: the stream stays open while nothing happens.
+        if let Ok(d) = client(&host, Duration::from_secs(24 * 3600)) {
+            let filters = std::collections::HashMap::from([
+                ("container".to_string(), names.clone()),
+                ("type".to_string(), vec!["container".to_string()]),
+            ]);
+            let options = bollard::query_parameters::EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            };
+            let mut stream = d.events(Some(options));
+            if d.ping().await.is_ok() {
+                connected.store(true, Ordering::Release);
+                backoff = Duration::from_secs(1);
+                // What happened while nobody listened is read now.
+                on_event();
+                while let Some(ev) = stream.next().await {
+                    if ev.is_err() {
+                        break;
+                    }
+                    on_event();
+                }
+            }
+            if connected.swap(false, Ordering::AcqRel) {
+                tracing::info!("Docker event stream ended: reconnecting");
+                on_event();
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}

@@ -373,3 +373,106 @@ pub fn repo_report(path: &Path, worktrees: Option<&Path>) -> RepoReport {
         worktrees: wts,
     }
 }
+
+/// The main checkout of the repo at `path` alone (no worktrees).
+pub fn main_status(path: &Path) -> CheckoutStatus {
+    match open(path) {
+        Ok(repo) => read_checkout(&repo, None, None),
+        Err(e) => CheckoutStatus::failed(e.to_string()),
+    }
+}
+
+/// The linked worktree `name` under `worktrees` of the repo at `path`;
+/// `None` when its folder is gone.
+pub fn worktree_in(path: &Path, worktrees: &Path, name: &str) -> Option<CheckoutStatus> {
+    let folder = worktrees.join(name);
+    if !folder.is_dir() {
+        return None;
+    }
+    Some(match open(path) {
+        Ok(repo) => {
+            let main = main_branch(&repo).map(|(_, oid)| oid);
+            worktree_status(name, &folder, repo.commondir(), main)
+        }
+        Err(e) => CheckoutStatus::failed(e.to_string()),
+    })
+}
+
+/// What a changed path under a watched repo means for its status.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Touched {
+    /// Shared state (refs): the main checkout and every worktree.
+    Repo,
+    /// The main checkout.
+    Main,
+    /// One linked worktree, by folder name.
+    Worktree(String),
+}
+
+/// Sorts file events of one repo into what they touched, leaving out what
+/// cannot change a status: `.git/objects` and `.git/logs`, and paths the
+/// checkout's `.gitignore` ignores. Paths are canonical.
+pub struct Classifier {
+    workdir: PathBuf,
+    git_dir: PathBuf,
+    worktrees: Option<PathBuf>,
+    repos: std::sync::Mutex<std::collections::HashMap<PathBuf, Repository>>,
+}
+
+impl Classifier {
+    pub fn new(workdir: &Path, worktrees: Option<&Path>) -> Result<Classifier, GitError> {
+        let repo = open(workdir)?;
+        let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        Ok(Classifier {
+            workdir: canon(workdir),
+            git_dir: canon(repo.path()),
+            worktrees: worktrees.map(canon),
+            repos: Default::default(),
+        })
+    }
+
+    fn ignored(&self, checkout: &Path, path: &Path) -> bool {
+        let mut repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
+        if !repos.contains_key(checkout) {
+            match open(checkout) {
+                Ok(r) => {
+                    repos.insert(checkout.to_path_buf(), r);
+                }
+                Err(_) => return false,
+            }
+        }
+        let (Some(repo), Ok(rel)) = (repos.get(checkout), path.strip_prefix(checkout)) else {
+            return false;
+        };
+        !rel.as_os_str().is_empty() && repo.is_path_ignored(rel).unwrap_or(false)
+    }
+
+    /// What `path` touched, or `None` when it cannot matter.
+    pub fn classify(&self, path: &Path) -> Option<Touched> {
+        if let Ok(rel) = path.strip_prefix(&self.git_dir) {
+            let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
+            return match parts.next().as_deref() {
+                Some("objects") | Some("logs") => None,
+                Some("worktrees") => parts.next().map(|n| Touched::Worktree(n.into_owned())),
+                Some("refs") | Some("packed-refs") => Some(Touched::Repo),
+                _ => Some(Touched::Main),
+            };
+        }
+        if let Some(wt) = &self.worktrees {
+            if let Ok(rel) = path.strip_prefix(wt) {
+                let name = rel
+                    .components()
+                    .next()?
+                    .as_os_str()
+                    .to_string_lossy()
+                    .into_owned();
+                let checkout = wt.join(&name);
+                return (!self.ignored(&checkout, path)).then_some(Touched::Worktree(name));
+            }
+        }
+        if path.starts_with(&self.workdir) && !self.ignored(&self.workdir, path) {
+            return Some(Touched::Main);
+        }
+        None
+    }
+}

@@ -6,3 +6,4 @@ pub mod docker;
 pub mod git;
 pub mod host_state;
 pub mod litellm;
+pub mod watch;

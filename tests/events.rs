@@ -1,0 +1,249 @@
+//! Collection follows change: file events for the checkouts and the database,
+//! Docker's event stream for the containers. Every section here has an
+//! interval of an hour, so whatever shows within a second or two came from an
+//! event, not a poll. Ground truth from git, sqlite3 and docker.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Every section at one hour: only events make anything move.
+fn slow(extra: &str) -> String {
+    let mut s: String = [
+        "deploy",
+        "repos",
+        "messages",
+        "tasks",
+        "host_jobs",
+        "groups",
+        "gateway",
+    ]
+    .iter()
+    .map(|n| format!("[sections.{n}]\ninterval = \"1h\"\ntimeout = \"20s\"\n"))
+    .collect();
+    s.push_str(extra);
+    s
+}
+
+fn wt(dir: &Path, name: &str) -> std::path::PathBuf {
+    dir.join("pynchy")
+        .join(pynchy_status::demo::WORKTREES)
+        .join(name)
+}
+
+/// Waits (up to 3 s: events land within about 200 ms) for `f` on `/status`.
+fn soon(addr: std::net::SocketAddr, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    wait_for(Duration::from_secs(3), what, || {
+        let d = get_json(addr, "/status");
+        f(&d).then_some(d)
+    })
+}
+
+fn sqlite3(db: &Path, sql: &str) -> String {
+    let out = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn worktree_and_database_changes_show_within_a_second() {
+    let (dir, cfg) = demo_world(&slow(""));
+    let run = start_in(dir.path(), &cfg, vec![]);
+    ready(run.addr);
+    let d = get_json(run.addr, "/status");
+    for s in [
+        "deploy",
+        "repos",
+        "messages",
+        "tasks",
+        "host_jobs",
+        "groups",
+    ] {
+        assert_eq!(d["meta"][s]["refresh"], json!("event"), "{s}");
+    }
+    let docs = |d: &Value| d["repos"]["me/pynchy"]["worktrees"]["docs-writer"].clone();
+    assert_eq!(docs(&d)["dirty"], json!(false));
+
+    // A file edited in a worktree: dirty turns true, as git says.
+    let docs_dir = wt(dir.path(), "docs-writer");
+    std::fs::write(docs_dir.join("README.md"), "# edited\n").unwrap();
+    assert!(!git(&docs_dir, &["status", "--porcelain"]).is_empty());
+    soon(run.addr, "dirty", |d| docs(d)["dirty"] == json!(true));
+
+    // A commit on the worktree's branch: ahead moves to what git counts.
+    git_ok(&docs_dir, &["commit", "-qam", "docs: edit"]);
+    let ahead: u64 = git(&docs_dir, &["rev-list", "--count", "main..HEAD"])
+        .parse()
+        .unwrap();
+    soon(run.addr, "ahead", |d| {
+        docs(d)["ahead"] == json!(ahead) && docs(d)["dirty"] == json!(false)
+    });
+
+    // A message inserted: total_inbound follows sqlite3.
+    let db = dir.path().join("pynchy/data/messages.db");
+    sqlite3(
+        &db,
+        "INSERT INTO messages VALUES ('new1','admin@g.us','u1','Ada','hi','2026-11-28T00:00:00+00:00',0,'user',NULL)",
+    );
+    let truth: u64 = sqlite3(&db, "SELECT COUNT(*) FROM messages WHERE is_from_me = 0")
+        .parse()
+        .unwrap();
+    soon(run.addr, "total_inbound", |d| {
+        d["messages"]["total_inbound"] == json!(truth)
+    });
+
+    // A new worktree appears, a removed one goes.
+    let main = dir.path().join("pynchy");
+    let fresh = wt(dir.path(), "fresh-one");
+    git_ok(
+        &main,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "worktree/fresh-one",
+            fresh.to_str().unwrap(),
+            "main",
+        ],
+    );
+    soon(run.addr, "new worktree", |d| {
+        d["repos"]["me/pynchy"]["worktrees"]["fresh-one"]["branch"] == json!("worktree/fresh-one")
+    });
+    git_ok(
+        &main,
+        &["worktree", "remove", "--force", fresh.to_str().unwrap()],
+    );
+    soon(run.addr, "worktree gone", |d| {
+        d["repos"]["me/pynchy"]["worktrees"]
+            .get("fresh-one")
+            .is_none()
+    });
+}
+
+#[test]
+fn ignored_paths_and_reads_cause_no_collection() {
+    let (dir, cfg) = demo_world(&slow(""));
+    let run = start_in(dir.path(), &cfg, vec![]);
+    ready(run.addr);
+    let attempted = |d: &Value| d["meta"]["repos"]["attempted_at"].clone();
+    let before = attempted(&get_json(run.addr, "/status"));
+    // An ignored file in the main checkout, one in a worktree's build folder,
+    // and a read of every file: none of it is a change git would report.
+    let main = dir.path().join("pynchy");
+    std::fs::write(main.join("service.log"), "more\n").unwrap();
+    std::fs::write(main.join("data/cache.bin"), "x").unwrap();
+    let _ = std::fs::read_to_string(main.join("README.md"));
+    let moved = poll(
+        Duration::from_millis(1500),
+        Duration::from_millis(50),
+        || {
+            let d = get_json(run.addr, "/status");
+            (attempted(&d) != before).then_some(d)
+        },
+    );
+    assert!(moved.is_none(), "an ignored change caused a collection");
+}
+
+#[test]
+fn a_replaced_database_is_followed() {
+    let (dir, cfg) = demo_world(&slow(""));
+    let run = start_in(dir.path(), &cfg, vec![]);
+    ready(run.addr);
+    let db = dir.path().join("pynchy/data/messages.db");
+    // pynchy's restore: a new file moved into place.
+    let other = dir.path().join("restored.db");
+    std::fs::copy(&db, &other).unwrap();
+    sqlite3(&other, "DELETE FROM messages WHERE rowid % 2 = 0");
+    let truth: u64 = sqlite3(&other, "SELECT COUNT(*) FROM messages WHERE is_from_me = 0")
+        .parse()
+        .unwrap();
+    std::fs::rename(&other, &db).unwrap();
+    soon(run.addr, "the restored count", |d| {
+        d["messages"]["total_inbound"] == json!(truth)
+    });
+}
+
+#[test]
+fn without_events_every_section_polls() {
+    let (dir, cfg) = demo_world("[watch]\nenabled = false\n");
+    let run = start_in(dir.path(), &cfg, vec![]);
+    ready(run.addr);
+    let d = get_json(run.addr, "/status");
+    for s in [
+        "deploy",
+        "repos",
+        "messages",
+        "tasks",
+        "host_jobs",
+        "groups",
+    ] {
+        assert_eq!(d["meta"][s]["refresh"], json!("poll"), "{s}");
+    }
+    let m = String::from_utf8(get(run.addr, "/metrics").body).unwrap();
+    assert!(
+        m.contains("pynchy_status_section_event_driven{section=\"repos\"} 0"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_stopped_container_shows_within_a_second() {
+    let Some(host) = std::env::var("PYNCHY_TEST_DOCKER_HOST")
+        .ok()
+        .filter(|h| docker(h, &["version"]).is_some())
+    else {
+        return missing_part("a Docker daemon (PYNCHY_TEST_DOCKER_HOST from scripts/dockerd)");
+    };
+    let tag = format!("pste{}", std::process::id());
+    let (litellm, pg) = (format!("{tag}-litellm"), format!("{tag}-db"));
+    let mut c = Containers::new(&host);
+    for n in [&litellm, &pg] {
+        c.names.push(n.clone());
+        let args = [
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            n,
+            "pynchy-status-test/busybox:latest",
+            "sleep",
+            "600",
+        ];
+        assert!(docker(&host, &args).is_some(), "docker run {n}");
+    }
+    let extra = format!(
+        "[gateway]\nmode = \"litellm\"\nurl = \"http://127.0.0.1:9\"\nmodels_interval = \"off\"\n\
+         docker_host = \"{host}\"\nlitellm_container = \"{litellm}\"\npostgres_container = \"{pg}\"\n"
+    );
+    let (dir, _) = demo_world("");
+    let cfg = format!("[pynchy]\nroot = \"pynchy\"\n{}{extra}", slow(""));
+    let run = start_in(dir.path(), &cfg, vec![]);
+    let gw = |d: &Value| d["gateway"].clone();
+    soon(run.addr, "running, by events", |d| {
+        gw(d)["litellm_container"] == json!("running")
+            && d["meta"]["gateway"]["refresh"] == json!("event")
+    });
+    assert!(docker(&host, &["stop", "-t", "0", &litellm]).is_some());
+    let state = docker(&host, &["inspect", "-f", "{{.State.Status}}", &litellm]).unwrap();
+    soon(run.addr, "stopped", |d| {
+        gw(d)["litellm_container"] == json!(state.trim())
+    });
+    assert!(docker(&host, &["start", &litellm]).is_some());
+    soon(run.addr, "running again", |d| {
+        gw(d)["litellm_container"] == json!("running")
+    });
+}
