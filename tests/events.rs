@@ -247,3 +247,37 @@ fn a_stopped_container_shows_within_a_second() {
         gw(d)["litellm_container"] == json!("running")
     });
 }
+
+#[test]
+fn a_repo_replaced_by_a_fresh_clone_is_followed() {
+    let extra = "[[repos]]\nslug = \"me/other\"\npath = \"other\"\n";
+    let (dir, cfg) = demo_world(&slow(extra));
+    let origin = dir.path().join("origin.git");
+    git_ok(
+        dir.path(),
+        &["clone", "-q", origin.to_str().unwrap(), "other"],
+    );
+    let run = start_in(dir.path(), &cfg, vec![]);
+    ready(run.addr);
+    let head = |d: &Value| d["repos"]["me/other"]["head_sha"].clone();
+    let first = git(&dir.path().join("other"), &["rev-parse", "HEAD"]);
+    soon(run.addr, "the first clone", |d| head(d) == json!(first));
+    // A fresh clone with a new commit, moved into place.
+    git_ok(
+        dir.path(),
+        &["clone", "-q", origin.to_str().unwrap(), "other.new"],
+    );
+    let fresh = dir.path().join("other.new");
+    std::fs::write(fresh.join("NEW.md"), "new\n").unwrap();
+    git_ok(&fresh, &["add", "NEW.md"]);
+    git_ok(&fresh, &["commit", "-qm", "fresh clone"]);
+    let second = git(&fresh, &["rev-parse", "HEAD"]);
+    std::fs::rename(dir.path().join("other"), dir.path().join("other.old")).unwrap();
+    std::fs::rename(&fresh, dir.path().join("other")).unwrap();
+    soon(run.addr, "the fresh clone", |d| head(d) == json!(second));
+    // And it is watched: a later edit shows too.
+    std::fs::write(dir.path().join("other/NEW.md"), "edited\n").unwrap();
+    soon(run.addr, "an edit in the fresh clone", |d| {
+        d["repos"]["me/other"]["dirty"] == json!(true)
+    });
+}

@@ -178,6 +178,8 @@ pub struct Repos {
     verify: Duration,
     /// The last body, which a partial read updates.
     last: Arc<Mutex<Option<ReposBody>>>,
+    /// Each repo folder's identity when its watches were set.
+    watched: Mutex<Vec<Option<(u64, u64)>>>,
 }
 
 impl RepoBody {
@@ -223,45 +225,89 @@ fn read(
     body
 }
 
-/// Watches each repo's checkout (and its worktrees folder, if outside it),
-/// sorting events into what they touched. Repos whose watches cannot be set
-/// leave the section polling.
-fn watch(ctx: &Context, changes: &Arc<Changes>, dirt: &Dirt) {
-    let Some(w) = &ctx.watcher else { return };
-    let mut all = !ctx.config.repos.is_empty();
-    for (i, r) in ctx.config.repos.iter().enumerate() {
-        let Ok(classifier) = git::Classifier::new(&r.path, r.worktrees.as_deref()) else {
-            all = false;
-            continue;
+/// A folder's identity (device, inode): a repo replaced by a fresh clone is
+/// another folder, whose watches must be set again.
+fn identity(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+/// Watches repo `i`'s checkout (and its worktrees folder, if outside it),
+/// sorting events into what they touched. False when a watch cannot be set.
+fn watch_repo(ctx: &Context, i: usize, changes: &Arc<Changes>, dirt: &Dirt) -> bool {
+    let (Some(w), Some(r)) = (&ctx.watcher, ctx.config.repos.get(i)) else {
+        return false;
+    };
+    let Ok(classifier) = git::Classifier::new(&r.path, r.worktrees.as_deref()) else {
+        return false;
+    };
+    let classifier = Arc::new(classifier);
+    let (c, d) = (changes.clone(), dirt.clone());
+    let sink: Sink = Arc::new(move |p: Option<&Path>| {
+        let touched = match p {
+            None => Some(Touched::Repo),
+            Some(p) => classifier.classify(p),
         };
-        let classifier = Arc::new(classifier);
-        let (c, d) = (changes.clone(), dirt.clone());
-        let sink: Sink = Arc::new(move |p: Option<&Path>| {
-            let touched = match p {
-                None => Some(Touched::Repo),
-                Some(p) => classifier.classify(p),
-            };
-            if let Some(t) = touched {
-                d.lock().unwrap_or_else(|p| p.into_inner()).insert((i, t));
-                c.mark();
-            }
-        });
-        let mut ok = w.add(&r.path, true, sink.clone()).is_ok();
-        if let Some(dir) = r.worktrees.as_deref().filter(|d| !d.starts_with(&r.path)) {
-            ok &= dir.is_dir() && w.add(dir, true, sink).is_ok();
+        if let Some(t) = touched {
+            d.lock().unwrap_or_else(|p| p.into_inner()).insert((i, t));
+            c.mark();
         }
-        if !ok {
-            tracing::warn!(repo = %r.slug, "cannot watch this repo: polling it");
-        }
-        all &= ok;
+    });
+    let mut ok = w.add(&r.path, true, sink.clone()).is_ok();
+    if let Some(dir) = r.worktrees.as_deref().filter(|d| !d.starts_with(&r.path)) {
+        ok &= dir.is_dir() && w.add(dir, true, sink).is_ok();
+    }
+    if !ok {
+        tracing::warn!(repo = %r.slug, "cannot watch this repo: polling it");
+    }
+    ok
+}
+
+/// Watches every repo; returns the identities of the folders watched. Repos
+/// whose watches cannot be set leave the section polling.
+fn watch(ctx: &Context, changes: &Arc<Changes>, dirt: &Dirt) -> Vec<Option<(u64, u64)>> {
+    let mut all = ctx.watcher.is_some() && !ctx.config.repos.is_empty();
+    let mut ids = Vec::new();
+    for (i, r) in ctx.config.repos.iter().enumerate() {
+        all &= watch_repo(ctx, i, changes, dirt);
+        ids.push(identity(&r.path));
     }
     changes.set_watching(all);
+    ids
+}
+
+impl Repos {
+    /// A repo folder replaced (a fresh clone, pynchy's first clone of an
+    /// auto-cloned repo): watch the new folder and read that repo again.
+    fn follow_replaced(&self) {
+        if self.ctx.watcher.is_none() {
+            return;
+        }
+        let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, r) in self.ctx.config.repos.iter().enumerate() {
+            let now = identity(&r.path);
+            if watched.get(i) == Some(&now) {
+                continue;
+            }
+            if now.is_some() {
+                watch_repo(&self.ctx, i, &self.changes, &self.dirt);
+            }
+            if let Some(w) = watched.get_mut(i) {
+                *w = now;
+            }
+            let mut dirt = self.dirt.lock().unwrap_or_else(|p| p.into_inner());
+            dirt.insert((i, Touched::Repo));
+            self.changes.failed();
+        }
+    }
 }
 
 impl Section for Repos {
     type Body = ReposBody;
 
     fn collect(&self) -> Work<ReposBody> {
+        self.follow_replaced();
         if !self.changes.must_read(self.verify) {
             return Work::same();
         }
@@ -299,13 +345,14 @@ impl Builtin for Repos {
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
         let changes = Changes::new();
         let dirt = Dirt::default();
-        watch(ctx, &changes, &dirt);
+        let watched = Mutex::new(watch(ctx, &changes, &dirt));
         Repos {
             ctx: ctx.clone(),
             changes,
             dirt,
             verify: schedule.verify,
             last: Arc::default(),
+            watched,
         }
     }
 }

@@ -82,11 +82,13 @@ impl Watcher {
         } else {
             RecursiveMode::NonRecursive
         };
-        if let Err(e) = lock(&self.inner).watch(&root, mode) {
+        let mut inner = lock(&self.inner);
+        if let Err(e) = inner.watch(&root, mode) {
             // Part of a recursive watch may be set: take it all back.
-            let _ = lock(&self.inner).unwatch(&root);
+            let _ = inner.unwatch(&root);
             return Err(e.to_string());
         }
+        drop(inner);
         lock(&self.routes).push(Route {
             root,
             recursive,
