@@ -115,13 +115,12 @@ fn big_world(root: &Path, size: &Size) -> Vec<PathBuf> {
 
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
+    // After the command's closing parenthesis the state is field 3, so utime
+    // (field 14) and stime (field 15) are the 12th and 13th words.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
 }
 
 const TICKS_PER_SECOND: f64 = 100.0;

@@ -147,6 +147,12 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
+/// The shortest interval or timeout accepted: below it a section spins.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest duration accepted anywhere (one year): longer ones overflow
+/// when they meet a clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Largest config file read (a config is a few KB; `/dev/zero` must not
 /// take the daemon's memory).
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -176,6 +182,24 @@ fn read_capped(path: &Path) -> Result<String, ConfigError> {
         path: path.to_path_buf(),
         message: "not UTF-8 text".into(),
     })
+}
+
+/// `value` when it is at most a year (zero allowed), else the key's error.
+fn bounded_any(key: &str, value: Option<Duration>) -> Result<Option<Duration>, ConfigError> {
+    match value {
+        Some(v) if v > MAX_DURATION => Err(invalid(key, "must be at most 1 year")),
+        v => Ok(v),
+    }
+}
+
+/// `value` when it is from 100 ms to a year, else the key's error.
+fn bounded(key: &str, value: Option<Duration>) -> Result<Option<Duration>, ConfigError> {
+    match value {
+        Some(v) if v < MIN_INTERVAL || v > MAX_DURATION => {
+            Err(invalid(key, "must be from 100ms to 1 year"))
+        }
+        v => Ok(v),
+    }
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -477,9 +501,12 @@ fn pynchy(raw: RawPynchy, r: &Resolver) -> Result<PynchyConfig, ConfigError> {
         root,
         database,
         timezone,
-        overdue_grace: raw.overdue_grace.unwrap_or(defaults::OVERDUE_GRACE),
-        poll_interval: raw.poll_interval.unwrap_or(defaults::POLL_INTERVAL),
-        container_timeout: raw.container_timeout.unwrap_or(defaults::CONTAINER_TIMEOUT),
+        overdue_grace: bounded_any("pynchy.overdue_grace", raw.overdue_grace)?
+            .unwrap_or(defaults::OVERDUE_GRACE),
+        poll_interval: bounded("pynchy.poll_interval", raw.poll_interval)?
+            .unwrap_or(defaults::POLL_INTERVAL),
+        container_timeout: bounded_any("pynchy.container_timeout", raw.container_timeout)?
+            .unwrap_or(defaults::CONTAINER_TIMEOUT),
     })
 }
 
@@ -559,11 +586,21 @@ fn sections(
             ("interval", o.interval),
             ("timeout", o.timeout),
             ("stale_after", o.stale_after),
+            ("verify_interval", o.verify_interval),
         ] {
-            if value == Some(Duration::ZERO) {
+            let Some(v) = value else { continue };
+            if v < MIN_INTERVAL || v > MAX_DURATION {
                 return Err(invalid(
                     format!("sections.{name}.{key}"),
-                    "must be longer than zero",
+                    "must be from 100ms to 1 year",
+                ));
+            }
+        }
+        if let (Some(i), Some(s)) = (o.interval, o.stale_after) {
+            if s <= i {
+                return Err(invalid(
+                    format!("sections.{name}.stale_after"),
+                    "must be longer than the interval (data is at least an interval old)",
                 ));
             }
         }
@@ -788,7 +825,7 @@ impl Config {
                     .ingest
                     .token_env
                     .unwrap_or_else(|| defaults::INGEST_TOKEN_ENV.into()),
-                ttl: raw.ingest.ttl.unwrap_or(defaults::INGEST_TTL),
+                ttl: bounded("ingest.ttl", raw.ingest.ttl)?.unwrap_or(defaults::INGEST_TTL),
                 pull_url: raw.ingest.pull_url,
             },
             server: server(raw.server)?,

@@ -74,15 +74,37 @@ impl FromRequest for Authorized {
     }
 }
 
+/// True when the `Host` header names a loopback address or `localhost`: a
+/// page in a browser on this machine that rebinds a name of its own to
+/// 127.0.0.1 still sends that name, and is refused.
+fn loopback_host(req: &HttpRequest) -> bool {
+    let Some(host) = req.headers().get(actix_web::http::header::HOST) else {
+        return false;
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `None` when a push may proceed, else the refusal: with `token` set, the
-/// bearer must match; without, the peer must be on loopback.
+/// bearer must match; without, the peer must be on loopback and the `Host`
+/// header must name loopback (no DNS rebinding from a browser).
 pub fn push_refusal(req: &HttpRequest, token: Option<&str>) -> Option<HttpResponse> {
     let Some(token) = token else {
         let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-        return (!loopback).then(|| {
+        return (!loopback || !loopback_host(req)).then(|| {
             json_error(
                 StatusCode::FORBIDDEN,
-                "no ingest token is configured: pushes are accepted only from loopback",
+                "no ingest token is configured: pushes are accepted only from loopback, \
+                 addressed to a loopback Host",
             )
         });
     };

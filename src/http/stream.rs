@@ -77,11 +77,24 @@ impl State {
     }
 }
 
+fn event_stream_response() -> actix_web::HttpResponseBuilder {
+    let mut b = HttpResponse::Ok();
+    b.insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream")))
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .insert_header(("X-Accel-Buffering", "no"));
+    b
+}
+
 pub async fn stream(
     _: Authorized,
+    req: actix_web::HttpRequest,
     store: web::Data<StoreHandle>,
     streams: web::Data<Streams>,
 ) -> HttpResponse {
+    // HEAD: the headers, and done. A stream (and its slot) only for GET.
+    if req.method() == actix_web::http::Method::HEAD {
+        return event_stream_response().finish();
+    }
     let Ok(permit) = streams.permits.clone().try_acquire_owned() else {
         return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -106,9 +119,5 @@ pub async fn stream(
         let event = st.next().await?;
         Some((Ok::<Bytes, std::convert::Infallible>(event), st))
     });
-    HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream")))
-        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body)
+    event_stream_response().streaming(body)
 }

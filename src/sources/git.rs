@@ -23,6 +23,8 @@ use git2::{ErrorCode, Oid, Repository, RepositoryOpenFlags, RepositoryState, Sta
 pub enum GitError {
     #[error("path does not exist")]
     Missing,
+    #[error("path is a symlink loop or a dangling symlink")]
+    BadSymlink,
     #[error("not a git repository")]
     NotARepo,
     #[error("{0}")]
@@ -75,7 +77,13 @@ impl CheckoutStatus {
 /// never reports on a parent folder's repo).
 pub fn open(path: &Path) -> Result<Repository, GitError> {
     if !path.exists() {
-        return Err(GitError::Missing);
+        // exists() follows links: a link that leads nowhere is not "missing".
+        let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        return Err(if link {
+            GitError::BadSymlink
+        } else {
+            GitError::Missing
+        });
     }
     Repository::open_ext(
         path,

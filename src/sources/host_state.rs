@@ -174,7 +174,7 @@ pub enum PushError {
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, PushError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -185,7 +185,12 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, PushError> {
         } else {
             format!("invalid field `{path}`: {inner}")
         })
-    })
+    })?;
+    // Validated whole: nothing may follow the value but white space.
+    de.end().map_err(|e| {
+        PushError::Invalid(format!("invalid body: data after the JSON value ({e})"))
+    })?;
+    Ok(value)
 }
 
 /// Host state held in memory, written by pushes or pulls. Each section is
@@ -362,5 +367,17 @@ mod tests {
             m.accept(SectionId::Extra("weather"), b"{}", Stamp::now()),
             Err(PushError::UnknownSection(_))
         ));
+        // Two values, or trailing garbage: refused, nothing changes.
+        let started = br#"{"status":"ok","started_at":"2026-01-01T00:00:00Z"}"#;
+        for body in [
+            [&started[..], &started[..]].concat(),
+            [&started[..], b" trailing"].concat(),
+        ] {
+            let e = m
+                .accept(SectionId::Service, &body, Stamp::now())
+                .unwrap_err();
+            assert!(e.to_string().contains("after the JSON value"), "{e}");
+        }
+        assert!(m.service().is_none());
     }
 }
