@@ -1,0 +1,136 @@
+//! Hostile and unlucky inputs: pushes with data after the JSON value or a
+//! foreign `Host`, HEAD requests on the event stream, durations out of range,
+//! a symlink loop as a repo path. Each is refused or reported clearly, and the
+//! daemon keeps serving.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+
+use common::*;
+use pynchy_status::config::Config;
+use serde_json::json;
+
+/// A push with a `Host` header of our choosing; returns the status code.
+fn push_with_host(addr: SocketAddr, host: &str, body: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "PUT /ingest/channels HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn pushes_are_validated_whole_and_addressed_to_loopback() {
+    let (dir, cfg) = demo_world("");
+    let run = start_in(dir.path(), &cfg, vec![]);
+    let body = r#"{"slack": {"connected": true}}"#;
+    // DNS rebinding: a page's own name resolved to 127.0.0.1.
+    assert_eq!(push_with_host(run.addr, "evil.example:8485", body), 403);
+    assert_eq!(push_with_host(run.addr, "localhost", body), 200);
+    assert_eq!(push_with_host(run.addr, &run.addr.to_string(), body), 200);
+    assert_eq!(push_with_host(run.addr, "[::1]:8485", body), 200);
+    // Two values, or trailing garbage: 400, and the last push stands.
+    for bad in [format!("{body}{body}"), format!("{body} garbage")] {
+        let r = request(run.addr, "PUT", "/ingest/channels", &[], bad.as_bytes());
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let d = get_json(run.addr, "/status/channels");
+    assert_eq!(d["channels"], json!({"slack": {"connected": true}}));
+}
+
+#[test]
+fn head_on_the_stream_takes_no_slot() {
+    let (dir, cfg) = demo_world("[server]\nmax_streams = 4\n");
+    let run = start_in(dir.path(), &cfg, vec![]);
+    for _ in 0..100 {
+        let r = request(run.addr, "HEAD", "/status/stream", &[], b"");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    }
+    // Every slot is still free: a GET streams its first event.
+    let mut s = TcpStream::connect(run.addr).unwrap();
+    write!(
+        s,
+        "GET /status/stream HTTP/1.1\r\nHost: {}\r\n\r\n",
+        run.addr
+    )
+    .unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
+
+fn config_error(text: &str) -> String {
+    Config::parse(text, Path::new("/")).unwrap_err().to_string()
+}
+
+#[test]
+fn durations_out_of_range_are_config_errors_naming_the_key() {
+    for (text, key) in [
+        (
+            "[sections.deploy]\ninterval = \"1ns\"\n",
+            "sections.deploy.interval",
+        ),
+        (
+            "[sections.deploy]\ninterval = \"300000000000y\"\n",
+            "sections.deploy.interval",
+        ),
+        (
+            "[sections.deploy]\nstale_after = \"300000000000y\"\n",
+            "sections.deploy.stale_after",
+        ),
+        ("[ingest]\nttl = \"300000000000y\"\n", "ingest.ttl"),
+        ("[ingest]\nttl = \"1ns\"\n", "ingest.ttl"),
+        (
+            "[sections.repos]\ninterval = \"10s\"\nstale_after = \"5s\"\n",
+            "sections.repos.stale_after",
+        ),
+    ] {
+        let e = config_error(text);
+        assert!(e.contains(key), "{text}: {e}");
+    }
+    // The binary: exit 2, not a panic.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[sections.deploy]\ninterval = \"300000000000y\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_symlink_loop_says_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(dir.path().join("loop"), dir.path().join("loop")).unwrap();
+    let cfg = "[[repos]]\nslug = \"me/loop\"\npath = \"loop\"\n[gateway]\nmode = \"none\"\n";
+    let run = start_in(dir.path(), cfg, vec![]);
+    let d = wait_for(std::time::Duration::from_secs(10), "repos", || {
+        let d = get_json(run.addr, "/status/repos");
+        d["repos"]["me/loop"]["error"].is_string().then_some(d)
+    });
+    let e = d["repos"]["me/loop"]["error"].as_str().unwrap();
+    assert!(e.contains("symlink"), "{e}");
+}
