@@ -338,7 +338,10 @@ fn main() {
         size.messages,
         t.elapsed().as_secs_f64()
     );
-    for poll in [false, true] {
+    // IDLE_MODES=events (or polling) measures one mode only.
+    let modes = std::env::var("IDLE_MODES").unwrap_or_default();
+    let wanted = |poll: bool| modes.is_empty() || modes == if poll { "polling" } else { "events" };
+    for poll in [false, true].into_iter().filter(|p| wanted(*p)) {
         let d = start(&root, poll);
         std::thread::sleep(Duration::from_secs(if bench { 10 } else { 1 }));
         let cpu = idle_cpu(&d, size.seconds);
@@ -359,7 +362,7 @@ fn main() {
         checkout_cost(&wts, &d);
     }
     let world = pynchy_status::demo::build("127.0.0.1:0").unwrap();
-    for poll in [false, true] {
+    for poll in [false, true].into_iter().filter(|p| wanted(*p)) {
         let d = start(&world.pynchy_root(), poll);
         std::thread::sleep(Duration::from_secs(if bench { 10 } else { 1 }));
         let cpu = idle_cpu(&d, size.seconds);

@@ -245,14 +245,25 @@ fn watch_repo(ctx: &Context, i: usize, changes: &Arc<Changes>, dirt: &Dirt) -> b
     let classifier = Arc::new(classifier);
     let (c, d) = (changes.clone(), dirt.clone());
     let sink: Sink = Arc::new(move |p: Option<&Path>| {
-        let touched = match p {
-            None => Some(Touched::Repo),
-            Some(p) => classifier.classify(p),
+        let Some(p) = p else {
+            d.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((i, Touched::Repo));
+            return c.mark();
         };
-        if let Some(t) = touched {
-            d.lock().unwrap_or_else(|p| p.into_inner()).insert((i, t));
-            c.mark();
+        let Some(t) = classifier.locate(p) else {
+            return;
+        };
+        // A checkout already due to be read needs no more checks: a `git
+        // checkout` of 20,000 files is one ignore check, not 80,000.
+        let pending = |d: &BTreeSet<(usize, Touched)>| {
+            d.contains(&(i, Touched::Repo)) || d.contains(&(i, t.clone()))
+        };
+        if pending(&d.lock().unwrap_or_else(|p| p.into_inner())) || !classifier.matters(p, &t) {
+            return;
         }
+        d.lock().unwrap_or_else(|p| p.into_inner()).insert((i, t));
+        c.mark();
     });
     let mut ok = w.add(&r.path, true, sink.clone()).is_ok();
     if let Some(dir) = r.worktrees.as_deref().filter(|d| !d.starts_with(&r.path)) {

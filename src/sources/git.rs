@@ -425,6 +425,9 @@ pub struct Classifier {
     git_dir: PathBuf,
     worktrees: Option<PathBuf>,
     repos: std::sync::Mutex<std::collections::HashMap<PathBuf, Repository>>,
+    /// Top-level folders of a checkout known to be ignored (or not): an event
+    /// storm under an ignored folder (pynchy's `data/`) costs one check.
+    tops: std::sync::Mutex<std::collections::HashMap<PathBuf, bool>>,
 }
 
 impl Classifier {
@@ -436,10 +439,43 @@ impl Classifier {
             git_dir: canon(repo.path()),
             worktrees: worktrees.map(canon),
             repos: Default::default(),
+            tops: Default::default(),
         })
     }
 
     fn ignored(&self, checkout: &Path, path: &Path) -> bool {
+        let Ok(rel) = path.strip_prefix(checkout) else {
+            return false;
+        };
+        let mut parts = rel.components();
+        if let (Some(top), Some(_)) = (parts.next(), parts.next()) {
+            // Under an ignored folder everything is ignored: one check per folder.
+            let top = checkout.join(top);
+            let known = self
+                .tops
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&top)
+                .copied();
+            let top_ignored = match known {
+                Some(v) => v,
+                None => {
+                    let v = self.ignored_path(checkout, &top);
+                    self.tops
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(top, v);
+                    v
+                }
+            };
+            if top_ignored {
+                return true;
+            }
+        }
+        self.ignored_path(checkout, path)
+    }
+
+    fn ignored_path(&self, checkout: &Path, path: &Path) -> bool {
         let mut repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
         if !repos.contains_key(checkout) {
             match open(checkout) {
@@ -455,8 +491,9 @@ impl Classifier {
         !rel.as_os_str().is_empty() && repo.is_path_ignored(rel).unwrap_or(false)
     }
 
-    /// What `path` touched, or `None` when it cannot matter.
-    pub fn classify(&self, path: &Path) -> Option<Touched> {
+    /// What `path` would touch, from its place alone (no ignore check):
+    /// cheap, for skipping events of a checkout already due to be read.
+    pub fn locate(&self, path: &Path) -> Option<Touched> {
         if let Ok(rel) = path.strip_prefix(&self.git_dir) {
             let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
             return match parts.next().as_deref() {
@@ -468,19 +505,34 @@ impl Classifier {
         }
         if let Some(wt) = &self.worktrees {
             if let Ok(rel) = path.strip_prefix(wt) {
-                let name = rel
-                    .components()
-                    .next()?
-                    .as_os_str()
-                    .to_string_lossy()
-                    .into_owned();
-                let checkout = wt.join(&name);
-                return (!self.ignored(&checkout, path)).then_some(Touched::Worktree(name));
+                let name = rel.components().next()?.as_os_str().to_string_lossy();
+                return Some(Touched::Worktree(name.into_owned()));
             }
         }
-        if path.starts_with(&self.workdir) && !self.ignored(&self.workdir, path) {
-            return Some(Touched::Main);
+        path.starts_with(&self.workdir).then_some(Touched::Main)
+    }
+
+    /// Whether a change at `path`, located as `touched`, matters: not a path
+    /// the checkout's `.gitignore` ignores.
+    pub fn matters(&self, path: &Path, touched: &Touched) -> bool {
+        if path.starts_with(&self.git_dir) {
+            return true;
         }
-        None
+        if path.file_name().is_some_and(|f| f == ".gitignore") {
+            // The rules changed: what was ignored may not be any more.
+            self.tops.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            return true;
+        }
+        let checkout = match (touched, &self.worktrees) {
+            (Touched::Worktree(name), Some(wt)) => wt.join(name),
+            _ => self.workdir.clone(),
+        };
+        !self.ignored(&checkout, path)
+    }
+
+    /// What `path` touched, or `None` when it cannot matter.
+    pub fn classify(&self, path: &Path) -> Option<Touched> {
+        let t = self.locate(path)?;
+        self.matters(path, &t).then_some(t)
     }
 }
