@@ -173,14 +173,11 @@ impl Daemon {
         Ok(())
     }
 
-    /// The pull loop of `[ingest] pull_url`, if set, at the channels' interval.
+    /// The pull loop of `[ingest] pull_url`, if set: once a second (what a
+    /// push would tell at once).
     fn spawn_pull(&self, delivery: &Arc<Delivery>) -> Option<tokio::task::JoinHandle<()>> {
         let url = self.ctx.config.ingest.pull_url.clone()?;
-        let interval = self
-            .slots
-            .iter()
-            .find(|s| s.id == SectionId::Channels)
-            .map_or(Duration::from_secs(1), |s| s.schedule.interval);
+        let interval = Duration::from_secs(1);
         let delivery = delivery.clone();
         Some(tokio::spawn(crate::sources::host_state::pull_loop(
             url,

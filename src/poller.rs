@@ -23,9 +23,23 @@ use crate::store::{Outcome, StoreHandle};
 
 type Collected = crate::sections::Collected<Arc<dyn ErasedBody>>;
 
-/// How long the poller waits after a change event before it collects, so a
-/// burst (a `git checkout` rewriting thousands of files) is one collection.
+/// How long the source must stay quiet after a change event before the
+/// poller collects, so a burst (a `git checkout` rewriting thousands of
+/// files) is one collection; but never longer than [`DEBOUNCE_MAX`] in all.
 const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(150);
+const DEBOUNCE_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits until `changes` has been quiet for [`DEBOUNCE`], at most [`DEBOUNCE_MAX`].
+async fn settle(changes: &Option<Arc<tokio::sync::Notify>>) {
+    let Some(n) = changes else { return };
+    let until = tokio::time::Instant::now() + DEBOUNCE_MAX;
+    loop {
+        let quiet = tokio::time::timeout(DEBOUNCE, n.notified()).await.is_err();
+        if quiet || tokio::time::Instant::now() >= until {
+            return;
+        }
+    }
+}
 
 /// Resolves when the section's source changed, never if it cannot tell.
 async fn changed(changes: &Option<Arc<tokio::sync::Notify>>) {
@@ -108,9 +122,7 @@ impl Poller {
             tokio::select! {
                 _ = ticker.tick() => {}
                 Some(k) = kicks.recv() => acks.push(k),
-                _ = changed(&changes) => {
-                    tokio::time::sleep(DEBOUNCE).await;
-                }
+                _ = changed(&changes) => settle(&changes).await,
             }
             // Every kick queued so far is served by this one collection.
             while let Ok(k) = kicks.try_recv() {

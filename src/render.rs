@@ -58,8 +58,9 @@ fn document(states: &[SectionState], rollup: &Rollup, now: Instant) -> Vec<u8> {
     doc
 }
 
-/// `/status/{section}`: the body under its name, and its meta alone.
-fn one_section(s: &SectionState, now: Instant) -> Rendered {
+/// `/status/{section}`: the body under its name, and its meta alone; the
+/// previous rendering when its bytes did not change (no gzip, no hash).
+fn one_section(s: &SectionState, now: Instant, prev: Option<&Rendered>) -> Rendered {
     let mut one = Vec::with_capacity(512);
     one.push(b'{');
     push_key(&mut one, s.id.name());
@@ -70,7 +71,10 @@ fn one_section(s: &SectionState, now: Instant) -> Rendered {
     push_key(&mut one, s.id.name());
     push_meta(&mut one, s, now);
     one.extend_from_slice(b"}}");
-    Rendered::new(one)
+    match prev {
+        Some(p) if p.plain[..] == one[..] => p.clone(),
+        _ => Rendered::new(one),
+    }
 }
 
 /// `/health`: the verdict and what each section adds to it.
@@ -85,12 +89,14 @@ fn health(states: &[SectionState], rollup: &Rollup) -> Vec<u8> {
     serde_json::to_vec(&h).unwrap_or_default()
 }
 
-/// Renders every response body from the sections' state at `now`.
+/// Renders every response body from the sections' state at `now`, reusing
+/// the sections of `prev` whose bytes did not change.
 pub fn render(
     states: &[SectionState],
     cfg: &RollupConfig,
     generation: u64,
     now: Instant,
+    prev: Option<&Snapshot>,
 ) -> Snapshot {
     let rollup = rollup::compute(states, cfg, now);
     let doc = document(states, &rollup, now);
@@ -110,7 +116,13 @@ pub fn render(
         generation,
         sse: Bytes::from(sse),
         status: Rendered::new(doc),
-        sections: states.iter().map(|s| (s.id, one_section(s, now))).collect(),
+        sections: states
+            .iter()
+            .map(|s| {
+                let old = prev.and_then(|p| p.section(s.id.name()));
+                (s.id, one_section(s, now, old))
+            })
+            .collect(),
         health: Bytes::from(health(states, &rollup)),
         health_code: rollup::http_status(cfg, rollup.status),
         health_public: Bytes::from(health_public),

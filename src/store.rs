@@ -86,7 +86,7 @@ impl Store {
             .map(|(n, s)| SectionState::new(n, s))
             .collect();
         // The first snapshot: every section null and stale, not yet attempted.
-        let first = render(&states, &rollup, 1, Instant::now());
+        let first = render(&states, &rollup, 1, Instant::now(), None);
         let snapshot = Arc::new(ArcSwap::from_pointee(first));
         let store = Store {
             states,
@@ -175,7 +175,14 @@ impl Store {
     /// Renders the current state and swaps the new snapshot in.
     fn publish(&mut self) {
         self.generation += 1;
-        let snap = render(&self.states, &self.rollup, self.generation, Instant::now());
+        let prev = self.snapshot.load_full();
+        let snap = render(
+            &self.states,
+            &self.rollup,
+            self.generation,
+            Instant::now(),
+            Some(&prev),
+        );
         self.snapshot.store(Arc::new(snap));
         self.changes.send_replace(self.generation);
         for ack in self.acks.drain(..) {

@@ -506,11 +506,14 @@ where
     Ok(db.read(|c| diesel::sql_query(sql).load::<T>(c))?)
 }
 
-/// The schedule of a pushed section: read memory every second, stale a TTL
-/// after the push.
+/// The schedule of a pushed section: stale a TTL after the push. A push
+/// collects it at once; besides, memory is read every second when polling,
+/// every 10 s with events on (an embedding host whose own `HostState`
+/// changes without pushes polls with `[watch] enabled = false`).
 pub fn pushed_schedule(config: &Config) -> Schedule {
+    let every = if config.watch.enabled { 10 } else { 1 };
     Schedule {
-        interval: Duration::from_secs(1),
+        interval: Duration::from_secs(every),
         timeout: Duration::from_secs(1),
         stale_after: config.ingest.ttl,
         verify: VERIFY_INTERVAL,
