@@ -101,7 +101,7 @@ impl Daemon {
         self
     }
 
-    /// How often idle event streams send a keep-alive comment (default 15 s).
+    /// How often idle event streams send a keep-alive comment (default 2 s).
     pub fn with_keep_alive(mut self, every: Duration) -> Daemon {
         self.keep_alive = every;
         self

@@ -41,6 +41,13 @@ async fn settle(changes: &Option<Arc<tokio::sync::Notify>>) {
     }
 }
 
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Resolves when the section's source changed, never if it cannot tell.
 async fn changed(changes: &Option<Arc<tokio::sync::Notify>>) {
     match changes {
@@ -119,8 +126,10 @@ impl Poller {
         let mut acks = Vec::new();
         let changes = self.section.changes();
         loop {
+            let wake = self.section.wake_at();
             tokio::select! {
                 _ = ticker.tick() => {}
+                _ = sleep_until_opt(wake) => {}
                 Some(k) = kicks.recv() => acks.push(k),
                 _ = changed(&changes) => settle(&changes).await,
             }

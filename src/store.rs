@@ -38,6 +38,9 @@ pub struct Outcome {
     pub acks: Vec<oneshot::Sender<()>>,
 }
 
+/// How long the store gathers outcomes into one render (pushes excepted).
+const COALESCE: Duration = Duration::from_millis(25);
+
 /// The handle pollers, the HTTP layer and subscribers hold.
 #[derive(Clone)]
 pub struct StoreHandle {
@@ -157,16 +160,36 @@ impl Store {
                 .iter()
                 .filter_map(|s| s.stale_deadline(now))
                 .min();
+            let mut waiting = false;
             tokio::select! {
                 msg = self.rx.recv() => match msg {
-                    Some(m) => self.apply(m),
+                    Some(m) => {
+                        waiting = !m.acks.is_empty();
+                        self.apply(m);
+                    }
                     None => return,
                 },
                 _ = sleep_until_opt(deadline) => {}
             }
-            // Batch whatever else is already queued into the same render.
-            while let Ok(m) = self.rx.try_recv() {
-                self.apply(m);
+            // Sections ticking together (their intervals are multiples of
+            // each other) land in one render: gather what arrives within
+            // COALESCE, unless a push is waiting for its publish.
+            let until = tokio::time::Instant::now() + COALESCE;
+            loop {
+                while let Ok(m) = self.rx.try_recv() {
+                    waiting |= !m.acks.is_empty();
+                    self.apply(m);
+                }
+                if waiting {
+                    break;
+                }
+                match tokio::time::timeout_at(until, self.rx.recv()).await {
+                    Ok(Some(m)) => {
+                        waiting = !m.acks.is_empty();
+                        self.apply(m);
+                    }
+                    _ => break,
+                }
             }
             self.publish();
         }

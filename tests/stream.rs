@@ -135,7 +135,7 @@ fn stream_needs_the_server_token_when_set() {
 
 #[test]
 fn idle_streams_get_a_keep_alive_comment_every_period() {
-    // The default period is 15 s (http::stream::KEEP_ALIVE); a short one here.
+    // The default period is 2 s (http::stream::KEEP_ALIVE); a shorter one here.
     const EVERY: Duration = Duration::from_millis(300);
     let dir = tempfile::tempdir().unwrap();
     let run = start_with(dir.path(), QUIET, vec![], |d| d.with_keep_alive(EVERY));

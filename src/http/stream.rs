@@ -1,7 +1,7 @@
 //! `GET /status/stream`: Server-Sent Events. An event at connect, one each
 //! time a new snapshot is published (event `status`, data the whole `/status`
 //! document, pre-rendered with the snapshot), and a keep-alive comment every
-//! 15 s. Concurrent streams are capped; a client that goes away drops its
+//! 2 s. Concurrent streams are capped; a client that goes away drops its
 //! stream, and with it its permit and its subscription.
 
 use std::sync::Arc;
@@ -17,8 +17,10 @@ use super::auth::Authorized;
 use super::reply::json_error;
 use crate::store::StoreHandle;
 
-/// How often an idle stream sends a comment, so proxies keep it open.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often an idle stream sends a comment: proxies keep it open, and a
+/// client that went away is noticed (by the failed write) within two periods,
+/// freeing its slot.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
 
 /// The streams' shared limits.
 pub struct Streams {

@@ -322,6 +322,11 @@ pub trait Section: Send + Sync + 'static {
     fn refresh(&self) -> Refresh {
         Refresh::Poll
     }
+    /// The next instant its body changes with the clock alone (a TTL running
+    /// out): the poller collects then too.
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// A shared section is a section (a host or a test keeps a handle on it).
@@ -336,6 +341,9 @@ impl<S: Section + ?Sized> Section for Arc<S> {
     fn refresh(&self) -> Refresh {
         (**self).refresh()
     }
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        (**self).wake_at()
+    }
 }
 
 /// A section as the poller runs it: its body type erased.
@@ -343,6 +351,7 @@ pub trait DynSection: Send + Sync + 'static {
     fn collect_erased(&self) -> Work<Arc<dyn ErasedBody>>;
     fn changes(&self) -> Option<Arc<tokio::sync::Notify>>;
     fn refresh(&self) -> Refresh;
+    fn wake_at(&self) -> Option<std::time::Instant>;
 }
 
 fn erase<B: Body>(b: B) -> Arc<dyn ErasedBody> {
@@ -358,6 +367,9 @@ impl<S: Section> DynSection for S {
     }
     fn refresh(&self) -> Refresh {
         Section::refresh(self)
+    }
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        Section::wake_at(self)
     }
 }
 

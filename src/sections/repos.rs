@@ -281,8 +281,12 @@ fn watch(ctx: &Context, changes: &Arc<Changes>, dirt: &Dirt) -> Vec<Option<(u64,
     let mut all = ctx.watcher.is_some() && !ctx.config.repos.is_empty();
     let mut ids = Vec::new();
     for (i, r) in ctx.config.repos.iter().enumerate() {
-        all &= watch_repo(ctx, i, changes, dirt);
-        ids.push(identity(&r.path));
+        let id = identity(&r.path);
+        // Not cloned yet: watched once pynchy clones it (follow_replaced).
+        if !(r.auto_clone && id.is_none()) {
+            all &= watch_repo(ctx, i, changes, dirt);
+        }
+        ids.push(id);
     }
     changes.set_watching(all);
     ids

@@ -134,15 +134,28 @@ impl Section for Service {
     fn refresh(&self) -> super::Refresh {
         super::Refresh::Event
     }
+
+    /// When the last push's TTL runs out: `unreachable` from that instant.
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        let pushed = self.ctx.host.service()?;
+        let at = pushed
+            .stamp
+            .instant
+            .checked_add(self.ctx.config.ingest.ttl)?;
+        (at > std::time::Instant::now()).then_some(at)
+    }
 }
 
 impl Builtin for Service {
     const ID: SectionId = SectionId::Service;
     const RULES: &'static [&'static Rule] = &[&SHUTTING_DOWN, &UNREACHABLE, &UNKNOWN];
 
-    /// Every second: `uptime_seconds` moves, and `unreachable` is due on time.
-    fn default_schedule(_: &Config) -> Schedule {
-        Schedule::every(Duration::from_secs(1), Duration::from_secs(1))
+    /// Polling: every second (`uptime_seconds` moves, `unreachable` is due on
+    /// time). With events: every 10 s and at once on a push, and at the
+    /// instant the last push's TTL runs out ([`Section::wake_at`]).
+    fn default_schedule(config: &Config) -> Schedule {
+        let every = if config.watch.enabled { 10 } else { 1 };
+        Schedule::every(Duration::from_secs(every), Duration::from_secs(1))
     }
 
     fn new(ctx: &Arc<Context>, _: Schedule) -> Self {
