@@ -330,7 +330,13 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("pynchy");
     let t = Instant::now();
-    let wts = big_world(&root, &size);
+    // IDLE_WORLDS=demo measures the demo world alone.
+    let big = std::env::var("IDLE_WORLDS").map_or(true, |w| w != "demo");
+    let wts = if big {
+        big_world(&root, &size)
+    } else {
+        Vec::new()
+    };
     println!(
         "idle: {} files x {} checkouts, {} messages (built in {:.0} s)",
         size.files,
@@ -341,7 +347,7 @@ fn main() {
     // IDLE_MODES=events (or polling) measures one mode only.
     let modes = std::env::var("IDLE_MODES").unwrap_or_default();
     let wanted = |poll: bool| modes.is_empty() || modes == if poll { "polling" } else { "events" };
-    for poll in [false, true].into_iter().filter(|p| wanted(*p)) {
+    for poll in [false, true].into_iter().filter(|p| big && wanted(*p)) {
         let d = start(&root, poll);
         std::thread::sleep(Duration::from_secs(if bench { 10 } else { 1 }));
         let cpu = idle_cpu(&d, size.seconds);
