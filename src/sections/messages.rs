@@ -222,8 +222,11 @@ impl Builtin for Messages {
     const ID: SectionId = SectionId::Messages;
     const RULES: &'static [&'static Rule] = &[&PENDING_DELIVERIES];
 
-    fn default_schedule(_: &Config) -> Schedule {
-        Schedule::every(Duration::from_secs(5), Duration::from_secs(5))
+    /// Every 5 s when polling; with events every 10 s, in step with the
+    /// other sections so their unchanged ticks share one render.
+    fn default_schedule(config: &Config) -> Schedule {
+        let every = if config.watch.enabled { 10 } else { 5 };
+        Schedule::every(Duration::from_secs(every), Duration::from_secs(5))
     }
 
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {

@@ -353,8 +353,11 @@ impl Builtin for Repos {
     const ID: SectionId = SectionId::Repos;
     const RULES: &'static [&'static Rule] = &[&WORKTREE_CONFLICT];
 
-    fn default_schedule(_: &Config) -> Schedule {
-        Schedule::every(Duration::from_secs(15), Duration::from_secs(10))
+    /// Every 15 s when polling; with events every 30 s (a multiple of the
+    /// others' 10 s, so unchanged ticks share one render).
+    fn default_schedule(config: &Config) -> Schedule {
+        let every = if config.watch.enabled { 30 } else { 15 };
+        Schedule::every(Duration::from_secs(every), Duration::from_secs(10))
     }
 
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
