@@ -25,6 +25,8 @@ fn slow(extra: &str) -> String {
     .iter()
     .map(|n| format!("[sections.{n}]\ninterval = \"1h\"\ntimeout = \"20s\"\n"))
     .collect();
+    // Events on whatever PYNCHY_STATUS_WATCH says: these tests are about them.
+    s.push_str("[watch]\nenabled = true\n");
     s.push_str(extra);
     s
 }

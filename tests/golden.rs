@@ -133,6 +133,8 @@ fn demo_world_status_health_and_metrics() {
     let mut cfg = Config::load(&world.config_path).unwrap();
     // Docker's answer differs between machines: ask a socket that is not there.
     cfg.gateway.docker_host = "unix:///nonexistent/pynchy-status-golden.sock".into();
+    // The default mode, whatever PYNCHY_STATUS_WATCH says.
+    cfg.watch.enabled = true;
     let run = Daemon::new(cfg)
         .unwrap()
         .spawn(std::net::TcpListener::bind("127.0.0.1:0").unwrap())

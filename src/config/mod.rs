@@ -184,6 +184,15 @@ fn read_capped(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
+/// `[watch] enabled` when the file does not say: `defaults::WATCH`, unless
+/// `PYNCHY_STATUS_WATCH=off` (how the whole test suite runs in polling mode).
+fn watch_default() -> bool {
+    match std::env::var("PYNCHY_STATUS_WATCH") {
+        Ok(v) => !matches!(v.to_ascii_lowercase().as_str(), "off" | "0" | "false"),
+        Err(_) => defaults::WATCH,
+    }
+}
+
 /// `value` when it is at most a year (zero allowed), else the key's error.
 fn bounded_any(key: &str, value: Option<Duration>) -> Result<Option<Duration>, ConfigError> {
     match value {
@@ -832,7 +841,7 @@ impl Config {
             sections: sections(raw.sections)?,
             rollup: rollup(raw.rollup)?,
             watch: WatchConfig {
-                enabled: raw.watch.enabled.unwrap_or(defaults::WATCH),
+                enabled: raw.watch.enabled.unwrap_or_else(watch_default),
             },
             origins,
         })
