@@ -90,11 +90,11 @@ impl Body for HostJobsBody {
     }
 
     fn metrics(&self, reg: &mut Registry) {
-        scheduled::metrics(
+        super::prom::gauge(
             reg,
             "pynchy_host_jobs_overdue",
             "Enabled host jobs overdue",
-            self.overdue(),
+            self.overdue() as f64,
         );
     }
 

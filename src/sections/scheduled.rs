@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{prom, Collected, Finding, Rule};
+use super::{Collected, Finding, Rule};
 use crate::config::Severity;
 use crate::context::Context;
 use crate::overdue::Judge;
@@ -82,11 +82,6 @@ pub fn findings<'a>(
             out.push(Finding::new(&SCHEDULE_INVALID, format!("{what} {id}: {e}")));
         }
     }
-}
-
-/// The overdue gauge.
-pub fn metrics(reg: &mut prometheus_client::registry::Registry, name: &str, help: &str, n: usize) {
-    prom::gauge(reg, name, help, n as f64);
 }
 
 /// "N total, M overdue".

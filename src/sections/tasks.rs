@@ -88,11 +88,11 @@ impl Body for TasksBody {
     }
 
     fn metrics(&self, reg: &mut Registry) {
-        scheduled::metrics(
+        super::prom::gauge(
             reg,
             "pynchy_tasks_overdue",
             "Scheduled tasks overdue",
-            self.overdue(),
+            self.overdue() as f64,
         );
     }
 
