@@ -8,7 +8,9 @@
 //! warm-up) as a share of one core; the time from a change to `/status` (p50
 //! and max over the trials) for a file edited in a worktree, a commit on a
 //! worktree branch and a message inserted; and for a `git checkout` switching
-//! every file of one worktree, how many collections it caused and the CPU.
+//! every file of one worktree, how many collections it caused and the CPU;
+//! and, beside the demo world, a container stopped and started (the Docker
+//! daemon of `scripts/dockerd`, PYNCHY_TEST_DOCKER_HOST).
 //!
 //! `cargo bench --bench idle` (IDLE_SECONDS per measurement, default 60;
 //! IDLE_TRIALS, default 20). Under `cargo test` a small world and short runs.
@@ -155,6 +157,10 @@ fn get(addr: SocketAddr, path: &str) -> serde_json::Value {
 }
 
 fn start(root: &Path, poll: bool) -> Daemon {
+    start_with(root, poll, "")
+}
+
+fn start_with(root: &Path, poll: bool, extra: &str) -> Daemon {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -170,7 +176,7 @@ fn start(root: &Path, poll: bool) -> Daemon {
         .parent()
         .unwrap()
         .join(if poll { "poll.toml" } else { "event.toml" });
-    std::fs::write(&cfg, format!("[watch]\nenabled = {}\n", !poll)).unwrap();
+    std::fs::write(&cfg, format!("[watch]\nenabled = {}\n{extra}", !poll)).unwrap();
     cmd.arg("--config").arg(&cfg);
     let child = cmd
         .env("RUST_LOG", "warn")
@@ -302,6 +308,78 @@ fn checkout_cost(wts: &[PathBuf], d: &Daemon) {
     );
 }
 
+fn docker(host: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new("docker")
+        .arg("-H")
+        .arg(host)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A container stopped (`docker stop -t 0`) and started again: time until
+/// `gateway.litellm_container` shows its new state. Needs the private
+/// dockerd of `scripts/dockerd` (PYNCHY_TEST_DOCKER_HOST); says so if absent.
+fn container_latency(root: &Path, poll: bool, trials: usize) {
+    let Some(host) = std::env::var("PYNCHY_TEST_DOCKER_HOST")
+        .ok()
+        .filter(|h| docker(h, &["version"]).is_some())
+    else {
+        let why = "SKIPPED: container rows need a Docker daemon (PYNCHY_TEST_DOCKER_HOST from scripts/dockerd)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        println!("    !!! {why} !!!");
+        return;
+    };
+    let tag = format!("psidle{}{}", std::process::id(), u8::from(poll));
+    let names = [format!("{tag}-litellm"), format!("{tag}-db")];
+    for n in &names {
+        let args = ["run", "-d", "--network", "none", "--name", n];
+        let img = ["pynchy-status-test/busybox:latest", "sleep", "3600"];
+        let all: Vec<&str> = args.iter().chain(img.iter()).copied().collect();
+        assert!(docker(&host, &all).is_some(), "docker run {n}");
+    }
+    let extra = format!(
+        "[gateway]\nmode = \"litellm\"\nurl = \"http://127.0.0.1:9\"\nmodels_interval = \"off\"\n\
+         docker_host = \"{host}\"\nlitellm_container = \"{}\"\npostgres_container = \"{}\"\n",
+        names[0], names[1]
+    );
+    let d = start_with(root, poll, &extra);
+    let state = |v: &serde_json::Value| v["gateway"]["litellm_container"].clone();
+    let (mut stop, mut start) = (vec![], vec![]);
+    for _ in 0..trials {
+        let t = Instant::now();
+        while state(&get(d.addr, "/status")) != serde_json::json!("running") {
+            assert!(t.elapsed() < Duration::from_secs(60), "never running");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.push(latency(
+            d.addr,
+            || assert!(docker(&host, &["stop", "-t", "0", &names[0]]).is_some()),
+            |v| state(v) != serde_json::json!("running"),
+        ));
+        start.push(latency(
+            d.addr,
+            || assert!(docker(&host, &["start", &names[0]]).is_some()),
+            |v| state(v) == serde_json::json!("running"),
+        ));
+    }
+    drop(d);
+    for n in &names {
+        let _ = docker(&host, &["rm", "-f", n]);
+    }
+    println!(
+        "    container stopped -> state:              {}",
+        stats(stop)
+    );
+    println!(
+        "    container started -> running:            {}",
+        stats(start)
+    );
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let env = |k: &str, d: u64| {
@@ -337,13 +415,15 @@ fn main() {
     } else {
         Vec::new()
     };
-    println!(
-        "idle: {} files x {} checkouts, {} messages (built in {:.0} s)",
-        size.files,
-        size.worktrees + 1,
-        size.messages,
-        t.elapsed().as_secs_f64()
-    );
+    if big {
+        println!(
+            "idle: {} files x {} checkouts, {} messages (built in {:.0} s)",
+            size.files,
+            size.worktrees + 1,
+            size.messages,
+            t.elapsed().as_secs_f64()
+        );
+    }
     // IDLE_MODES=events (or polling) measures one mode only.
     let modes = std::env::var("IDLE_MODES").unwrap_or_default();
     let wanted = |poll: bool| modes.is_empty() || modes == if poll { "polling" } else { "events" };
@@ -377,5 +457,14 @@ fn main() {
             "  demo world, {mode}: idle {cpu:.3} % of one core over {} s",
             size.seconds
         );
+        drop(d);
+        let trials = match (poll, bench) {
+            (false, _) => size.trials,
+            (true, true) => size.trials.min(5),
+            (true, false) => 0,
+        };
+        if trials > 0 {
+            container_latency(&world.pynchy_root(), poll, trials);
+        }
     }
 }
