@@ -183,6 +183,7 @@ impl Daemon {
             url,
             self.ctx.pushed.clone(),
             interval,
+            self.ctx.config.limits.pull_body,
             move |accepted| {
                 let delivery = delivery.clone();
                 async move { delivery.publish(&accepted).await }
@@ -221,6 +222,7 @@ impl Daemon {
             access,
             streams,
             config.server.workers,
+            config.server.max_connections,
         )
     }
 

@@ -65,7 +65,11 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Fetches `{base}/status` (with a bearer token if given).
+/// The most of `/status` read: a real document is a few KB to a few hundred.
+pub const MAX_DOCUMENT: u64 = 16 << 20;
+
+/// Fetches `{base}/status` (with a bearer token if given), at most
+/// [`MAX_DOCUMENT`] bytes of it.
 pub async fn fetch(
     base: &str,
     token: Option<&str>,
@@ -91,10 +95,18 @@ pub async fn fetch(
             status: resp.status().as_u16(),
         });
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| unreachable(chain(&e.without_url())))?;
+    let body = match crate::client::read_capped(resp, MAX_DOCUMENT).await {
+        Ok(b) => b,
+        Err(e @ crate::client::ReadError::TooLarge { .. }) => {
+            return Err(CheckError::Unparsable {
+                url,
+                reason: e.to_string(),
+            })
+        }
+        Err(crate::client::ReadError::Transport(e)) => {
+            return Err(unreachable(chain(&e.without_url())))
+        }
+    };
     serde_json::from_slice(&body).map_err(|e| CheckError::Unparsable {
         url: url.clone(),
         reason: e.to_string(),

@@ -177,10 +177,13 @@ impl Poller {
         if let Err(e) = &result {
             tracing::debug!(section = %self.id, error = %e, "collection failed");
         }
+        let duration = began.elapsed();
+        let prepared = crate::store::prepare(&result);
         self.store.send(Outcome {
             section: self.id,
             attempted_at,
-            duration: began.elapsed(),
+            duration,
+            prepared,
             result,
             as_of,
             refresh: self.section.refresh(),

@@ -112,6 +112,11 @@ fn generic_findings(s: &SectionState, now: Instant, out: &mut Vec<Finding>) {
     }
 }
 
+/// The most reasons one section contributes; the rest fold into one
+/// "N more" reason at the worst of their levels, so the verdict is the same
+/// and the document stays small whatever a section finds.
+pub const MAX_REASONS_PER_SECTION: usize = 20;
+
 /// Applies every rule to the sections' current state.
 pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rollup {
     let mut reasons = Vec::new();
@@ -122,25 +127,40 @@ pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rol
         if let Some(body) = &s.body {
             body.findings(cfg, &mut findings);
         }
-        // The same reason twice in one section is said once.
-        let mut seen = HashSet::new();
-        for f in findings.drain(..) {
-            let Some(level) = level_of(cfg, f.rule) else {
-                continue;
-            };
-            if seen.insert(f.reason.clone()) {
-                reasons.push(Reason {
-                    section: s.id.name().to_string(),
-                    reason: f.reason,
-                    level,
-                });
-            }
-        }
+        section_reasons(s.id.name(), cfg, &mut findings, &mut reasons);
     }
     let status = reasons.iter().map(|r| r.level).max().unwrap_or(Level::Ok);
     // Worst first, then in document order.
     reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
     Rollup { status, reasons }
+}
+
+/// One section's findings as reasons: severities applied, duplicates said
+/// once, worst first, at most [`MAX_REASONS_PER_SECTION`] (+1 for the fold).
+fn section_reasons(
+    section: &str,
+    cfg: &RollupConfig,
+    findings: &mut Vec<Finding>,
+    out: &mut Vec<Reason>,
+) {
+    let mut seen = HashSet::new();
+    let mut mine: Vec<(Level, String)> = findings
+        .drain(..)
+        .filter_map(|f| Some((level_of(cfg, f.rule)?, f.reason)))
+        .filter(|(_, r)| seen.insert(r.clone()))
+        .collect();
+    mine.sort_by_key(|(l, _)| std::cmp::Reverse(*l));
+    let folded = mine.split_off(mine.len().min(MAX_REASONS_PER_SECTION));
+    let reason = |(level, reason)| Reason {
+        section: section.to_string(),
+        reason,
+        level,
+    };
+    out.extend(mine.into_iter().map(reason));
+    if let Some(level) = folded.iter().map(|(l, _)| *l).max() {
+        let n = folded.len();
+        out.push(reason((level, format!("and {n} more reasons"))));
+    }
 }
 
 /// The HTTP status `/health` answers with for `level`.

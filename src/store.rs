@@ -36,6 +36,27 @@ pub struct Outcome {
     pub refresh: Refresh,
     /// Fired once a snapshot holding this outcome is published.
     pub acks: Vec<oneshot::Sender<()>>,
+    /// The new body's JSON and summary, made by the sender (see [`prepare`]).
+    pub prepared: Option<Prepared>,
+}
+
+/// A new body serialized where it was collected, not on the store task:
+/// however big a body, the store's own work per outcome stays a swap.
+pub struct Prepared {
+    json: Result<Bytes, String>,
+    summary: String,
+}
+
+/// What the store needs of a new body, made ahead (`None`: no new body).
+pub fn prepare(result: &Collected<Arc<dyn ErasedBody>>) -> Option<Prepared> {
+    let body = match result {
+        Ok(Update::New(b) | Update::Rejudged(b)) => b,
+        _ => return None,
+    };
+    Some(Prepared {
+        json: body.to_json().map(Bytes::from).map_err(|e| e.to_string()),
+        summary: body.summary(),
+    })
 }
 
 /// How long the store gathers outcomes into one render (pushes excepted).
@@ -134,14 +155,18 @@ impl Store {
             Ok(Update::New(body)) => (body, true),
             Ok(Update::Rejudged(body)) => (body, false),
         };
-        match body.to_json() {
-            Ok(json) => s.body_json = Some(Bytes::from(json)),
+        let prepared = o.prepared.unwrap_or_else(|| Prepared {
+            json: body.to_json().map(Bytes::from).map_err(|e| e.to_string()),
+            summary: body.summary(),
+        });
+        match prepared.json {
+            Ok(json) => s.body_json = Some(json),
             Err(e) => {
                 s.error = Some(CollectError::new(format!("body not serializable: {e}")));
                 return;
             }
         }
-        s.summary = Some(body.summary());
+        s.summary = Some(prepared.summary);
         s.body = Some(body);
         let now = Stamp::now();
         if read || s.collected.is_none() {

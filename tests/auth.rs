@@ -55,3 +55,76 @@ fn detail_hiding_with_a_server_token() {
     assert_eq!(get(run.addr, "/status").status, 200);
     assert!(get(run.addr, "/health").json()["head_sha"].is_string());
 }
+
+/// `pynchy_status_auth_failures_total{endpoint}` as `/metrics` says it.
+fn failures(metrics: &str, endpoint: &str) -> Option<u64> {
+    let prefix = format!("pynchy_status_auth_failures_total{{endpoint=\"{endpoint}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn refused_tokens_are_counted_and_logged_once_a_minute() {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            "listen = \"{addr}\"\n[pynchy]\nroot = \".\"\n[gateway]\nmode = \"none\"\n\
+             [server]\ntoken_env = \"PST_AUTH_T\"\n[ingest]\ntoken_env = \"PST_AUTH_PUSH_T\"\n"
+        ),
+    )
+    .unwrap();
+    let child = ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
+            .args(["serve", "--config", "c.toml"])
+            .current_dir(dir.path())
+            .env("PST_AUTH_T", "view-token")
+            .env("PST_AUTH_PUSH_T", "push-token")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(10), "the daemon", || {
+        std::net::TcpStream::connect(addr).ok()?;
+        (get(addr, "/readyz").status == 200).then_some(())
+    });
+    let wrong = [("Authorization", "Bearer nope")];
+    for _ in 0..30 {
+        assert_eq!(request(addr, "GET", "/status", &wrong, b"").status, 401);
+    }
+    for _ in 0..5 {
+        assert_eq!(get(addr, "/status/deploy").status, 401);
+    }
+    let push = request(addr, "PUT", "/ingest/channels", &wrong, b"{}");
+    assert_eq!(push.status, 403);
+    let auth = [("Authorization", "Bearer view-token")];
+    let m = request(addr, "GET", "/metrics", &auth, b"");
+    assert_eq!(m.status, 200);
+    let text = String::from_utf8(m.body).unwrap();
+    assert_eq!(failures(&text, "/status"), Some(30), "{text}");
+    assert_eq!(failures(&text, "/status/{section}"), Some(5), "{text}");
+    assert_eq!(failures(&text, "/ingest/{section}"), Some(1), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert_eq!(text.matches("# EOF").count(), 1);
+    // 36 refusals within a minute: one log line.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.output_within(Duration::from_secs(10));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("refused for a missing or wrong token"));
+    assert_eq!(lines.count(), 1, "{log}");
+}

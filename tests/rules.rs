@@ -48,13 +48,14 @@ fn litellm(f: impl FnOnce(&mut LitellmBody)) -> SectionState {
         healthy_models: Some(2),
         unhealthy_models: Some(0),
         unhealthy: Some(vec![]),
+        unhealthy_names: None,
         docker: "ok".into(),
         proxy: "ready".into(),
         models_error: None,
         models_checked_at: None,
     };
     f(&mut b);
-    fresh(SectionId::Gateway, GatewayBody::Litellm(b))
+    fresh(SectionId::Gateway, GatewayBody::Litellm(Box::new(b)))
 }
 
 fn queue(active: u64, waiting: u64) -> SectionState {
@@ -395,6 +396,60 @@ fn never_collected_is_stale_with_no_data() {
         vec![(
             "messages".to_string(),
             "stale: no data collected yet".to_string(),
+            Level::Degraded
+        )]
+    );
+}
+
+#[test]
+fn one_section_says_at_most_twenty_reasons_and_folds_the_rest() {
+    let tasks: Vec<TaskBody> = (0..30)
+        .map(|i| TaskBody {
+            id: Some(format!("t{i:02}")),
+            group: None,
+            schedule_type: None,
+            schedule_value: None,
+            status: Some("active".into()),
+            next_run: None,
+            last_run: None,
+            last_result: None,
+            overdue: true,
+            schedule_error: None,
+        })
+        .collect();
+    let s = fresh(SectionId::Tasks, TasksBody(tasks));
+    let (level, reasons) = verdict(&s, &RollupConfig::default());
+    assert_eq!(level, Level::Degraded);
+    assert_eq!(reasons.len(), 21, "{reasons:?}");
+    assert!(reasons[0].1.contains("t00"), "{reasons:?}");
+    assert_eq!(
+        reasons[20],
+        (
+            "tasks".into(),
+            "and 10 more reasons".into(),
+            Level::Degraded
+        )
+    );
+    // The fold keeps the worst level of what it folds.
+    let mut cfg = RollupConfig::default();
+    cfg.severity.insert("task_overdue".into(), Severity::Down);
+    assert_eq!(verdict(&s, &cfg).0, Level::Down);
+}
+
+#[test]
+fn many_unhealthy_models_make_one_reason() {
+    let names: Vec<String> = (0..50).map(|i| format!("m{i:02}")).collect();
+    let s = litellm(|b| {
+        b.unhealthy_models = Some(7000);
+        b.unhealthy = Some(names);
+        b.unhealthy_names = Some(6000);
+    });
+    let (_, reasons) = verdict(&s, &RollupConfig::default());
+    assert_eq!(
+        reasons,
+        vec![(
+            "gateway".to_string(),
+            "6000 models unhealthy: m00, m01, m02 and 5997 more".to_string(),
             Level::Degraded
         )]
     );

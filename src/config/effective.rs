@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{secret, Config, Origin};
+use super::{secret, size_text, Config, Origin};
 
 fn quote(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -81,8 +81,17 @@ pub fn render(cfg: &Config) -> String {
         let _ = writeln!(o.text, "# token: {}", set_or_unset(secret(t).is_some()));
     }
     o.line("server.max_streams", cfg.server.max_streams.to_string());
+    o.line(
+        "server.max_connections",
+        cfg.server.max_connections.to_string(),
+    );
     o.line("server.workers", cfg.server.workers.to_string());
     rollup(&mut o);
+    o.table("limits");
+    let l = cfg.limits;
+    o.line("limits.gateway_body", quote(&size_text(l.gateway_body)));
+    o.line("limits.docker_body", quote(&size_text(l.docker_body)));
+    o.line("limits.pull_body", quote(&size_text(l.pull_body)));
     o.text
 }
 

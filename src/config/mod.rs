@@ -54,6 +54,16 @@ pub mod defaults {
     pub const INGEST_TOKEN_ENV: &str = "PYNCHY_STATUS_TOKEN";
     pub const INGEST_TTL: Duration = Duration::from_secs(30);
     pub const MAX_STREAMS: usize = 64;
+    /// Open HTTP connections, all workers together; more wait in the
+    /// kernel's accept queue.
+    pub const MAX_CONNECTIONS: usize = 512;
+    /// The LiteLLM proxy's `/health` answer: a few hundred KB with hundreds
+    /// of models.
+    pub const GATEWAY_BODY: u64 = 8 << 20;
+    /// One Docker API answer (a container's inspect is a few KB).
+    pub const DOCKER_BODY: u64 = 4 << 20;
+    /// The document of `[ingest] pull_url`.
+    pub const PULL_BODY: u64 = 1 << 20;
     /// Follow changes by events.
     pub const WATCH: bool = true;
     pub const PENDING_DELIVERIES_MAX: u64 = 10;
@@ -89,6 +99,10 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
         ("ingest.token_env", s(INGEST_TOKEN_ENV)),
         ("ingest.ttl", d(INGEST_TTL)),
         ("server.max_streams", n(MAX_STREAMS as u64)),
+        ("server.max_connections", n(MAX_CONNECTIONS as u64)),
+        ("limits.gateway_body", s(&size_text(GATEWAY_BODY))),
+        ("limits.docker_body", s(&size_text(DOCKER_BODY))),
+        ("limits.pull_body", s(&size_text(PULL_BODY))),
         ("rollup.pending_deliveries_max", n(PENDING_DELIVERIES_MAX)),
         ("rollup.ok_http_status", n(OK_HTTP_STATUS.into())),
         (
@@ -98,6 +112,15 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
         ("rollup.down_http_status", n(DOWN_HTTP_STATUS.into())),
         ("watch.enabled", toml::Value::Boolean(WATCH)),
     ]
+}
+
+/// A byte size as the config file writes it: `"8 MiB"`, `"512 KiB"`, `"100 B"`.
+pub fn size_text(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
 }
 
 /// Keys without a fixed default (optional, or derived from other keys or the
@@ -262,6 +285,56 @@ struct RawConfig {
     sections: BTreeMap<String, SectionOverride>,
     #[serde(default)]
     watch: RawWatch,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    gateway_body: Option<bytesize::ByteSize>,
+    docker_body: Option<bytesize::ByteSize>,
+    pull_body: Option<bytesize::ByteSize>,
+}
+
+/// `[limits]`: the most read from each outside source in one answer; a
+/// bigger answer is that section's error ("answer too large").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub gateway_body: u64,
+    pub docker_body: u64,
+    pub pull_body: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            gateway_body: defaults::GATEWAY_BODY,
+            docker_body: defaults::DOCKER_BODY,
+            pull_body: defaults::PULL_BODY,
+        }
+    }
+}
+
+/// Sizes from 1 KiB to 1 GiB.
+fn limits(raw: RawLimits) -> Result<LimitsConfig, ConfigError> {
+    let size = |key: &str, v: Option<bytesize::ByteSize>, d: u64| match v.map(|b| b.as_u64()) {
+        None => Ok(d),
+        Some(b) if (1 << 10..=1 << 30).contains(&b) => Ok(b),
+        Some(b) => Err(invalid(
+            key,
+            format!("{b} bytes is out of range: from 1 KiB to 1 GiB"),
+        )),
+    };
+    Ok(LimitsConfig {
+        gateway_body: size(
+            "limits.gateway_body",
+            raw.gateway_body,
+            defaults::GATEWAY_BODY,
+        )?,
+        docker_body: size("limits.docker_body", raw.docker_body, defaults::DOCKER_BODY)?,
+        pull_body: size("limits.pull_body", raw.pull_body, defaults::PULL_BODY)?,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -338,6 +411,7 @@ struct RawIngest {
 struct RawServer {
     token_env: Option<String>,
     max_streams: Option<usize>,
+    max_connections: Option<usize>,
     workers: Option<usize>,
 }
 
@@ -423,6 +497,8 @@ pub struct ServerConfig {
     pub token_env: Option<String>,
     /// Most concurrent `/status/stream` clients.
     pub max_streams: usize,
+    /// Most open connections (all workers together).
+    pub max_connections: usize,
     /// HTTP worker threads; default: one per core.
     pub workers: usize,
 }
@@ -466,6 +542,7 @@ pub struct Config {
     pub sections: BTreeMap<SectionId, SectionOverride>,
     pub rollup: RollupConfig,
     pub watch: WatchConfig,
+    pub limits: LimitsConfig,
     /// Where each key's value came from, by dotted key (`pynchy-status config`).
     pub origins: BTreeMap<String, Origin>,
 }
@@ -647,10 +724,20 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
     if raw.workers == Some(0) {
         return Err(invalid("server.workers", "must be at least 1"));
     }
+    if raw
+        .max_connections
+        .is_some_and(|n| !(8..=1_000_000).contains(&n))
+    {
+        return Err(invalid(
+            "server.max_connections",
+            "must be from 8 to 1000000",
+        ));
+    }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     Ok(ServerConfig {
         token_env: raw.token_env,
         max_streams: raw.max_streams.unwrap_or(defaults::MAX_STREAMS),
+        max_connections: raw.max_connections.unwrap_or(defaults::MAX_CONNECTIONS),
         workers: raw.workers.unwrap_or(cores),
     })
 }
@@ -843,6 +930,7 @@ impl Config {
             watch: WatchConfig {
                 enabled: raw.watch.enabled.unwrap_or_else(watch_default),
             },
+            limits: limits(raw.limits)?,
             origins,
         })
     }

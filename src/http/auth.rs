@@ -2,9 +2,15 @@
 //! stream, `/metrics`) need `[server] token_env`'s token when one is set: a
 //! handler asks for it by taking an [`Authorized`] argument. Pushes have their
 //! own token (`[ingest] token_env`) and, without one, accept only loopback.
-//! Tokens are compared in constant time.
+//! Tokens are compared in constant time. Refusals for a missing or wrong
+//! token are counted per endpoint ([`AuthFailures`]: `/metrics`) and logged
+//! at most once a minute, with a count.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::future::{ready, Ready};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
@@ -23,6 +29,69 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 
 fn token_matches(given: &str, token: &str) -> bool {
     constant_time_eq::constant_time_eq(given.as_bytes(), token.as_bytes())
+}
+
+/// Requests refused for a missing or wrong token, by endpoint (the route's
+/// pattern, so an attacker cannot grow the map with paths of their own).
+#[derive(Default)]
+pub struct AuthFailures {
+    inner: Mutex<FailureLog>,
+}
+
+#[derive(Default)]
+struct FailureLog {
+    total: BTreeMap<String, u64>,
+    /// Refusals since the last log line, and when that was.
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+/// At most one log line per this long.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl AuthFailures {
+    /// Counts one refusal of `req`, logging if the last line is a minute old.
+    pub fn record(&self, req: &HttpRequest, why: &'static str) {
+        let endpoint = req.match_pattern().unwrap_or_else(|| "other".into());
+        let mut log = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        *log.total.entry(endpoint.clone()).or_default() += 1;
+        log.unlogged += 1;
+        if log.logged_at.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+            let peer = req.peer_addr().map(|a| a.ip().to_string());
+            tracing::warn!(
+                endpoint = %endpoint,
+                peer = peer.as_deref().unwrap_or("unknown"),
+                why,
+                refused = log.unlogged,
+                "requests refused for a missing or wrong token (at most one line a minute;                  refused counts since the last line)"
+            );
+            log.unlogged = 0;
+            log.logged_at = Some(Instant::now());
+        }
+    }
+
+    /// `pynchy_status_auth_failures_total{endpoint}` in OpenMetrics text.
+    pub fn exposition(&self) -> String {
+        let log = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::from(
+            "# HELP pynchy_status_auth_failures Requests refused for a missing or wrong token.\n\
+             # TYPE pynchy_status_auth_failures counter\n",
+        );
+        for (endpoint, n) in &log.total {
+            let label = endpoint.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "pynchy_status_auth_failures_total{{endpoint=\"{label}\"}} {n}"
+            );
+        }
+        out
+    }
+}
+
+fn record(req: &HttpRequest, why: &'static str) {
+    if let Some(f) = req.app_data::<web::Data<AuthFailures>>() {
+        f.record(req, why);
+    }
 }
 
 /// `[server] token_env`: when a token is set, detail needs it.
@@ -66,6 +135,14 @@ impl FromRequest for Authorized {
         let allowed = req
             .app_data::<web::Data<Access>>()
             .is_none_or(|a| a.allows(req));
+        if !allowed {
+            let why = if bearer(req).is_some() {
+                "wrong token"
+            } else {
+                "no token"
+            };
+            record(req, why);
+        }
         ready(if allowed {
             Ok(Authorized)
         } else {
@@ -109,11 +186,17 @@ pub fn push_refusal(req: &HttpRequest, token: Option<&str>) -> Option<HttpRespon
         });
     };
     match bearer(req) {
-        None => Some(json_error(
-            StatusCode::UNAUTHORIZED,
-            "missing Authorization: Bearer token",
-        )),
+        None => {
+            record(req, "no token");
+            Some(json_error(
+                StatusCode::UNAUTHORIZED,
+                "missing Authorization: Bearer token",
+            ))
+        }
         Some(g) if token_matches(g, token) => None,
-        Some(_) => Some(json_error(StatusCode::FORBIDDEN, "wrong token")),
+        Some(_) => {
+            record(req, "wrong token");
+            Some(json_error(StatusCode::FORBIDDEN, "wrong token"))
+        }
     }
 }

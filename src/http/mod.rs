@@ -14,7 +14,9 @@ mod reply;
 mod routes;
 pub mod stream;
 
-/// Builds the server on an already bound listener. It is not running until awaited.
+/// Builds the server on an already bound listener. It is not running until
+/// awaited. At most `max_connections` are open at once (all workers
+/// together); more wait in the kernel's accept queue until one closes.
 pub fn server(
     listener: TcpListener,
     store: StoreHandle,
@@ -22,21 +24,27 @@ pub fn server(
     access: auth::Access,
     streams: stream::Streams,
     workers: usize,
+    max_connections: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
+    let workers = workers.max(1);
     let data = web::Data::new(store);
     let access = web::Data::new(access);
     let streams = web::Data::new(streams);
     let ingest = web::Data::from(ingest);
+    let failures = web::Data::new(auth::AuthFailures::default());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(ingest.clone())
             .app_data(access.clone())
             .app_data(streams.clone())
+            .app_data(failures.clone())
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
-    .workers(workers.max(1))
+    .workers(workers)
+    // actix counts per worker: the total is split between them.
+    .max_connections(max_connections.div_ceil(workers).max(1))
     .disable_signals()
     .shutdown_timeout(5)
     .listen(listener)?

@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{guard, web, FromRequest, Handler, HttpRequest, HttpResponse, Responder};
 use bytes::Bytes;
 
-use super::auth::{Access, Authorized};
+use super::auth::{Access, AuthFailures, Authorized};
 use super::conditional;
 use super::reply::json_error;
 use crate::snapshot::Rendered;
@@ -116,14 +116,24 @@ async fn status(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) 
     respond(&req, &store.load().status)
 }
 
-async fn metrics(_: Authorized, store: web::Data<StoreHandle>) -> HttpResponse {
+/// The snapshot's exposition, with the auth-failure counters (which change
+/// per request, not per snapshot) written in before its `# EOF`.
+async fn metrics(
+    _: Authorized,
+    store: web::Data<StoreHandle>,
+    failures: web::Data<AuthFailures>,
+) -> HttpResponse {
+    let rendered = store.load().metrics.clone();
+    let text = std::str::from_utf8(&rendered).unwrap_or_default();
+    let head = text.strip_suffix("# EOF\n").unwrap_or(text);
+    let body = format!("{head}{}# EOF\n", failures.exposition());
     HttpResponse::Ok()
         .insert_header((
             CONTENT_TYPE,
             HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
         ))
         .insert_header((CACHE_CONTROL, NO_CACHE))
-        .body(store.load().metrics.clone())
+        .body(body)
 }
 
 async fn section(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {

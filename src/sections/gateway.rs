@@ -31,8 +31,11 @@ pub struct LitellmBody {
     pub postgres_container: String,
     pub healthy_models: Option<u64>,
     pub unhealthy_models: Option<u64>,
-    /// Model names of the unhealthy endpoints (null when unknown).
+    /// Model names of the unhealthy endpoints, sorted, at most 50 (null
+    /// when unknown).
     pub unhealthy: Option<Vec<String>>,
+    /// How many distinct names `unhealthy` would list without its cap.
+    pub unhealthy_names: Option<u64>,
     /// `ok`, or `unreachable` when the Docker daemon did not answer.
     pub docker: String,
     /// The proxy's readiness probe: `ready`, `not_ready` or `unreachable`.
@@ -54,7 +57,7 @@ pub struct OtherBody {
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum GatewayBody {
-    Litellm(LitellmBody),
+    Litellm(Box<LitellmBody>),
     Other(OtherBody),
 }
 
@@ -83,6 +86,9 @@ pub static MODEL_UNHEALTHY: Rule = Rule {
     default: Severity::Degraded,
     what: "a model endpoint is unhealthy, or the counts are unknown",
 };
+
+/// Up to this many unhealthy models, one reason each; more make one reason.
+const PER_MODEL_REASONS: usize = 5;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ContainerLabel {
@@ -135,11 +141,22 @@ impl LitellmBody {
             ));
         }
         let listed = self.unhealthy.as_deref().unwrap_or_default();
-        for m in listed {
+        let names = self.unhealthy_names.unwrap_or(listed.len() as u64);
+        if names as usize > PER_MODEL_REASONS {
+            // Many: one reason, with the first few names.
+            let first = listed[..listed.len().min(3)].join(", ");
+            let more = names.saturating_sub(3);
             out.push(Finding::new(
                 &MODEL_UNHEALTHY,
-                format!("model {m} unhealthy"),
+                format!("{names} models unhealthy: {first} and {more} more"),
             ));
+        } else {
+            for m in listed {
+                out.push(Finding::new(
+                    &MODEL_UNHEALTHY,
+                    format!("model {m} unhealthy"),
+                ));
+            }
         }
         match self.unhealthy_models {
             Some(n) if n > 0 && listed.is_empty() => out.push(Finding::new(
@@ -258,6 +275,7 @@ impl Gateway {
             let connected = self.changes.watching_flag();
             tokio::spawn(docker::follow_events(
                 self.cfg.docker_host.clone(),
+                self.ctx.config.limits.docker_body,
                 names,
                 connected,
                 move || c.mark(),
@@ -270,7 +288,8 @@ impl Gateway {
     fn docker(&self) -> Result<Option<bollard::Docker>, CollectError> {
         let mut slot = self.docker.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
-            match docker::client(&self.cfg.docker_host, self.timeout) {
+            let limit = self.ctx.config.limits.docker_body;
+            match docker::client(&self.cfg.docker_host, self.timeout, limit) {
                 Ok(d) => *slot = Some(d),
                 Err(docker::ClientError::SocketMissing(_)) => return Ok(None),
                 Err(e) => return Err(CollectError::new(e.to_string())),
@@ -296,6 +315,8 @@ impl Gateway {
 struct Ask {
     cfg: GatewayConfig,
     timeout: Duration,
+    /// `[limits] gateway_body`.
+    limit: u64,
     docker: Option<bollard::Docker>,
     http: reqwest::Client,
     check_models: bool,
@@ -316,42 +337,50 @@ async fn containers(ask: &Ask) -> (ContainerState, ContainerState) {
 async fn models(ask: &Ask) -> Option<Checked> {
     if ask.check_models {
         let key = crate::config::secret(&ask.cfg.key_env).or_else(|| ask.cfg.master_key.0.clone());
-        let answer = litellm::health(&ask.http, &ask.cfg.url, key.as_deref(), ask.timeout).await;
+        let (url, key) = (&ask.cfg.url, key.as_deref());
+        let answer = litellm::health(&ask.http, url, key, ask.timeout, ask.limit).await;
         let mut last = ask.models.lock().unwrap_or_else(|p| p.into_inner());
         *last = Some((answer, Utc::now(), Instant::now()));
     }
     ask.models.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-async fn litellm_body(ask: Ask) -> LitellmBody {
+/// The body, or the section's error when Docker's answer was over
+/// `[limits] docker_body` (a state we could not read is not "unreachable").
+async fn litellm_body(ask: Ask) -> Result<LitellmBody, CollectError> {
     let probe = litellm::readiness(&ask.http, &ask.cfg.url, ask.timeout);
     let ((litellm_c, postgres_c), proxy, checked) =
         tokio::join!(containers(&ask), probe, models(&ask));
+    for c in [&litellm_c, &postgres_c] {
+        if let ContainerState::TooLarge(why) = c {
+            return Err(CollectError::new(why.clone()));
+        }
+    }
     let docker_ok =
         litellm_c != ContainerState::Unreachable || postgres_c != ContainerState::Unreachable;
-    let (healthy, unhealthy, names, models_error, at) = match checked {
-        Some((Ok(m), at, _)) => (
-            Some(m.healthy),
-            Some(m.unhealthy),
-            Some(m.unhealthy_models),
-            None,
-            Some(at),
-        ),
-        Some((Err(e), at, _)) => (None, None, None, Some(e.to_string()), Some(at)),
-        None => (None, None, None, None, None),
+    let (health, models_error, at) = match checked {
+        Some((Ok(m), at, _)) => (Some(m), None, Some(at)),
+        Some((Err(e), at, _)) => (None, Some(e.to_string()), Some(at)),
+        None => (None, None, None),
     };
-    LitellmBody {
+    let unhealthy_names = health.as_ref().map(|m| m.unhealthy_names);
+    let (healthy, unhealthy, names) = match health {
+        Some(m) => (Some(m.healthy), Some(m.unhealthy), Some(m.unhealthy_models)),
+        None => (None, None, None),
+    };
+    Ok(LitellmBody {
         mode: "litellm".into(),
         litellm_container: litellm_c.as_str().to_string(),
         postgres_container: postgres_c.as_str().to_string(),
         healthy_models: healthy,
         unhealthy_models: unhealthy,
         unhealthy: names,
+        unhealthy_names,
         docker: if docker_ok { "ok" } else { "unreachable" }.into(),
         proxy: proxy.as_str().into(),
         models_error,
         models_checked_at: at.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-    }
+    })
 }
 
 impl Section for Gateway {
@@ -378,12 +407,13 @@ impl Section for Gateway {
         let ask = Ask {
             cfg: self.cfg.clone(),
             timeout: self.timeout,
+            limit: self.ctx.config.limits.gateway_body,
             docker,
             http,
             check_models: self.models_due(),
             models: self.models.clone(),
         };
-        Work::future(async move { Ok(GatewayBody::Litellm(litellm_body(ask).await)) })
+        Work::future(async move { Ok(GatewayBody::Litellm(Box::new(litellm_body(ask).await?))) })
     }
 
     fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {

@@ -4,11 +4,22 @@
 //!
 //! bollard sends unversioned API paths, so daemons speaking API 1.41 (Debian's
 //! `docker.io` 20.10) work.
+//!
+//! bollard reads a whole answer into memory, so it runs over a transport of
+//! ours: one connection per request (`unix://` or `tcp://`), which reads at
+//! most `[limits] docker_body` bytes and then fails the request as
+//! [`ContainerState::TooLarge`]. An endless answer costs that much memory,
+//! not all of it.
 
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
-use bollard::Docker;
+use bollard::{BollardRequest, Docker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// What one container looks like from here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +28,8 @@ pub enum ContainerState {
     Status(String),
     NotFound,
     Unreachable,
+    /// The daemon's answer was over the limit (bytes, as the config says it).
+    TooLarge(String),
 }
 
 impl ContainerState {
@@ -24,7 +37,7 @@ impl ContainerState {
         match self {
             ContainerState::Status(s) => s,
             ContainerState::NotFound => "not_found",
-            ContainerState::Unreachable => "unreachable",
+            ContainerState::Unreachable | ContainerState::TooLarge(_) => "unreachable",
         }
     }
 }
@@ -41,22 +54,161 @@ pub enum ClientError {
     Invalid { host: String, message: String },
 }
 
-/// Connects lazily to `host` (`unix:///path`, `tcp://host:port` or `http://…`).
-/// Nothing is sent until the first call.
-pub fn client(host: &str, timeout: Duration) -> Result<Docker, ClientError> {
-    let secs = timeout.as_secs().max(1);
-    let result = if host.starts_with("tcp://") || host.starts_with("http://") {
-        Docker::connect_with_http(host, secs, bollard::API_DEFAULT_VERSION)
-    } else {
-        Docker::connect_with_unix(host, secs, bollard::API_DEFAULT_VERSION)
-    };
-    result.map_err(|e| match e {
-        BollardError::SocketNotFoundError(path) => ClientError::SocketMissing(path),
-        e => ClientError::Invalid {
+/// Where the daemon listens.
+#[derive(Debug, Clone)]
+enum Endpoint {
+    Unix(PathBuf),
+    /// `host:port`.
+    Tcp(String),
+}
+
+impl Endpoint {
+    fn parse(host: &str) -> Result<Endpoint, ClientError> {
+        let invalid = |message: &str| ClientError::Invalid {
             host: host.to_string(),
-            message: e.to_string(),
-        },
+            message: message.to_string(),
+        };
+        if let Some(rest) = host
+            .strip_prefix("tcp://")
+            .or_else(|| host.strip_prefix("http://"))
+        {
+            let authority = rest.trim_end_matches('/');
+            if authority.is_empty() || authority.contains('/') {
+                return Err(invalid("expected tcp://host:port"));
+            }
+            return Ok(Endpoint::Tcp(authority.to_string()));
+        }
+        let path = host.strip_prefix("unix://").unwrap_or(host);
+        if !path.starts_with('/') {
+            return Err(invalid(
+                "expected unix:///path/to/docker.sock or tcp://host:port",
+            ));
+        }
+        if !std::path::Path::new(path).exists() {
+            return Err(ClientError::SocketMissing(path.to_string()));
+        }
+        Ok(Endpoint::Unix(PathBuf::from(path)))
+    }
+}
+
+/// The marker error of an answer over the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("Docker answer too large (over {0})")]
+struct TooLargeIo(String);
+
+/// A stream that fails reads once `left` bytes have been read.
+struct Capped<S> {
+    inner: S,
+    left: u64,
+    limit: u64,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Capped<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.left == 0 {
+            let limit = crate::config::size_text(self.limit);
+            return Poll::Ready(Err(io::Error::other(TooLargeIo(limit))));
+        }
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        self.left = self.left.saturating_sub(read);
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Capped<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// Sends one request on a new connection to `endpoint`, reading at most `limit`.
+async fn send(
+    endpoint: Endpoint,
+    limit: u64,
+    mut req: BollardRequest,
+) -> Result<hyper::Response<hyper::body::Incoming>, BollardError> {
+    let io: Box<dyn Io> = match &endpoint {
+        Endpoint::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+        Endpoint::Tcp(authority) => Box::new(tokio::net::TcpStream::connect(authority).await?),
+    };
+    let capped = Capped {
+        inner: io,
+        left: limit,
+        limit,
+    };
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(capped)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    // On a connection of its own a request names its path, and Docker
+    // (Go's net/http) wants a Host header.
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_string());
+    if let Some(Ok(uri)) = path.map(|p| p.parse()) {
+        *req.uri_mut() = uri;
+    }
+    req.headers_mut().insert(
+        hyper::header::HOST,
+        hyper::header::HeaderValue::from_static("docker"),
+    );
+    Ok(sender.send_request(req).await?)
+}
+
+/// Connects lazily to `host` (`unix:///path`, `tcp://host:port` or
+/// `http://…`), reading at most `limit` bytes per answer. Nothing is sent
+/// until the first call.
+pub fn client(host: &str, timeout: Duration, limit: u64) -> Result<Docker, ClientError> {
+    let endpoint = Endpoint::parse(host)?;
+    let transport = move |req: BollardRequest| send(endpoint.clone(), limit, req);
+    let secs = timeout.as_secs().max(1);
+    Docker::connect_with_custom_transport(
+        transport,
+        Some("http://docker"),
+        secs,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .map_err(|e| ClientError::Invalid {
+        host: host.to_string(),
+        message: e.to_string(),
     })
+}
+
+/// The "answer too large" message, if that is what `e` is.
+fn too_large(e: &BollardError) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<TooLargeIo>() {
+            return Some(t.to_string());
+        }
+        let inner = err
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<TooLargeIo>());
+        if let Some(t) = inner {
+            return Some(t.to_string());
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// Inspects one container, giving up after `timeout`.
@@ -73,6 +225,9 @@ pub async fn container_state(docker: &Docker, name: &str, timeout: Duration) -> 
             status_code: 404, ..
         })) => ContainerState::NotFound,
         Ok(Err(e)) => {
+            if let Some(why) = too_large(&e) {
+                return ContainerState::TooLarge(why);
+            }
             tracing::debug!(container = name, error = %e, "docker inspect failed");
             ContainerState::Unreachable
         }
@@ -86,6 +241,7 @@ pub async fn container_state(docker: &Docker, name: &str, timeout: Duration) -> 
 /// stream is up. Runs until its task is dropped.
 pub async fn follow_events(
     host: String,
+    limit: u64,
     names: Vec<String>,
     connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
     on_event: impl Fn() + Send + Sync + 'static,
@@ -95,7 +251,9 @@ pub async fn follow_events(
     let mut backoff = Duration::from_secs(1);
     loop {
         // A long client timeout: the stream stays open while nothing happens.
-        if let Ok(d) = client(&host, Duration::from_secs(24 * 3600)) {
+        // Each connection reads at most `limit`: past it the stream ends and
+        // is opened again (events for two containers are small).
+        if let Ok(d) = client(&host, Duration::from_secs(24 * 3600), limit) {
             let filters = std::collections::HashMap::from([
                 ("container".to_string(), names.clone()),
                 ("type".to_string(), vec!["container".to_string()]),

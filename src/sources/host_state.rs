@@ -263,6 +263,7 @@ pub async fn pull_loop<F, Fut>(
     url: String,
     memory: Arc<MemoryHostState>,
     interval: std::time::Duration,
+    limit: u64,
     on_accept: F,
 ) where
     F: Fn(Vec<SectionId>) -> Fut,
@@ -277,6 +278,7 @@ pub async fn pull_loop<F, Fut>(
     };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut too_large = false;
     loop {
         ticker.tick().await;
         let answer = client
@@ -285,9 +287,17 @@ pub async fn pull_loop<F, Fut>(
             .send()
             .await;
         let body = match answer {
-            Ok(r) if r.status().is_success() => match r.bytes().await {
+            Ok(r) if r.status().is_success() => match crate::client::read_capped(r, limit).await {
                 Ok(b) => Some(b),
-                Err(e) => {
+                Err(e @ crate::client::ReadError::TooLarge { .. }) => {
+                    // Once per run of failures, not once a second.
+                    if !too_large {
+                        tracing::warn!(error = %e, "pulled document refused: [limits] pull_body");
+                    }
+                    too_large = true;
+                    continue;
+                }
+                Err(crate::client::ReadError::Transport(e)) => {
                     tracing::debug!(error = %e.without_url(), "pull body could not be read");
                     None
                 }
@@ -302,6 +312,7 @@ pub async fn pull_loop<F, Fut>(
             }
         };
         let Some(body) = body else { continue };
+        too_large = false;
         match memory.accept_document(&body, Stamp::now()) {
             Ok((accepted, errors)) => {
                 for e in errors {

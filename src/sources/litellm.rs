@@ -11,14 +11,24 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::client::ReadError;
+use crate::config::size_text;
+
 /// What `/health` told us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelHealth {
     pub healthy: u64,
     pub unhealthy: u64,
-    /// Model names of the unhealthy endpoints.
+    /// Model names of the unhealthy endpoints, sorted: the first
+    /// [`MAX_LISTED`] of them.
     pub unhealthy_models: Vec<String>,
+    /// How many distinct names there were in all.
+    pub unhealthy_names: u64,
 }
+
+/// The most unhealthy model names kept from one answer: a proxy listing
+/// 100,000 costs the same to serve as one listing 50.
+pub const MAX_LISTED: usize = 50;
 
 /// Why the counts are unknown. Short, and free of anything the proxy said.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +43,9 @@ pub enum HealthError {
     NoCounts,
     #[error("gateway answer is not valid JSON")]
     Malformed,
+    /// Over `[limits] gateway_body`: reading stopped there.
+    #[error("gateway answer too large (over {0})")]
+    TooLarge(String),
 }
 
 #[derive(Deserialize)]
@@ -92,21 +105,25 @@ pub fn parse(body: &[u8]) -> Result<ModelHealth, HealthError> {
         .into_iter()
         .filter_map(|e| e.model.and_then(|m| m.as_str().map(str::to_string)))
         .collect();
-    names.sort();
+    names.sort_unstable();
     names.dedup();
+    let total = names.len() as u64;
+    names.truncate(MAX_LISTED);
     Ok(ModelHealth {
         healthy,
         unhealthy,
         unhealthy_models: names,
+        unhealthy_names: total,
     })
 }
 
-/// Asks `{url}/health`, giving up after `timeout`.
+/// Asks `{url}/health`, giving up after `timeout` or past `limit` bytes.
 pub async fn health(
     client: &reqwest::Client,
     url: &str,
     key: Option<&str>,
     timeout: Duration,
+    limit: u64,
 ) -> Result<ModelHealth, HealthError> {
     let mut req = client
         .get(format!("{}/health", url.trim_end_matches('/')))
@@ -124,13 +141,15 @@ pub async fn health(
     if resp.status().as_u16() != 200 {
         return Err(HealthError::Status(resp.status().as_u16()));
     }
-    let body = resp.bytes().await.map_err(|e| {
-        if e.is_timeout() {
-            HealthError::Timeout(humantime::format_duration(timeout).to_string())
-        } else {
-            HealthError::Unreachable
-        }
-    })?;
+    let body = crate::client::read_capped(resp, limit)
+        .await
+        .map_err(|e| match e {
+            ReadError::TooLarge { limit } => HealthError::TooLarge(size_text(limit)),
+            ReadError::Transport(e) if e.is_timeout() => {
+                HealthError::Timeout(humantime::format_duration(timeout).to_string())
+            }
+            ReadError::Transport(_) => HealthError::Unreachable,
+        })?;
     parse(&body)
 }
 
@@ -150,7 +169,8 @@ mod tests {
             ModelHealth {
                 healthy: 1,
                 unhealthy: 1,
-                unhealthy_models: vec!["openai/bad".into()]
+                unhealthy_models: vec!["openai/bad".into()],
+                unhealthy_names: 1,
             }
         );
     }

@@ -1,0 +1,283 @@
+//! Bounded memory and bounded work against what outside sources answer: an
+//! endless body from the LiteLLM proxy, from `[ingest] pull_url` or from the
+//! `/status` that `check --url` reads stops at its limit and is "answer too
+//! large"; a proxy listing 100,000 unhealthy endpoints makes one reason and a
+//! capped list, and pushes, staleness and SIGTERM stay prompt. The real binary
+//! runs each case (its RSS is read from `/proc`); every server is on loopback.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// What a stand-in answers on a path.
+#[derive(Clone)]
+enum Answer {
+    /// A JSON body, whole.
+    Json(String),
+    /// `200` with a chunked body that never ends (until the client leaves).
+    Endless,
+}
+
+/// An HTTP server on loopback answering `route(path)`; one thread per client.
+fn serve(route: impl Fn(&str) -> Answer + Send + Sync + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let route = std::sync::Arc::new(route);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let route = route.clone();
+            std::thread::spawn(move || answer(stream, &*route));
+        }
+    });
+    url
+}
+
+fn answer(stream: TcpStream, route: &dyn Fn(&str) -> Answer) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut h = String::new();
+    while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+        h.clear();
+    }
+    let path = line.split(' ').nth(1).unwrap_or("").to_string();
+    let mut s = stream;
+    match route(&path) {
+        Answer::Json(body) => {
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        Answer::Endless => {
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            );
+            let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "[".repeat(64 * 1024));
+            // At most 4 GiB, then the server gives up: bounded either way.
+            for _ in 0..65_536 {
+                if s.write_all(chunk.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The release or debug binary with `config`, on a free loopback port.
+fn daemon(dir: &std::path::Path, config: &str) -> (ChildGuard, SocketAddr) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    std::fs::write(
+        dir.join("c.toml"),
+        format!("listen = \"{addr}\"\n[pynchy]\nroot = \".\"\n{config}"),
+    )
+    .unwrap();
+    let child = ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
+            .args(["serve", "--config", "c.toml"])
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(20), "the daemon", || {
+        TcpStream::connect(addr).ok()?;
+        (get(addr, "/readyz").status == 200).then_some(())
+    });
+    (child, addr)
+}
+
+/// Resident memory of `pid`, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+fn litellm_config(url: &str, extra: &str) -> String {
+    format!(
+        "[gateway]\nmode = \"litellm\"\nurl = \"{url}\"\n\
+         docker_host = \"unix:///nonexistent/pynchy-status-limits.sock\"\n{extra}\n\
+         [sections.gateway]\ninterval = \"500ms\"\ntimeout = \"5s\"\n"
+    )
+}
+
+#[test]
+fn an_endless_gateway_answer_stops_at_its_limit() {
+    let url = serve(|path| match path {
+        "/health" => Answer::Endless,
+        _ => Answer::Json(json!({"status": "healthy"}).to_string()),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = litellm_config(&url, "[limits]\ngateway_body = \"1 MiB\"\n");
+    let (child, addr) = daemon(dir.path(), &cfg);
+    let gw = wait_for(Duration::from_secs(20), "the model check's error", || {
+        let g = get_json(addr, "/status/gateway")["gateway"].clone();
+        g["models_error"].is_string().then_some(g)
+    });
+    assert_eq!(
+        gw["models_error"],
+        json!("gateway answer too large (over 1 MiB)")
+    );
+    assert_eq!(gw["healthy_models"], Value::Null);
+    // Asked again and again: memory stays where it was.
+    for _ in 0..5 {
+        let r = request(addr, "POST", "/refresh/gateway", &[], b"");
+        assert_eq!(r.status, 200);
+    }
+    let rss = rss_mib(child.id());
+    assert!(rss < 200, "RSS {rss} MiB after 6 endless answers");
+    let d = get_json(addr, "/status");
+    assert!(has_reason(
+        &d,
+        "model health unknown: gateway answer too large"
+    ));
+}
+
+#[test]
+fn a_declared_oversize_answer_is_refused_before_reading() {
+    let big = format!(
+        r#"{{"healthy_count":1,"unhealthy_count":0,"unhealthy_endpoints":[],"pad":"{}"}}"#,
+        "x".repeat(2 << 20)
+    );
+    let url = serve(move |path| match path {
+        "/health" => Answer::Json(big.clone()),
+        _ => Answer::Json(json!({"status": "healthy"}).to_string()),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = litellm_config(&url, "[limits]\ngateway_body = \"1 MiB\"\n");
+    let (_child, addr) = daemon(dir.path(), &cfg);
+    let gw = wait_for(Duration::from_secs(20), "the model check's error", || {
+        let g = get_json(addr, "/status/gateway")["gateway"].clone();
+        g["models_error"].is_string().then_some(g)
+    });
+    assert_eq!(
+        gw["models_error"],
+        json!("gateway answer too large (over 1 MiB)")
+    );
+}
+
+#[test]
+fn an_endless_pull_answer_stops_at_its_limit() {
+    let url = serve(|_| Answer::Endless);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!("[gateway]\nmode = \"none\"\n[ingest]\npull_url = \"{url}/state\"\n");
+    let (child, addr) = daemon(dir.path(), &cfg);
+    // One pull a second, each cut at 1 MiB.
+    std::thread::sleep(Duration::from_secs(4));
+    let rss = rss_mib(child.id());
+    assert!(rss < 200, "RSS {rss} MiB after 4 endless pulls");
+    assert_eq!(get(addr, "/status").status, 200);
+}
+
+#[test]
+fn check_stops_reading_an_endless_status() {
+    let url = serve(|_| Answer::Endless);
+    let (code, out) = check_command(&url, &[], &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("answer too large"), "{out}");
+}
+
+/// A proxy listing `n` unhealthy endpoints, each its own model.
+fn many_unhealthy(n: usize) -> String {
+    let endpoints: Vec<Value> = (0..n)
+        .map(|i| json!({"model": format!("openai/m{i:06}"), "api_base": "http://127.0.0.1:1"}))
+        .collect();
+    json!({"healthy_endpoints": [], "unhealthy_endpoints": endpoints,
+        "healthy_count": 0, "unhealthy_count": n})
+    .to_string()
+}
+
+#[test]
+fn a_hundred_thousand_unhealthy_models_make_one_reason_and_stay_cheap() {
+    let health = many_unhealthy(100_000);
+    let url = serve(move |path| match path {
+        "/health" => Answer::Json(health.clone()),
+        _ => Answer::Json(json!({"status": "healthy"}).to_string()),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = daemon(dir.path(), &litellm_config(&url, ""));
+    let gw = wait_for(Duration::from_secs(30), "the model check", || {
+        let g = get_json(addr, "/status/gateway")["gateway"].clone();
+        (g["unhealthy_models"] == json!(100_000)).then_some(g)
+    });
+    assert_eq!(gw["unhealthy_names"], json!(100_000));
+    let listed = gw["unhealthy"].as_array().unwrap();
+    assert_eq!(listed.len(), 50);
+    assert_eq!(listed[0], json!("openai/m000000"));
+    let d = get_json(addr, "/status");
+    let gateway: Vec<String> = reasons(&d)
+        .into_iter()
+        .filter(|r| r.starts_with("gateway:") && !r.contains("Docker"))
+        .collect();
+    assert_eq!(
+        gateway,
+        vec![
+            "gateway: 100000 models unhealthy: openai/m000000, openai/m000001, openai/m000002 and 99997 more"
+        ]
+    );
+    // Pushes show at once while the gateway keeps collecting (every 500 ms).
+    let mut took = Vec::new();
+    for i in 0..5 {
+        let t = Instant::now();
+        push(
+            addr,
+            "queue",
+            json!({"active_containers": i, "max_concurrent": 8, "groups_waiting": 0, "per_group": {}}),
+        );
+        let q = get_json(addr, "/status/queue")["queue"].clone();
+        took.push(t.elapsed());
+        assert_eq!(q["active_containers"], json!(i));
+    }
+    took.sort();
+    assert!(took[2] < Duration::from_secs(1), "pushes took {took:?}");
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let exit = child.wait_within(Duration::from_secs(5));
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn an_endless_docker_answer_stops_at_its_limit() {
+    let url = serve(|_| Answer::Endless);
+    let host = url.replace("http://", "tcp://");
+    let proxy = serve(|_| Answer::Json(json!({"status": "healthy"}).to_string()));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "[gateway]\nmode = \"litellm\"\nurl = \"{proxy}\"\nmodels_interval = \"off\"\n\
+         docker_host = \"{host}\"\n[limits]\ndocker_body = \"1 MiB\"\n\
+         [sections.gateway]\ninterval = \"500ms\"\ntimeout = \"5s\"\n"
+    );
+    let (child, addr) = daemon(dir.path(), &cfg);
+    let meta = wait_for(Duration::from_secs(20), "the gateway's error", || {
+        let m = get_json(addr, "/status")["meta"]["gateway"].clone();
+        m["error"].is_string().then_some(m)
+    });
+    assert_eq!(meta["error"], json!("Docker answer too large (over 1 MiB)"));
+    std::thread::sleep(Duration::from_secs(3));
+    let rss = rss_mib(child.id());
+    assert!(rss < 200, "RSS {rss} MiB after endless Docker answers");
+}
