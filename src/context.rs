@@ -47,6 +47,10 @@ pub struct Context {
     pub refresh: Refresh,
     /// File events, unless `[watch] enabled = false` or the platform has none.
     pub watcher: Option<Arc<crate::sources::watch::Watcher>>,
+    /// One read of pynchy's database at a time, across sections: a read
+    /// that never returns (a FIFO as the path, an NFS stall) holds one
+    /// thread, and the others wait for it no longer than their timeout.
+    pub db_gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl Context {
@@ -75,6 +79,7 @@ impl Context {
         };
         Arc::new(Context {
             watcher,
+            db_gate: Arc::new(tokio::sync::Semaphore::new(1)),
             config,
             started_at: Utc::now(),
             shutting_down: AtomicBool::new(false),

@@ -112,6 +112,25 @@ struct Poller {
 fn start(work: Work<Arc<dyn ErasedBody>>) -> JoinHandle<Collected> {
     match work {
         Work::Blocking(f) => tokio::task::spawn_blocking(f),
+        // Waits for the gate in a task (cancelled cleanly at a timeout); the
+        // thread, once started, holds the gate until it returns.
+        Work::Gated(gate, f) => tokio::spawn(async move {
+            let Ok(permit) = gate.permits.acquire_owned().await else {
+                return Err(CollectError::new("collection was cancelled"));
+            };
+            let run = tokio::task::spawn_blocking(move || {
+                let _held = permit;
+                f()
+            });
+            match run.await {
+                Ok(result) => result,
+                Err(join) if join.is_panic() => {
+                    tracing::error!("collector panicked");
+                    Err(CollectError::new("collector panicked"))
+                }
+                Err(_) => Err(CollectError::new("collection was cancelled")),
+            }
+        }),
         Work::Async(fut) => tokio::spawn(fut),
         Work::Done { result, .. } => tokio::spawn(std::future::ready(result)),
     }
@@ -168,12 +187,23 @@ impl Poller {
         let began = Instant::now();
         let work = self.section.collect_erased();
         let cancellable = !matches!(work, Work::Blocking(_));
+        let gate = match &work {
+            Work::Gated(g, _) => Some(g.what),
+            _ => None,
+        };
         let as_of = match &work {
             Work::Done { as_of, .. } => *as_of,
             _ => None,
         };
         let handle = start(work);
         let result = self.wait(handle, cancellable, began).await;
+        // A gated source that did not answer in time cannot be read.
+        let result = match (result, gate) {
+            (Err(e), Some(what)) if e.message.starts_with("timed out") => Err(
+                CollectError::unreadable(format!("{what} did not answer: {}", e.message)),
+            ),
+            (r, _) => r,
+        };
         if let Err(e) = &result {
             tracing::debug!(section = %self.id, error = %e, "collection failed");
         }

@@ -281,3 +281,99 @@ fn an_endless_docker_answer_stops_at_its_limit() {
     let rss = rss_mib(child.id());
     assert!(rss < 200, "RSS {rss} MiB after endless Docker answers");
 }
+
+/// Threads of `pid`.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_hung_database_is_unreadable_holds_one_thread_and_git_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    git_ok(dir.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.path().join("README.md"), "pynchy\n").unwrap();
+    git_ok(dir.path(), &["add", "README.md"]);
+    git_ok(dir.path(), &["commit", "-qm", "first"]);
+    // A FIFO as the database: opening it for reading never returns.
+    let fifo = dir.path().join("hung.db");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let fast: String = ["deploy", "messages", "tasks", "host_jobs", "groups"]
+        .iter()
+        .map(|s| format!("[sections.{s}]\ninterval = \"500ms\"\ntimeout = \"1s\"\n"))
+        .collect();
+    let cfg = format!("[gateway]\nmode = \"none\"\n[watch]\nenabled = false\n{fast}");
+    let (mut child, addr) = {
+        // As `daemon` does, with the database named.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        std::fs::write(
+            dir.path().join("c.toml"),
+            format!("listen = \"{addr}\"\n[pynchy]\nroot = \".\"\ndatabase = \"hung.db\"\n{cfg}"),
+        )
+        .unwrap();
+        let child = ChildGuard::spawn(
+            Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
+                .args(["serve", "--config", "c.toml"])
+                .current_dir(dir.path())
+                .env("RUST_LOG", "error")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .unwrap();
+        wait_for(Duration::from_secs(20), "the daemon", || {
+            TcpStream::connect(addr).ok()?;
+            (get(addr, "/livez").status == 200).then_some(())
+        });
+        (child, addr)
+    };
+    let head = git(dir.path(), &["rev-parse", "HEAD"]);
+    let d = wait_for(
+        Duration::from_secs(20),
+        "a verdict on the hung database",
+        || {
+            let d = get_json(addr, "/status");
+            let unreadable = d["meta"]["messages"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("did not answer"));
+            (unreadable && d["deploy"]["head_sha"].is_string()).then_some(d)
+        },
+    );
+    assert_eq!(d["deploy"]["head_sha"], json!(head));
+    assert_eq!(
+        d["deploy"]["last_deploy_error"],
+        json!("pynchy's database did not answer within 800ms")
+    );
+    assert_eq!(d["status"], json!("down"), "{}", d["reasons"]);
+    assert!(has_reason(
+        &d,
+        "messages: database cannot be read: pynchy's database did not answer"
+    ));
+    // Ten more seconds of ticks every 500 ms: no thread piles up.
+    let before = threads(child.id());
+    std::thread::sleep(Duration::from_secs(10));
+    let after = threads(child.id());
+    assert!(after <= before + 2, "threads {before} -> {after}");
+    // Git keeps answering: a new commit shows.
+    std::fs::write(dir.path().join("NEW.md"), "new\n").unwrap();
+    git_ok(dir.path(), &["add", "NEW.md"]);
+    git_ok(dir.path(), &["commit", "-qm", "second"]);
+    let head = git(dir.path(), &["rev-parse", "HEAD"]);
+    wait_for(Duration::from_secs(10), "the new commit", || {
+        (get_json(addr, "/status/deploy")["deploy"]["head_sha"] == json!(head)).then_some(())
+    });
+    // And SIGTERM still ends it, stuck read and all.
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let exit = child.wait_within(Duration::from_secs(5));
+    assert!(exit.success(), "{exit:?}");
+}

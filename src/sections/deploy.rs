@@ -2,13 +2,18 @@
 //! subject, dirty, unpushed) and the last deploy pynchy recorded in its
 //! database's `router_state` (null when the row, the table or the database is
 //! missing; any other database error is named in `last_deploy_error`).
+//!
+//! The two are read apart, each on its own gate and within 80 % of the
+//! timeout: a database that hangs leaves `head_sha` and the rest of git's
+//! answer standing (its `last_deploy_error` says so), and a stuck read holds
+//! one thread per source, never one per tick.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Body, Builtin, CollectError, Health, Schedule, Section, Work};
+use super::{gated, Body, Builtin, CollectError, Gate, Health, Schedule, Section, Work};
 use crate::config::Config;
 use crate::context::Context;
 use crate::section_id::SectionId;
@@ -86,6 +91,12 @@ pub struct Deploy {
     db: Arc<Db>,
     changes: Arc<Changes>,
     verify: Duration,
+    /// pynchy's checkout, read one call at a time.
+    git_gate: Gate,
+    /// pynchy's database, shared with the other sections that read it.
+    db_gate: Gate,
+    /// How long each part may take.
+    within: Duration,
 }
 
 /// Follows pynchy's checkout (what git would call a change: not
@@ -118,13 +129,26 @@ impl Section for Deploy {
         }
         let root = self.ctx.config.pynchy.root.clone();
         let (db, changes) = (self.db.clone(), self.changes.clone());
-        Work::blocking(move || {
-            let repo = git::open(&root).map_err(|e| {
-                changes.failed();
-                CollectError::new(format!("pynchy root {}: {e}", root.display()))
-            })?;
-            let st = git::read_checkout(&repo, None, None);
-            let (at, sha, error) = last_deploy(&db);
+        let (git_gate, db_gate, within) =
+            (self.git_gate.clone(), self.db_gate.clone(), self.within);
+        Work::future(async move {
+            let git = gated(&git_gate, within, move || {
+                let repo = git::open(&root).map_err(|e| {
+                    changes.failed();
+                    CollectError::new(format!("pynchy root {}: {e}", root.display()))
+                })?;
+                Ok::<_, CollectError>(git::read_checkout(&repo, None, None))
+            });
+            let deploy = gated(&db_gate, within, move || last_deploy(&db));
+            let (git, deploy) = tokio::join!(git, deploy);
+            let t = humantime::format_duration(within);
+            let st = git.ok_or_else(|| {
+                CollectError::new(format!("{} did not answer within {t}", git_gate.what))
+            })??;
+            let (at, sha, error) = deploy.unwrap_or_else(|| {
+                let why = format!("{} did not answer within {t}", db_gate.what);
+                (None, None, Some(why))
+            });
             Ok(DeployBody {
                 head_sha: st.head_sha,
                 head_commit: st.head_commit.as_deref().map(cut_subject),
@@ -161,6 +185,12 @@ impl Builtin for Deploy {
             db: Arc::new(super::db_for(ctx, schedule)),
             changes,
             verify: schedule.verify,
+            git_gate: Gate {
+                permits: Arc::new(tokio::sync::Semaphore::new(1)),
+                what: "pynchy's checkout",
+            },
+            db_gate: super::db_gate(ctx),
+            within: schedule.timeout * 8 / 10,
         }
     }
 }

@@ -41,6 +41,8 @@ const QUERY: &str = "SELECT (SELECT COUNT(*) FROM registered_groups) AS total, \
      WHERE s.session_id <> '') AS active_sessions";
 
 pub struct Groups {
+    /// One read of the database at a time, across sections.
+    gate: super::Gate,
     ctx: Arc<Context>,
     db: Arc<Db>,
     changes: Arc<Changes>,
@@ -81,6 +83,7 @@ impl Section for Groups {
             }
             Ok(super::rejudged(&mut cache.1, body, read))
         })
+        .gated(self.gate.clone())
     }
 
     fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
@@ -105,6 +108,7 @@ impl Builtin for Groups {
         Groups {
             ctx: ctx.clone(),
             db: Arc::new(super::db_for(ctx, schedule)),
+            gate: super::db_gate(ctx),
             changes,
             verify: schedule.verify,
             cache: Arc::default(),

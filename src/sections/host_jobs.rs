@@ -132,6 +132,8 @@ fn host_job(judge: &Judge, r: Row) -> HostJobBody {
 }
 
 pub struct HostJobs {
+    /// One read of the database at a time, across sections.
+    gate: super::Gate,
     ctx: Arc<Context>,
     db: Arc<Db>,
     changes: Arc<Changes>,
@@ -151,6 +153,7 @@ impl Section for HostJobs {
                 HostJobsBody(rows.into_iter().map(|r| host_job(&judge, r)).collect())
             })
         })
+        .gated(self.gate.clone())
     }
 
     fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
@@ -177,6 +180,7 @@ impl Builtin for HostJobs {
         HostJobs {
             ctx: ctx.clone(),
             db: Arc::new(super::db_for(ctx, schedule)),
+            gate: super::db_gate(ctx),
             changes,
             verify: schedule.verify,
             cache: Arc::default(),

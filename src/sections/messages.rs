@@ -162,6 +162,8 @@ fn count_inbound(c: &mut SqliteConnection, tally: &mut Option<Tally>) -> QueryRe
 }
 
 pub struct Messages {
+    /// One read of the database at a time, across sections.
+    gate: super::Gate,
     db: Arc<Db>,
     tally: Arc<Mutex<Option<Tally>>>,
     changes: Arc<Changes>,
@@ -207,6 +209,7 @@ impl Section for Messages {
             }
             body
         })
+        .gated(self.gate.clone())
     }
 
     fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
@@ -234,6 +237,7 @@ impl Builtin for Messages {
         super::watch_database(ctx, &changes);
         Messages {
             db: Arc::new(super::db_for(ctx, schedule)),
+            gate: super::db_gate(ctx),
             tally: Arc::default(),
             changes,
             verify: schedule.verify,

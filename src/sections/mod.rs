@@ -66,6 +66,44 @@ impl CollectError {
             kind: ErrorKind::Failed,
         }
     }
+
+    /// The source could not be read at all.
+    pub fn unreadable(msg: impl Into<String>) -> Self {
+        CollectError {
+            message: msg.into(),
+            kind: ErrorKind::Unreadable,
+        }
+    }
+}
+
+/// A source read one call at a time ([`Work::gated`]): a call that never
+/// returns holds the gate and one thread, never more; what waits behind it
+/// fails at its timeout as unreadable.
+#[derive(Clone)]
+pub struct Gate {
+    pub permits: Arc<tokio::sync::Semaphore>,
+    /// The source, as a timeout names it ("pynchy's database").
+    pub what: &'static str,
+}
+
+/// Runs `f` on a blocking thread once `gate` lets it, giving up after
+/// `within` (waiting or running); `None` then. The thread, if it started,
+/// runs on holding the gate until `f` returns.
+pub async fn gated<T: Send + 'static>(
+    gate: &Gate,
+    within: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let run = async {
+        let permit = gate.permits.clone().acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(move || {
+            let _held = permit;
+            f()
+        })
+        .await
+        .ok()
+    };
+    tokio::time::timeout(within, run).await.ok().flatten()
 }
 
 impl From<crate::sources::db::DbError> for CollectError {
@@ -112,6 +150,9 @@ pub type Collected<B> = Result<Update<B>, CollectError>;
 pub enum Work<B> {
     Blocking(Box<dyn FnOnce() -> Collected<B> + Send + 'static>),
     Async(Pin<Box<dyn Future<Output = Collected<B>> + Send + 'static>>),
+    /// Blocking work on a source read one call at a time: it starts once the
+    /// gate lets it, and a timeout makes it unreadable.
+    Gated(Gate, Box<dyn FnOnce() -> Collected<B> + Send + 'static>),
     /// Already known (an in-memory read of pushed state), as of `as_of`: that is
     /// the section's `collected_at`, not the time of the poll.
     Done {
@@ -136,6 +177,14 @@ impl<B: Send + 'static> Work<B> {
         Work::Async(Box::pin(async move { f.await.map(Update::New) }))
     }
 
+    /// This blocking work, one call at a time on `gate`'s source.
+    pub fn gated(self, gate: Gate) -> Work<B> {
+        match self {
+            Work::Blocking(f) => Work::Gated(gate, f),
+            other => other,
+        }
+    }
+
     /// Nothing to read: the source said nothing changed.
     pub fn same() -> Work<B> {
         Work::Done {
@@ -149,6 +198,7 @@ impl<B: Send + 'static> Work<B> {
         match self {
             Work::Blocking(g) => Work::Blocking(Box::new(move || g().map(|u| u.map(f)))),
             Work::Async(fut) => Work::Async(Box::pin(async move { fut.await.map(|u| u.map(f)) })),
+            Work::Gated(gate, g) => Work::Gated(gate, Box::new(move || g().map(|u| u.map(f)))),
             Work::Done { result, as_of } => Work::Done {
                 result: result.map(|u| u.map(f)),
                 as_of,
@@ -451,8 +501,20 @@ pub fn lookup(id: SectionId) -> Option<Entry> {
 /// A read-only connection to pynchy's database for one section, with a busy
 /// timeout of half the section's timeout (a locked database fails the cycle
 /// before the poller's timeout does).
+/// The gate of pynchy's database, shared by every section that reads it.
+pub fn db_gate(ctx: &Context) -> Gate {
+    Gate {
+        permits: ctx.db_gate.clone(),
+        what: "pynchy's database",
+    }
+}
+
+/// A section's connection to pynchy's database. Its busy timeout is a sixth
+/// of the section's timeout: reads take turns ([`db_gate`]), so while a
+/// writer holds a lock the five database readers each wait their busy
+/// timeout in turn and all still answer "locked" within their own timeout.
 pub fn db_for(ctx: &Context, schedule: Schedule) -> crate::sources::db::Db {
-    crate::sources::db::Db::new(&ctx.config.pynchy.database, schedule.timeout / 2)
+    crate::sources::db::Db::new(&ctx.config.pynchy.database, schedule.timeout / 6)
 }
 
 /// Follows commits to pynchy's database by file events on its folder (the

@@ -127,6 +127,8 @@ fn task(judge: &Judge, waits: Duration, r: Row) -> TaskBody {
 }
 
 pub struct Tasks {
+    /// One read of the database at a time, across sections.
+    gate: super::Gate,
     ctx: Arc<Context>,
     db: Arc<Db>,
     changes: Arc<Changes>,
@@ -151,6 +153,7 @@ impl Section for Tasks {
                 TasksBody(tasks.collect())
             })
         })
+        .gated(self.gate.clone())
     }
 
     fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
@@ -177,6 +180,7 @@ impl Builtin for Tasks {
         Tasks {
             ctx: ctx.clone(),
             db: Arc::new(super::db_for(ctx, schedule)),
+            gate: super::db_gate(ctx),
             changes,
             verify: schedule.verify,
             cache: Arc::default(),
