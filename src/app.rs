@@ -27,6 +27,48 @@ struct Slot {
     section: Arc<dyn DynSection>,
 }
 
+/// What runs for one config: stopped and started again on a reload.
+struct Engine {
+    pollers: Vec<PollerHandle>,
+    delivery: Arc<Delivery>,
+    pull_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Engine {
+    fn stop(&self) {
+        for p in &self.pollers {
+            p.task.abort();
+        }
+        if let Some(t) = &self.pull_task {
+            t.abort();
+        }
+    }
+}
+
+/// `[server] token_env`'s token, if set.
+fn server_token(config: &Config) -> Option<String> {
+    config
+        .server
+        .token_env
+        .as_deref()
+        .and_then(crate::config::secret)
+}
+
+/// The built-in sections on `ctx`'s config.
+fn built_in_slots(ctx: &Arc<Context>) -> Vec<Slot> {
+    sections::registry()
+        .into_iter()
+        .map(|e| {
+            let schedule = e.schedule(&ctx.config);
+            Slot {
+                id: e.id,
+                schedule,
+                section: (e.build)(ctx, schedule),
+            }
+        })
+        .collect()
+}
+
 /// Everything needed to start serving.
 pub struct Daemon {
     ctx: Arc<Context>,
@@ -67,17 +109,7 @@ impl Daemon {
     fn with_context(ctx: Arc<Context>) -> Result<Daemon, ConfigError> {
         let names: Vec<&str> = all_rules().iter().map(|r| r.name).collect();
         ctx.config.check_rule_names(&names)?;
-        let slots = sections::registry()
-            .into_iter()
-            .map(|e| {
-                let schedule = e.schedule(&ctx.config);
-                Slot {
-                    id: e.id,
-                    schedule,
-                    section: (e.build)(&ctx, schedule),
-                }
-            })
-            .collect();
+        let slots = built_in_slots(&ctx);
         Ok(Daemon {
             ctx,
             slots,
@@ -124,9 +156,77 @@ impl Daemon {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
+        let (_keep, never) = tokio::sync::mpsc::unbounded_channel();
+        self.serve_reloading(listener, shutdown, never).await
+    }
+
+    /// [`Daemon::serve`], applying each config that arrives on `reloads`
+    /// (`serve`'s SIGHUP): new sections, schedules, rules and tokens, on the
+    /// same listener, store and open streams. Pushed state is kept.
+    pub async fn serve_reloading(
+        mut self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        mut reloads: tokio::sync::mpsc::UnboundedReceiver<Config>,
+    ) -> std::io::Result<()> {
         let addr = listener.local_addr()?;
         let (store, handle) = Store::new(self.schedules(), self.ctx.config.rollup.clone());
         let store_task = tokio::spawn(store.run());
+        let mut engine = self.start_engine(&handle);
+        let config = &self.ctx.config;
+        let ingest = Arc::new(crate::http::ingest::Ingest::new(
+            engine.delivery.clone(),
+            crate::config::secret(&config.ingest.token_env),
+        ));
+        let access = Arc::new(Access::new(server_token(config)));
+        let (closing_tx, closing) = tokio::sync::watch::channel(false);
+        let server = self.http_server(
+            listener,
+            handle.clone(),
+            ingest.clone(),
+            access.clone(),
+            closing,
+        )?;
+        let server_handle = server.handle();
+        let server_task = tokio::spawn(server);
+        self.log_start(addr);
+
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(config) = reloads.recv() => {
+                    engine.stop();
+                    self.reconfigure(config);
+                    handle.reconfigure(self.schedules(), self.ctx.config.rollup.clone());
+                    engine = self.start_engine(&handle);
+                    ingest.delivery.store(engine.delivery.clone());
+                    let push_token = crate::config::secret(&self.ctx.config.ingest.token_env);
+                    ingest.token.store(push_token.map(Arc::new));
+                    access.token.store(server_token(&self.ctx.config).map(Arc::new));
+                    self.log_start(addr);
+                }
+            }
+        }
+        tracing::info!("shutting down");
+        self.ctx.begin_shutdown();
+        if let Some(p) = engine.pollers.iter().find(|p| p.id == SectionId::Service) {
+            // Give the snapshot a moment to say `shutting_down` before the listener closes.
+            let _ = tokio::time::timeout(Duration::from_millis(500), p.kick.collect_and_publish())
+                .await;
+        }
+        // Open event streams end now, so the graceful stop does not wait for them.
+        let _ = closing_tx.send(true);
+        server_handle.stop(true).await;
+        let _ = server_task.await;
+        engine.stop();
+        drop(handle);
+        store_task.abort();
+        Ok(())
+    }
+
+    /// The pollers, the delivery of pushes and the pull loop of this config.
+    fn start_engine(&self, handle: &StoreHandle) -> Engine {
         let pollers: Vec<PollerHandle> = self
             .slots
             .iter()
@@ -144,33 +244,59 @@ impl Daemon {
             followers,
         });
         let pull_task = self.spawn_pull(&delivery);
-        let (closing_tx, closing) = tokio::sync::watch::channel(false);
-        let server = self.http_server(listener, handle.clone(), delivery, closing)?;
-        let server_handle = server.handle();
-        let server_task = tokio::spawn(server);
-        self.log_start(addr);
+        Engine {
+            pollers,
+            delivery,
+            pull_task,
+        }
+    }
 
-        shutdown.await;
-        tracing::info!("shutting down");
-        self.ctx.begin_shutdown();
-        if let Some(p) = pollers.iter().find(|p| p.id == SectionId::Service) {
-            // Give the snapshot a moment to say `shutting_down` before the listener closes.
-            let _ = tokio::time::timeout(Duration::from_millis(500), p.kick.collect_and_publish())
-                .await;
+    /// Replaces the config: the built-in sections are built again on it
+    /// (extra sections stay as they are); pushed state carries over. Keys
+    /// read only at start (the listener and the server's limits) keep their
+    /// running values, and the log says so.
+    fn reconfigure(&mut self, config: Config) {
+        let old = &self.ctx.config;
+        let restart_only = [
+            ("listen", old.listen != config.listen),
+            (
+                "server.workers",
+                old.server.workers != config.server.workers,
+            ),
+            (
+                "server.max_connections",
+                old.server.max_connections != config.server.max_connections,
+            ),
+            (
+                "server.max_streams",
+                old.server.max_streams != config.server.max_streams,
+            ),
+        ];
+        for (key, changed) in restart_only {
+            if changed {
+                tracing::warn!(
+                    key,
+                    "changed in the config file: takes effect at the next restart"
+                );
+            }
         }
-        // Open event streams end now, so the graceful stop does not wait for them.
-        let _ = closing_tx.send(true);
-        server_handle.stop(true).await;
-        let _ = server_task.await;
-        for p in &pollers {
-            p.task.abort();
-        }
-        if let Some(t) = pull_task {
-            t.abort();
-        }
-        drop(handle);
-        store_task.abort();
-        Ok(())
+        let ctx = Context::with_host(
+            Arc::new(config),
+            self.ctx.host.clone(),
+            self.ctx.pushed.clone(),
+        );
+        let extras: Vec<Slot> = self
+            .slots
+            .drain(..)
+            .filter(|s| matches!(s.id, SectionId::Extra(_)))
+            .collect();
+        self.slots = built_in_slots(&ctx);
+        self.slots.extend(extras);
+        self.ctx = ctx;
+        tracing::info!(
+            source = ?self.ctx.config.source,
+            "config reloaded"
+        );
     }
 
     /// The pull loop of `[ingest] pull_url`, if set: once a second (what a
@@ -195,21 +321,11 @@ impl Daemon {
         &self,
         listener: TcpListener,
         store: StoreHandle,
-        delivery: Arc<Delivery>,
+        ingest: Arc<crate::http::ingest::Ingest>,
+        access: Arc<Access>,
         closing: tokio::sync::watch::Receiver<bool>,
     ) -> std::io::Result<actix_web::dev::Server> {
         let config = &self.ctx.config;
-        let ingest = Arc::new(crate::http::ingest::Ingest {
-            delivery,
-            token: crate::config::secret(&config.ingest.token_env),
-        });
-        let access = Access {
-            token: config
-                .server
-                .token_env
-                .as_deref()
-                .and_then(crate::config::secret),
-        };
         let streams = Streams {
             permits: Arc::new(tokio::sync::Semaphore::new(config.server.max_streams)),
             keep_alive: self.keep_alive,

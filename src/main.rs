@@ -90,36 +90,101 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Reads the config again, from where `serve` read it at start.
+type Reload = Box<dyn Fn() -> anyhow::Result<Config> + Send>;
+
+/// Handles signals until one asks to stop: SIGTERM, SIGINT, SIGQUIT, SIGUSR1
+/// and SIGUSR2 stop the daemon in order (logged); SIGHUP reads the config
+/// file again and, if it is valid, sends it on `reloads` — if not, the daemon
+/// keeps running on the old one and the log says why.
+#[cfg(unix)]
+async fn signals(reload: Reload, reloads: tokio::sync::mpsc::UnboundedSender<Config>) {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    let stopping = [
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::quit(), "SIGQUIT"),
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+    ];
+    let mut stops: Vec<(Signal, &str)> = Vec::new();
+    for (kind, name) in stopping {
+        match signal(kind) {
+            Ok(s) => stops.push((s, name)),
+            Err(e) => tracing::warn!(signal = name, error = %e, "cannot handle this signal"),
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    let mut hup = signal(SignalKind::hangup()).ok();
+    loop {
+        let stop = futures_util::future::select_all(
+            stops
+                .iter_mut()
+                .map(|(s, name)| Box::pin(async move { s.recv().await.map(|_| *name) })),
+        );
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            (name, _, _) = stop => {
+                tracing::info!(signal = name.unwrap_or("?"), "signal received");
+                return;
+            }
+            _ = hangup => match reload() {
+                Ok(cfg) => {
+                    tracing::info!("SIGHUP: reloading the config");
+                    let _ = reloads.send(cfg);
+                }
+                Err(e) => tracing::error!(
+                    error = %format!("{e:#}"),
+                    "SIGHUP: the config was not reloaded; still running on the old one"
+                ),
+            },
+        }
     }
+}
+
+#[cfg(not(unix))]
+async fn signals(_: Reload, _: tokio::sync::mpsc::UnboundedSender<Config>) {
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn bind(listen: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))
 }
 
-fn run_daemon(daemon: Daemon, listener: TcpListener) -> anyhow::Result<()> {
-    pynchy_status::app::run_to_end(daemon.serve(listener, shutdown_signal()))
-        .context("server failed")
+fn run_daemon(daemon: Daemon, listener: TcpListener, reload: Reload) -> anyhow::Result<()> {
+    pynchy_status::app::run_to_end(async move {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        daemon
+            .serve_reloading(listener, signals(reload, tx), rx)
+            .await
+    })
+    .context("server failed")
+}
+
+/// A config for `serve` or a reload: resolved, `--listen` applied, every
+/// `[rollup.severity]` key checked against the rules.
+fn load(
+    config: Option<&PathBuf>,
+    root: Option<&PathBuf>,
+    listen: Option<&String>,
+) -> anyhow::Result<Config> {
+    let mut cfg = resolve(config.cloned(), root.cloned())?;
+    if let Some(l) = listen {
+        cfg.listen = l.parse().map_err(|e| ConfigError::Invalid {
+            key: "--listen".into(),
+            message: format!("`{l}` is not an address like 127.0.0.1:8484 ({e})"),
+        })?;
+    }
+    let rules: Vec<&str> = pynchy_status::app::all_rules()
+        .iter()
+        .map(|r| r.name)
+        .collect();
+    cfg.check_rule_names(&rules)?;
+    Ok(cfg)
 }
 
 /// The effective config of `serve` and `config`.
@@ -141,16 +206,11 @@ fn serve(
     root: Option<PathBuf>,
     listen: Option<String>,
 ) -> anyhow::Result<()> {
-    let mut cfg = resolve(config, root)?;
-    if let Some(l) = listen {
-        cfg.listen = l.parse().map_err(|e| ConfigError::Invalid {
-            key: "--listen".into(),
-            message: format!("`{l}` is not an address like 127.0.0.1:8484 ({e})"),
-        })?;
-    }
+    let cfg = load(config.as_ref(), root.as_ref(), listen.as_ref())?;
     let listener = bind(&cfg.listen.to_string())?;
     let daemon = Daemon::new(cfg)?;
-    run_daemon(daemon, listener)
+    let reload = move || load(config.as_ref(), root.as_ref(), listen.as_ref());
+    run_daemon(daemon, listener, Box::new(reload))
 }
 
 fn demo(listen: String) -> anyhow::Result<()> {
@@ -170,7 +230,13 @@ fn demo(listen: String) -> anyhow::Result<()> {
     println!("serving http://{addr}/status  (Ctrl-C stops and deletes the world)");
     println!("pushing sample pynchy state every 10 s (one channel disconnected, one pending task)");
     pynchy_status::demo::keep_pushing(addr);
-    let result = run_daemon(daemon, listener);
+    let root = world.pynchy_root();
+    let reload = move || {
+        let mut cfg = Config::resolve(None, Some(&root))?;
+        cfg.listen = addr;
+        Ok(cfg)
+    };
+    let result = run_daemon(daemon, listener, Box::new(reload));
     drop(world);
     result
 }

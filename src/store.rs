@@ -66,6 +66,7 @@ const COALESCE: Duration = Duration::from_millis(25);
 #[derive(Clone)]
 pub struct StoreHandle {
     tx: mpsc::UnboundedSender<Outcome>,
+    ctl: mpsc::UnboundedSender<Reconfigure>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     changes: watch::Receiver<u64>,
 }
@@ -75,6 +76,12 @@ impl StoreHandle {
     pub fn send(&self, outcome: Outcome) {
         // Fails only after the store task ended, at shutdown: nothing to do then.
         let _ = self.tx.send(outcome);
+    }
+
+    /// A reloaded config's schedules and rollup: bodies are kept, staleness
+    /// and the verdict follow the new values from the next render.
+    pub fn reconfigure(&self, schedules: Vec<(SectionId, Schedule)>, rollup: RollupConfig) {
+        let _ = self.ctl.send(Reconfigure { schedules, rollup });
     }
 
     /// The current snapshot: one atomic load.
@@ -88,6 +95,12 @@ impl StoreHandle {
     }
 }
 
+/// New schedules and rollup rules (a config reload).
+pub struct Reconfigure {
+    schedules: Vec<(SectionId, Schedule)>,
+    rollup: RollupConfig,
+}
+
 /// The store task's state.
 pub struct Store {
     states: Vec<SectionState>,
@@ -95,6 +108,7 @@ pub struct Store {
     changes: watch::Sender<u64>,
     generation: u64,
     rx: mpsc::UnboundedReceiver<Outcome>,
+    ctl: mpsc::UnboundedReceiver<Reconfigure>,
     /// Acks to fire after the next publish.
     acks: Vec<oneshot::Sender<()>>,
     rollup: RollupConfig,
@@ -104,6 +118,7 @@ impl Store {
     /// A store for these sections (id and schedule, in document order), and its handle.
     pub fn new(sections: Vec<(SectionId, Schedule)>, rollup: RollupConfig) -> (Store, StoreHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (ctl_tx, ctl) = mpsc::unbounded_channel();
         let (changes, changes_rx) = watch::channel(1);
         let states: Vec<SectionState> = sections
             .into_iter()
@@ -118,11 +133,13 @@ impl Store {
             changes,
             generation: 1,
             rx,
+            ctl,
             acks: Vec::new(),
             rollup,
         };
         let handle = StoreHandle {
             tx,
+            ctl: ctl_tx,
             snapshot,
             changes: changes_rx,
         };
@@ -195,6 +212,7 @@ impl Store {
                     None => return,
                 },
                 _ = sleep_until_opt(deadline) => {}
+                Some(r) = self.ctl.recv() => self.reconfigure(r),
             }
             // Sections ticking together (their intervals are multiples of
             // each other) land in one render: gather what arrives within
@@ -218,6 +236,15 @@ impl Store {
             }
             self.publish();
         }
+    }
+
+    fn reconfigure(&mut self, r: Reconfigure) {
+        for (id, schedule) in r.schedules {
+            if let Some(s) = self.states.iter_mut().find(|s| s.id == id) {
+                s.schedule = schedule;
+            }
+        }
+        self.rollup = r.rollup;
     }
 
     /// Renders the current state and swaps the new snapshot in.

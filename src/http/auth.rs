@@ -96,13 +96,21 @@ fn record(req: &HttpRequest, why: &'static str) {
 
 /// `[server] token_env`: when a token is set, detail needs it.
 pub struct Access {
-    pub token: Option<String>,
+    /// Swapped when the config is reloaded (SIGHUP).
+    pub token: arc_swap::ArcSwapOption<String>,
 }
 
 impl Access {
+    pub fn new(token: Option<String>) -> Access {
+        Access {
+            token: arc_swap::ArcSwapOption::new(token.map(std::sync::Arc::new)),
+        }
+    }
+
     /// True when the request may see detail.
     pub fn allows(&self, req: &HttpRequest) -> bool {
-        let Some(token) = &self.token else {
+        let token = self.token.load();
+        let Some(token) = token.as_deref() else {
             return true;
         };
         bearer(req).is_some_and(|g| token_matches(g, token))

@@ -22,9 +22,19 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 /// What the ingest handler needs.
 pub struct Ingest {
-    pub delivery: Arc<Delivery>,
+    /// Swapped whole when the config is reloaded (SIGHUP).
+    pub delivery: arc_swap::ArcSwap<Delivery>,
     /// The bearer token, when `[ingest] token_env` names a set variable.
-    pub token: Option<String>,
+    pub token: arc_swap::ArcSwapOption<String>,
+}
+
+impl Ingest {
+    pub fn new(delivery: Arc<Delivery>, token: Option<String>) -> Ingest {
+        Ingest {
+            delivery: arc_swap::ArcSwap::new(delivery),
+            token: arc_swap::ArcSwapOption::new(token.map(Arc::new)),
+        }
+    }
 }
 
 pub async fn put(
@@ -33,9 +43,11 @@ pub async fn put(
     ingest: web::Data<Ingest>,
 ) -> HttpResponse {
     let section = req.match_info().get("section").unwrap_or("").to_string();
-    if let Some(refusal) = push_refusal(&req, ingest.token.as_deref()) {
+    let token = ingest.token.load_full();
+    if let Some(refusal) = push_refusal(&req, token.as_deref().map(String::as_str)) {
         return refusal;
     }
+    let delivery = ingest.delivery.load_full();
     let Some(id) = pushable(&section) else {
         return json_error(
             StatusCode::NOT_FOUND,
@@ -60,9 +72,9 @@ pub async fn put(
         }
         body.extend_from_slice(&chunk);
     }
-    match ingest.delivery.memory().accept(id, &body, Stamp::now()) {
+    match delivery.memory().accept(id, &body, Stamp::now()) {
         Ok(()) => {
-            ingest.delivery.publish(&[id]).await;
+            delivery.publish(&[id]).await;
             HttpResponse::Ok()
                 .content_type("application/json")
                 .body(serde_json::json!({ "accepted": section }).to_string())
@@ -75,13 +87,15 @@ pub async fn put(
 /// checks rarely (the gateway's paid model check), and answer once the
 /// published snapshot holds it. Protected like pushes.
 pub async fn refresh(req: HttpRequest, ingest: web::Data<Ingest>) -> HttpResponse {
-    if let Some(refusal) = push_refusal(&req, ingest.token.as_deref()) {
+    let token = ingest.token.load_full();
+    if let Some(refusal) = push_refusal(&req, token.as_deref().map(String::as_str)) {
         return refusal;
     }
+    let delivery = ingest.delivery.load_full();
     let name = req.match_info().get("section").unwrap_or("");
     let id = SectionId::builtin(name);
     match id {
-        Some(id) if ingest.delivery.refresh(id).await => HttpResponse::Ok()
+        Some(id) if delivery.refresh(id).await => HttpResponse::Ok()
             .content_type("application/json")
             .body(serde_json::json!({ "refreshed": id }).to_string()),
         _ => json_error(

@@ -21,14 +21,14 @@ pub fn server(
     listener: TcpListener,
     store: StoreHandle,
     ingest: std::sync::Arc<ingest::Ingest>,
-    access: auth::Access,
+    access: std::sync::Arc<auth::Access>,
     streams: stream::Streams,
     workers: usize,
     max_connections: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
     let workers = workers.max(1);
     let data = web::Data::new(store);
-    let access = web::Data::new(access);
+    let access = web::Data::from(access);
     let streams = web::Data::new(streams);
     let ingest = web::Data::from(ingest);
     let failures = web::Data::new(auth::AuthFailures::default());

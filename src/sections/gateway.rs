@@ -256,7 +256,17 @@ pub struct Gateway {
     models: Arc<Mutex<Option<Checked>>>,
     /// Woken by Docker's events for the two containers.
     changes: Arc<Changes>,
-    events: std::sync::Once,
+    /// The task following Docker's events: ends with the section (a reload).
+    events: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let events = self.events.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(task) = events.take() {
+            task.abort();
+        }
+    }
 }
 
 impl Gateway {
@@ -266,21 +276,25 @@ impl Gateway {
         if !self.ctx.config.watch.enabled {
             return;
         }
-        self.events.call_once(|| {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if events.is_some() {
+            return;
+        }
+        {
             let names = vec![
                 self.cfg.litellm_container.clone(),
                 self.cfg.postgres_container.clone(),
             ];
             let c = self.changes.clone();
             let connected = self.changes.watching_flag();
-            tokio::spawn(docker::follow_events(
+            *events = Some(tokio::spawn(docker::follow_events(
                 self.cfg.docker_host.clone(),
                 self.ctx.config.limits.docker_body,
                 names,
                 connected,
                 move || c.mark(),
-            ));
-        });
+            )));
+        }
     }
 
     /// The Docker client: `Ok(None)` while the socket is missing (the daemon
@@ -452,7 +466,7 @@ impl Builtin for Gateway {
             http,
             models: Arc::default(),
             changes: Changes::new(),
-            events: std::sync::Once::new(),
+            events: Mutex::new(None),
         }
     }
 }

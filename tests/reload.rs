@@ -1,0 +1,164 @@
+//! Signals on the real binary: SIGHUP reads the config file again and applies
+//! it — tokens, rule severities, repos, intervals — on the same listener,
+//! with open streams and pushed state kept; an invalid file is logged and the
+//! old config stays. SIGUSR1 stops the daemon in order, as SIGTERM does.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+fn write_config(dir: &Path, addr: SocketAddr, extra: &str) {
+    std::fs::write(
+        dir.join("c.toml"),
+        format!("listen = \"{addr}\"\n[pynchy]\nroot = \".\"\n[gateway]\nmode = \"none\"\n{extra}"),
+    )
+    .unwrap();
+}
+
+fn start(dir: &Path, extra: &str) -> (ChildGuard, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    write_config(dir, addr, extra);
+    let child = ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
+            .args(["serve", "--config", "c.toml"])
+            .current_dir(dir)
+            .env("PST_RELOAD_ONE", "token-one")
+            .env("PST_RELOAD_TWO", "token-two")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(20), "the daemon", || {
+        TcpStream::connect(addr).ok()?;
+        (get(addr, "/readyz").status == 200).then_some(())
+    });
+    (child, addr)
+}
+
+fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn status(addr: SocketAddr, token: &str) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {token}");
+    let r = request(addr, "GET", "/status", &[("Authorization", &auth)], b"");
+    let v = if r.status == 200 {
+        r.json()
+    } else {
+        serde_json::Value::Null
+    };
+    (r.status, v)
+}
+
+fn repo(dir: &Path) {
+    git_ok(dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("README.md"), "pynchy\n").unwrap();
+    git_ok(dir, &["add", "README.md"]);
+    git_ok(dir, &["commit", "-qm", "first"]);
+}
+
+#[test]
+fn sighup_applies_a_new_config_and_keeps_streams_and_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    repo(dir.path());
+    let (mut child, addr) = start(dir.path(), "[server]\ntoken_env = \"PST_RELOAD_ONE\"\n");
+    let (code, before) = status(addr, "token-one");
+    assert_eq!(code, 200);
+    assert!(
+        has_reason(&before, "database cannot be read"),
+        "{}",
+        before["reasons"]
+    );
+    assert_eq!(before["repos"], json!({}));
+    push(addr, "channels", json!({"slack": {"connected": true}}));
+    // A stream open across the reload.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /status/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer token-one\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    write_config(
+        dir.path(),
+        addr,
+        "[server]\ntoken_env = \"PST_RELOAD_TWO\"\n\
+         [[repos]]\nslug = \"me/pynchy\"\npath = \".\"\n\
+         [rollup.severity]\ndatabase_unreadable = \"ignore\"\n\
+         [sections.deploy]\ninterval = \"250ms\"\n",
+    );
+    signal(child.id(), "-HUP");
+    let head = git(dir.path(), &["rev-parse", "HEAD"]);
+    let after = wait_for(Duration::from_secs(10), "the new config", || {
+        let (code, d) = status(addr, "token-two");
+        (code == 200 && d["repos"]["me/pynchy"]["head_sha"] == json!(head)).then_some(d)
+    });
+    assert_eq!(status(addr, "token-one").0, 401, "the old token is gone");
+    assert!(
+        !has_reason(&after, "database cannot be read"),
+        "{}",
+        after["reasons"]
+    );
+    assert_eq!(after["meta"]["deploy"]["interval_seconds"], json!(0.25));
+    assert_eq!(after["channels"], json!({"slack": {"connected": true}}));
+    // The stream is still open and still sends.
+    let n = stream.read(&mut buf).unwrap();
+    assert!(n > 0, "the stream ended at the reload");
+
+    // An invalid file: logged, and the running config stays.
+    std::fs::write(dir.path().join("c.toml"), "listen = 5\n").unwrap();
+    signal(child.id(), "-HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(status(addr, "token-two").0, 200);
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+
+    signal(child.id(), "-TERM");
+    let exit = child.wait_within(Duration::from_secs(5));
+    assert!(exit.success(), "{exit:?}");
+    let out = child.output_within(Duration::from_secs(5));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("config reloaded"), "{log}");
+    assert!(
+        log.contains("the config was not reloaded; still running on the old one"),
+        "{log}"
+    );
+    assert!(log.contains("listen"), "{log}");
+}
+
+#[test]
+fn sigusr1_stops_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    repo(dir.path());
+    let (mut child, addr) = start(dir.path(), "");
+    assert_eq!(get(addr, "/readyz").status, 200);
+    signal(child.id(), "-USR1");
+    let exit = child.wait_within(Duration::from_secs(5));
+    assert!(exit.success(), "{exit:?}");
+    let out = child.output_within(Duration::from_secs(5));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("SIGUSR1"), "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+}
