@@ -198,12 +198,7 @@ impl Daemon {
                 Some(config) = reloads.recv() => {
                     engine.stop();
                     self.reconfigure(config);
-                    handle.reconfigure(self.schedules(), self.ctx.config.rollup.clone());
-                    engine = self.start_engine(&handle);
-                    ingest.delivery.store(engine.delivery.clone());
-                    let push_token = crate::config::secret(&self.ctx.config.ingest.token_env);
-                    ingest.token.store(push_token.map(Arc::new));
-                    access.token.store(server_token(&self.ctx.config).map(Arc::new));
+                    engine = self.restart(&handle, &ingest, &access);
                     self.log_start(addr);
                 }
             }
@@ -223,6 +218,24 @@ impl Daemon {
         drop(handle);
         store_task.abort();
         Ok(())
+    }
+
+    /// After [`Daemon::reconfigure`]: the store's schedules and rules, new
+    /// pollers, and the HTTP layer's delivery and tokens.
+    fn restart(
+        &self,
+        handle: &StoreHandle,
+        ingest: &crate::http::ingest::Ingest,
+        access: &Access,
+    ) -> Engine {
+        let config = &self.ctx.config;
+        handle.reconfigure(self.schedules(), config.rollup.clone());
+        let engine = self.start_engine(handle);
+        ingest.delivery.store(engine.delivery.clone());
+        let push_token = crate::config::secret(&config.ingest.token_env);
+        ingest.token.store(push_token.map(Arc::new));
+        access.token.store(server_token(config).map(Arc::new));
+        engine
     }
 
     /// The pollers, the delivery of pushes and the pull loop of this config.

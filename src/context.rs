@@ -47,10 +47,9 @@ pub struct Context {
     pub refresh: Refresh,
     /// File events, unless `[watch] enabled = false` or the platform has none.
     pub watcher: Option<Arc<crate::sources::watch::Watcher>>,
-    /// One read of pynchy's database at a time, across sections: a read
-    /// that never returns (a FIFO as the path, an NFS stall) holds one
-    /// thread, and the others wait for it no longer than their timeout.
-    pub db_gate: Arc<tokio::sync::Semaphore>,
+    /// pynchy's database, across the sections that read it: a read that
+    /// never returns (a FIFO as the path, an NFS stall) stops new ones.
+    pub db_gate: Arc<crate::gate::SourceGate>,
 }
 
 impl Context {
@@ -79,7 +78,7 @@ impl Context {
         };
         Arc::new(Context {
             watcher,
-            db_gate: Arc::new(tokio::sync::Semaphore::new(1)),
+            db_gate: crate::gate::SourceGate::new("pynchy's database"),
             config,
             started_at: Utc::now(),
             shutting_down: AtomicBool::new(false),

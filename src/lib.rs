@@ -39,6 +39,7 @@ pub mod config;
 mod context;
 mod delivery;
 pub mod demo;
+mod gate;
 mod http;
 mod metrics;
 mod overdue;

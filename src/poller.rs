@@ -112,25 +112,8 @@ struct Poller {
 fn start(work: Work<Arc<dyn ErasedBody>>) -> JoinHandle<Collected> {
     match work {
         Work::Blocking(f) => tokio::task::spawn_blocking(f),
-        // Waits for the gate in a task (cancelled cleanly at a timeout); the
-        // thread, once started, holds the gate until it returns.
-        Work::Gated(gate, f) => tokio::spawn(async move {
-            let Ok(permit) = gate.permits.acquire_owned().await else {
-                return Err(CollectError::new("collection was cancelled"));
-            };
-            let run = tokio::task::spawn_blocking(move || {
-                let _held = permit;
-                f()
-            });
-            match run.await {
-                Ok(result) => result,
-                Err(join) if join.is_panic() => {
-                    tracing::error!("collector panicked");
-                    Err(CollectError::new("collector panicked"))
-                }
-                Err(_) => Err(CollectError::new("collection was cancelled")),
-            }
-        }),
+        // Let in by its gate (see `Poller::collect`): blocking work.
+        Work::Gated(_, f) => tokio::task::spawn_blocking(f),
         Work::Async(fut) => tokio::spawn(fut),
         Work::Done { result, .. } => tokio::spawn(std::future::ready(result)),
     }
@@ -186,21 +169,23 @@ impl Poller {
         let attempted_at = Utc::now();
         let began = Instant::now();
         let work = self.section.collect_erased();
-        let cancellable = !matches!(work, Work::Blocking(_));
+        let cancellable = !matches!(work, Work::Blocking(_) | Work::Gated(..));
         let gate = match &work {
-            Work::Gated(g, _) => Some(g.what),
+            Work::Gated(g, _) => Some(g.clone()),
             _ => None,
         };
         let as_of = match &work {
             Work::Done { as_of, .. } => *as_of,
             _ => None,
         };
-        let handle = start(work);
-        let result = self.wait(handle, cancellable, began).await;
+        let result = match self.let_in(work) {
+            Ok(work) => self.wait(start(work), cancellable, began).await,
+            Err(stuck) => Err(stuck),
+        };
         // A gated source that did not answer in time cannot be read.
         let result = match (result, gate) {
-            (Err(e), Some(what)) if e.message.starts_with("timed out") => Err(
-                CollectError::unreadable(format!("{what} did not answer: {}", e.message)),
+            (Err(e), Some(g)) if e.message.starts_with("timed out") => Err(
+                CollectError::unreadable(format!("{} did not answer: {}", g.what(), e.message)),
             ),
             (r, _) => r,
         };
@@ -219,6 +204,30 @@ impl Poller {
             refresh: self.section.refresh(),
             acks,
         });
+    }
+
+    /// Gated work, let in by its gate (it then holds its ticket until it
+    /// returns); or, when the source is stuck in an earlier read, that as
+    /// the error, with nothing started.
+    fn let_in(
+        &self,
+        work: Work<Arc<dyn ErasedBody>>,
+    ) -> Result<Work<Arc<dyn ErasedBody>>, CollectError> {
+        match work {
+            Work::Gated(g, f) => {
+                let ticket = g
+                    .enter(self.schedule.timeout)
+                    .map_err(CollectError::unreadable)?;
+                Ok(Work::Gated(
+                    g,
+                    Box::new(move || {
+                        let _inside = ticket;
+                        f()
+                    }),
+                ))
+            }
+            other => Ok(other),
+        }
     }
 
     /// The collection's result, or its timeout, panic or cancellation as an error.

@@ -134,3 +134,37 @@ fn a_symlink_loop_says_what_it_is() {
     let e = d["repos"]["me/loop"]["error"].as_str().unwrap();
     assert!(e.contains("symlink"), "{e}");
 }
+
+#[test]
+fn streams_of_killed_clients_give_their_slots_back() {
+    let (dir, cfg) = demo_world("[server]\nmax_streams = 100\n");
+    let run = start_in(dir.path(), &cfg, vec![]);
+    let open = |n: usize| -> Vec<TcpStream> {
+        (0..n)
+            .map(|_| {
+                let mut s = TcpStream::connect(run.addr).unwrap();
+                write!(
+                    s,
+                    "GET /status/stream HTTP/1.1\r\nHost: {}\r\n\r\n",
+                    run.addr
+                )
+                .unwrap();
+                s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                let mut buf = [0u8; 12];
+                s.read_exact(&mut buf).unwrap();
+                assert_eq!(&buf, b"HTTP/1.1 200", "a slot for every client");
+                s
+            })
+            .collect()
+    };
+    // 100 clients take every slot, then die without a word.
+    let clients = open(100);
+    assert_eq!(get(run.addr, "/status/stream").status, 503);
+    drop(clients);
+    // Within 5 s (the keep-alives, every 2 s, find them gone) every slot is
+    // free again: 100 new clients all stream.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let again = open(100);
+    drop(again);
+}

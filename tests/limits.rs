@@ -290,7 +290,7 @@ fn threads(pid: u32) -> usize {
 }
 
 #[test]
-fn a_hung_database_is_unreadable_holds_one_thread_and_git_still_answers() {
+fn a_hung_database_is_unreadable_stuck_reads_do_not_pile_up_and_git_still_answers() {
     let dir = tempfile::tempdir().unwrap();
     git_ok(dir.path(), &["init", "-q", "-b", "main"]);
     std::fs::write(dir.path().join("README.md"), "pynchy\n").unwrap();
@@ -346,10 +346,10 @@ fn a_hung_database_is_unreadable_holds_one_thread_and_git_still_answers() {
         },
     );
     assert_eq!(d["deploy"]["head_sha"], json!(head));
-    assert_eq!(
-        d["deploy"]["last_deploy_error"],
-        json!("pynchy's database did not answer within 800ms")
-    );
+    let why = d["deploy"]["last_deploy_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.starts_with("pynchy's database did not answer"), "{why}");
     assert_eq!(d["status"], json!("down"), "{}", d["reasons"]);
     assert!(has_reason(
         &d,

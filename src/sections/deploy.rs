@@ -141,14 +141,8 @@ impl Section for Deploy {
             });
             let deploy = gated(&db_gate, within, move || last_deploy(&db));
             let (git, deploy) = tokio::join!(git, deploy);
-            let t = humantime::format_duration(within);
-            let st = git.ok_or_else(|| {
-                CollectError::new(format!("{} did not answer within {t}", git_gate.what))
-            })??;
-            let (at, sha, error) = deploy.unwrap_or_else(|| {
-                let why = format!("{} did not answer within {t}", db_gate.what);
-                (None, None, Some(why))
-            });
+            let st = git.map_err(CollectError::new)??;
+            let (at, sha, error) = deploy.unwrap_or_else(|why| (None, None, Some(why)));
             Ok(DeployBody {
                 head_sha: st.head_sha,
                 head_commit: st.head_commit.as_deref().map(cut_subject),
@@ -185,10 +179,7 @@ impl Builtin for Deploy {
             db: Arc::new(super::db_for(ctx, schedule)),
             changes,
             verify: schedule.verify,
-            git_gate: Gate {
-                permits: Arc::new(tokio::sync::Semaphore::new(1)),
-                what: "pynchy's checkout",
-            },
+            git_gate: crate::gate::SourceGate::new("pynchy's checkout"),
             db_gate: super::db_gate(ctx),
             within: schedule.timeout * 8 / 10,
         }

@@ -76,36 +76,6 @@ impl CollectError {
     }
 }
 
-/// A source read one call at a time ([`Work::gated`]): a call that never
-/// returns holds the gate and one thread, never more; what waits behind it
-/// fails at its timeout as unreadable.
-#[derive(Clone)]
-pub struct Gate {
-    pub permits: Arc<tokio::sync::Semaphore>,
-    /// The source, as a timeout names it ("pynchy's database").
-    pub what: &'static str,
-}
-
-/// Runs `f` on a blocking thread once `gate` lets it, giving up after
-/// `within` (waiting or running); `None` then. The thread, if it started,
-/// runs on holding the gate until `f` returns.
-pub async fn gated<T: Send + 'static>(
-    gate: &Gate,
-    within: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    let run = async {
-        let permit = gate.permits.clone().acquire_owned().await.ok()?;
-        tokio::task::spawn_blocking(move || {
-            let _held = permit;
-            f()
-        })
-        .await
-        .ok()
-    };
-    tokio::time::timeout(within, run).await.ok().flatten()
-}
-
 impl From<crate::sources::db::DbError> for CollectError {
     fn from(e: crate::sources::db::DbError) -> Self {
         CollectError {
@@ -116,6 +86,33 @@ impl From<crate::sources::db::DbError> for CollectError {
             },
             message: e.to_string(),
         }
+    }
+}
+
+/// A source whose reads must not pile up when it hangs ([`Work::gated`]).
+pub type Gate = Arc<crate::gate::SourceGate>;
+
+/// Runs `f` on a blocking thread if `gate` lets it in, giving up after
+/// `within`: then the source's "did not answer" message. A thread that
+/// started runs on, inside the gate, until `f` returns.
+pub async fn gated<T: Send + 'static>(
+    gate: &Gate,
+    within: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let ticket = gate.enter(within)?;
+    let run = tokio::task::spawn_blocking(move || {
+        let _inside = ticket;
+        f()
+    });
+    let late = || {
+        let t = humantime::format_duration(within);
+        format!("{} did not answer within {t}", gate.what())
+    };
+    match tokio::time::timeout(within, run).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(_)) => Err(format!("{}: the read panicked", gate.what())),
+        Err(_) => Err(late()),
     }
 }
 
@@ -150,8 +147,8 @@ pub type Collected<B> = Result<Update<B>, CollectError>;
 pub enum Work<B> {
     Blocking(Box<dyn FnOnce() -> Collected<B> + Send + 'static>),
     Async(Pin<Box<dyn Future<Output = Collected<B>> + Send + 'static>>),
-    /// Blocking work on a source read one call at a time: it starts once the
-    /// gate lets it, and a timeout makes it unreadable.
+    /// Blocking work on a source that must not pile up stuck reads: it
+    /// starts only if the gate lets it in, and a timeout makes it unreadable.
     Gated(Gate, Box<dyn FnOnce() -> Collected<B> + Send + 'static>),
     /// Already known (an in-memory read of pushed state), as of `as_of`: that is
     /// the section's `collected_at`, not the time of the poll.
@@ -177,7 +174,7 @@ impl<B: Send + 'static> Work<B> {
         Work::Async(Box::pin(async move { f.await.map(Update::New) }))
     }
 
-    /// This blocking work, one call at a time on `gate`'s source.
+    /// This blocking work, let in by `gate`.
     pub fn gated(self, gate: Gate) -> Work<B> {
         match self {
             Work::Blocking(f) => Work::Gated(gate, f),
@@ -503,18 +500,13 @@ pub fn lookup(id: SectionId) -> Option<Entry> {
 /// before the poller's timeout does).
 /// The gate of pynchy's database, shared by every section that reads it.
 pub fn db_gate(ctx: &Context) -> Gate {
-    Gate {
-        permits: ctx.db_gate.clone(),
-        what: "pynchy's database",
-    }
+    ctx.db_gate.clone()
 }
 
-/// A section's connection to pynchy's database. Its busy timeout is a sixth
-/// of the section's timeout: reads take turns ([`db_gate`]), so while a
-/// writer holds a lock the five database readers each wait their busy
-/// timeout in turn and all still answer "locked" within their own timeout.
+/// A section's connection to pynchy's database; its busy timeout is half the
+/// section's timeout.
 pub fn db_for(ctx: &Context, schedule: Schedule) -> crate::sources::db::Db {
-    crate::sources::db::Db::new(&ctx.config.pynchy.database, schedule.timeout / 6)
+    crate::sources::db::Db::new(&ctx.config.pynchy.database, schedule.timeout / 2)
 }
 
 /// Follows commits to pynchy's database by file events on its folder (the

@@ -281,38 +281,8 @@ pub async fn pull_loop<F, Fut>(
     let mut too_large = false;
     loop {
         ticker.tick().await;
-        let answer = client
-            .get(&url)
-            .timeout(interval.max(std::time::Duration::from_secs(1)))
-            .send()
-            .await;
-        let body = match answer {
-            Ok(r) if r.status().is_success() => match crate::client::read_capped(r, limit).await {
-                Ok(b) => Some(b),
-                Err(e @ crate::client::ReadError::TooLarge { .. }) => {
-                    // Once per run of failures, not once a second.
-                    if !too_large {
-                        tracing::warn!(error = %e, "pulled document refused: [limits] pull_body");
-                    }
-                    too_large = true;
-                    continue;
-                }
-                Err(crate::client::ReadError::Transport(e)) => {
-                    tracing::debug!(error = %e.without_url(), "pull body could not be read");
-                    None
-                }
-            },
-            Ok(r) => {
-                tracing::debug!(status = r.status().as_u16(), "pull answered with an error");
-                None
-            }
-            Err(e) => {
-                tracing::debug!(error = %e.without_url(), "pull failed");
-                None
-            }
-        };
+        let body = fetch(&client, &url, interval, limit, &mut too_large).await;
         let Some(body) = body else { continue };
-        too_large = false;
         match memory.accept_document(&body, Stamp::now()) {
             Ok((accepted, errors)) => {
                 for e in errors {
@@ -321,6 +291,50 @@ pub async fn pull_loop<F, Fut>(
                 on_accept(accepted).await;
             }
             Err(e) => tracing::warn!(error = %e, "pulled document refused"),
+        }
+    }
+}
+
+/// One pull: the document, or `None` (logged at debug; an answer over
+/// `limit` at warn, once per run of them, tracked in `too_large`).
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    interval: std::time::Duration,
+    limit: u64,
+    too_large: &mut bool,
+) -> Option<bytes::Bytes> {
+    let answer = client
+        .get(url)
+        .timeout(interval.max(std::time::Duration::from_secs(1)))
+        .send()
+        .await;
+    let resp = match answer {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => {
+            tracing::debug!(status = r.status().as_u16(), "pull answered with an error");
+            return None;
+        }
+        Err(e) => {
+            tracing::debug!(error = %e.without_url(), "pull failed");
+            return None;
+        }
+    };
+    match crate::client::read_capped(resp, limit).await {
+        Ok(b) => {
+            *too_large = false;
+            Some(b)
+        }
+        Err(e @ crate::client::ReadError::TooLarge { .. }) => {
+            if !*too_large {
+                tracing::warn!(error = %e, "pulled document refused: [limits] pull_body");
+            }
+            *too_large = true;
+            None
+        }
+        Err(crate::client::ReadError::Transport(e)) => {
+            tracing::debug!(error = %e.without_url(), "pull body could not be read");
+            None
         }
     }
 }
