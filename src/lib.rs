@@ -46,6 +46,7 @@ mod overdue;
 mod poller;
 mod render;
 pub mod rollup;
+pub mod schema;
 pub mod section_id;
 pub mod sections;
 mod snapshot;

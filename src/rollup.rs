@@ -17,7 +17,9 @@ use crate::sections::{ErrorKind, Finding, Rule};
 use crate::state::SectionState;
 
 /// The verdict, worst last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Ok,
@@ -59,7 +61,7 @@ pub static SECTION_ERROR: Rule = Rule {
 pub const GENERIC_RULES: [&Rule; 3] = [&DATABASE_UNREADABLE, &SECTION_STALE, &SECTION_ERROR];
 
 /// One reason, as served in `/status`'s `reasons`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Reason {
     pub section: String,
     pub reason: String,

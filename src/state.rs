@@ -84,7 +84,7 @@ impl SectionState {
 }
 
 /// The meta entry of one section, as served.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct Meta<'a> {
     collected_at: Option<String>,
     /// When the daemon last confirmed nothing changed (or read it).

@@ -22,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get_only("/", dashboard))
         .service(get_only("/status", status))
         .service(get_only("/status/stream", super::stream::stream))
+        .service(get_only("/status/schema", schema))
         .service(get_only("/status/{section}", section))
         .service(get_only("/health", health))
         .service(get_only("/livez", livez))
@@ -110,6 +111,22 @@ fn respond(req: &HttpRequest, r: &Rendered) -> HttpResponse {
     } else {
         b.body(r.plain.clone())
     }
+}
+
+/// `GET /status/schema`: the JSON Schema of `/status` (the same for every
+/// install: no token needed), made once.
+async fn schema() -> HttpResponse {
+    static SCHEMA: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let body = SCHEMA.get_or_init(|| {
+        let text = serde_json::to_vec_pretty(&crate::schema::document()).unwrap_or_default();
+        Bytes::from(text)
+    });
+    HttpResponse::Ok()
+        .insert_header((
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/schema+json"),
+        ))
+        .body(body.clone())
 }
 
 async fn status(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {

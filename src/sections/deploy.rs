@@ -22,7 +22,7 @@ use crate::sources::git;
 use crate::sources::watch::{Changes, Sink};
 
 /// The `deploy` body.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DeployBody {
     pub head_sha: Option<String>,
     pub head_commit: Option<String>,

@@ -24,7 +24,7 @@ use crate::sources::litellm::{self, HealthError, ModelHealth};
 use crate::sources::watch::Changes;
 
 /// The `gateway` body in `litellm` mode.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LitellmBody {
     pub mode: String,
     pub litellm_container: String,
@@ -48,13 +48,13 @@ pub struct LitellmBody {
 }
 
 /// The `gateway` body in any other mode: the mode alone.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OtherBody {
     pub mode: String,
 }
 
 /// The `gateway` body.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum GatewayBody {
     Litellm(Box<LitellmBody>),

@@ -17,7 +17,9 @@ use crate::sources::db::Db;
 use crate::sources::watch::Changes;
 
 /// The `groups` body (also the query's row).
-#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName, PartialEq)]
+#[derive(
+    Debug, Clone, Serialize, Deserialize, QueryableByName, PartialEq, schemars::JsonSchema,
+)]
 pub struct GroupsBody {
     #[diesel(sql_type = BigInt)]
     pub total: i64,

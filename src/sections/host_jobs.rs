@@ -48,7 +48,7 @@ const QUERY: &str = "SELECT id, name, schedule_type, schedule_value, status, ena
     ORDER BY created_at DESC, name";
 
 /// One host job, as served.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct HostJobBody {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -63,7 +63,7 @@ pub struct HostJobBody {
 }
 
 /// The `host_jobs` body: every host job, newest first (pynchy's own order: `created_at` descending).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct HostJobsBody(pub Vec<HostJobBody>);
 

@@ -18,7 +18,7 @@ use crate::sources::db::{Db, Int};
 use crate::sources::watch::Changes;
 
 /// The `messages` body (also the query's row).
-#[derive(Debug, Serialize, Deserialize, QueryableByName, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, QueryableByName, PartialEq, schemars::JsonSchema)]
 pub struct MessagesBody {
     #[diesel(sql_type = BigInt)]
     pub total_inbound: i64,

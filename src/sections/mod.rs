@@ -206,7 +206,7 @@ impl<B: Send + 'static> Work<B> {
 
 /// How a section learns of change: from events (file, database and Docker
 /// events, pushes), or by reading its source every interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Refresh {
     Event,
@@ -297,7 +297,9 @@ pub struct Health {
 
 /// A section's typed body and what it means. The body stays typed until the
 /// snapshot is rendered; `check` reads it back with `Deserialize`.
-pub trait Body: Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Body:
+    Serialize + DeserializeOwned + schemars::JsonSchema + Send + Sync + 'static
+{
     /// The rule findings this body raises (see the section's `RULES`).
     fn findings(&self, _cfg: &RollupConfig, _out: &mut Vec<Finding>) {}
     /// Its Prometheus families, written into the snapshot's registry.
@@ -446,6 +448,8 @@ pub struct Entry {
     pub build: fn(&Arc<Context>, Schedule) -> Arc<dyn DynSection>,
     /// Reads a served body back into the section's typed body.
     pub decode: fn(serde_json::Value) -> Decoded,
+    /// The body's JSON Schema (its definitions land in the generator).
+    pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
 }
 
 impl Entry {
@@ -471,6 +475,7 @@ fn entry<S: Builtin>() -> Entry {
         default_schedule: S::default_schedule,
         build: build::<S>,
         decode: decode::<S>,
+        schema: |g| g.subschema_for::<S::Body>(),
     }
 }
 

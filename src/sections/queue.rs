@@ -14,7 +14,7 @@ use crate::section_id::SectionId;
 use crate::sources::host_state::QueueState;
 
 /// The `queue` body, as pushed.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct QueueBody(pub QueueState);
 

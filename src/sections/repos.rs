@@ -22,7 +22,7 @@ use crate::sources::git::{self, CheckoutStatus, Touched};
 use crate::sources::watch::{Changes, Sink};
 
 /// One worktree, as served.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct WorktreeBody {
     pub sha: Option<String>,
     pub dirty: Option<bool>,
@@ -48,7 +48,7 @@ impl From<CheckoutStatus> for WorktreeBody {
 }
 
 /// One repo, as served; worktrees by folder name.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct RepoBody {
     pub head_sha: Option<String>,
     pub dirty: Option<bool>,
@@ -100,7 +100,7 @@ impl RepoBody {
 }
 
 /// The `repos` body: repos by slug, in config order.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct ReposBody(pub IndexMap<String, RepoBody>);
 

@@ -18,7 +18,7 @@ use crate::section_id::SectionId;
 use crate::sources::host_state::PushedStatus;
 
 /// What `service.status` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceStatus {
     Ok,
@@ -28,7 +28,7 @@ pub enum ServiceStatus {
 }
 
 /// The `service` body.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ServiceBody {
     pub status: ServiceStatus,
     pub started_at: Option<String>,

@@ -46,7 +46,7 @@ const QUERY: &str = "SELECT id, group_folder, schedule_type, schedule_value, sta
     next_run, last_run, last_result, created_at FROM scheduled_tasks ORDER BY created_at DESC, id";
 
 /// One task, as served.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TaskBody {
     pub id: Option<String>,
     pub group: Option<String>,
@@ -61,7 +61,7 @@ pub struct TaskBody {
 }
 
 /// The `tasks` body: every task, newest first (pynchy's own order: `created_at` descending).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct TasksBody(pub Vec<TaskBody>);
 

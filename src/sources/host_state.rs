@@ -20,7 +20,7 @@ use crate::section_id::SectionId;
 use crate::stamp::Stamp;
 
 /// pynchy's own status, as pushed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PushedStatus {
     Ok,
@@ -41,6 +41,19 @@ impl Serialize for PushedTime {
     }
 }
 
+/// In the schema: a string in ISO 8601 (served back as pynchy sent it).
+impl schemars::JsonSchema for PushedTime {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PushedTime".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "an ISO 8601 time, as pynchy sent it"
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for PushedTime {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
@@ -54,7 +67,7 @@ impl<'de> Deserialize<'de> for PushedTime {
 }
 
 /// `service`: pynchy's status (`ok` or `shutting_down`) and when it started.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceState {
     pub status: PushedStatus,
@@ -64,7 +77,7 @@ pub struct ServiceState {
 /// One channel in `channels`: pushed as an object with a bool `connected`, or
 /// as a bare bool (what pynchy's own `get_channel_status()` returns); served as
 /// the object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ChannelState {
     pub connected: bool,
 }
@@ -105,7 +118,7 @@ impl<'de> Deserialize<'de> for ChannelState {
 pub type Channels = BTreeMap<String, ChannelState>;
 
 /// One group in `queue.per_group`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupQueue {
     pub active: bool,
@@ -115,7 +128,7 @@ pub struct GroupQueue {
 }
 
 /// `queue`: pynchy's container queue, as its queue reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueState {
     pub active_containers: u64,
@@ -125,7 +138,7 @@ pub struct QueueState {
 }
 
 /// `groups`: pynchy's live session count (merged with `total` from the database).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupsState {
     pub active_sessions: u64,
