@@ -56,6 +56,9 @@ return {
   groups: t('[data-section=groups] [data-field=total]'),
   service: t('[data-section=service] [data-field=status]'),
   conn: q('#conn').textContent,
+  form: !q('#tokenform').hidden,
+  urls: performance.getEntriesByType('resource').map(e => e.name).concat([location.href]),
+  cookie: document.cookie,
 };"#;
 
 fn facts(driver: SocketAddr, session: &str) -> Value {
@@ -140,14 +143,53 @@ impl Drop for Session {
     }
 }
 
-#[test]
-fn dashboard_shows_the_demo_live_and_disconnects() {
+/// chromedriver and a headless Chromium session: (the driver process, its
+/// address, the session, the profile folder).
+fn open_browser() -> (ChildGuard, SocketAddr, Session, tempfile::TempDir) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver_process = ChildGuard::spawn(
+        Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    let driver: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_for(Duration::from_secs(10), "chromedriver", || {
+        std::net::TcpStream::connect(driver).ok()?;
+        (get(driver, "/status").status == 200).then_some(())
+    });
+    let profile = tempfile::tempdir().unwrap();
+    let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+        "binary": "/usr/bin/chromium",
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                 "--window-size=1280,1500", format!("--user-data-dir={}", profile.path().display())]
+    }}}});
+    let browser = Session::new(driver, caps);
+    (driver_process, driver, browser, profile)
+}
+
+fn missing_browser() -> bool {
     for bin in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
         if !std::path::Path::new(bin).exists() {
-            return missing_part(&format!(
+            missing_part(&format!(
                 "{bin} (Debian packages chromium, chromium-driver)"
             ));
+            return true;
         }
+    }
+    false
+}
+
+#[test]
+fn dashboard_shows_the_demo_live_and_disconnects() {
+    if missing_browser() {
+        return;
     }
     // The daemon on the demo world; repos every 300 ms so a commit shows quickly.
     let world = pynchy_status::demo::build("127.0.0.1:0").unwrap();
@@ -175,31 +217,7 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
     });
     let truth = get_json(run.addr, "/status");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _driver = ChildGuard::spawn(
-        Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .unwrap();
-    let driver: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_for(Duration::from_secs(10), "chromedriver", || {
-        std::net::TcpStream::connect(driver).ok()?;
-        (get(driver, "/status").status == 200).then_some(())
-    });
-    let profile = tempfile::tempdir().unwrap();
-    let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-        "binary": "/usr/bin/chromium",
-        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--window-size=1280,1500", format!("--user-data-dir={}", profile.path().display())]
-    }}}});
-    let browser = Session::new(driver, caps);
+    let (_driver, driver, browser, _profile) = open_browser();
     let session = browser.id.clone();
     wd(
         driver,
@@ -331,5 +349,122 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
         },
     );
     assert!(f["conn"].as_str().unwrap().contains("last update"));
+    browser.close();
+}
+
+/// Types `token` into the dashboard's token form and submits it.
+fn give_token(driver: SocketAddr, session: &str, token: &str) {
+    wd(
+        driver,
+        "POST",
+        &format!("/session/{session}/execute/sync"),
+        json!({"script": "document.getElementById('token').value = arguments[0]; \
+                          document.querySelector('#tokenform button[type=submit]').click();",
+               "args": [token]}),
+    );
+}
+
+#[test]
+fn dashboard_behind_a_token() {
+    if missing_browser() {
+        return;
+    }
+    // PST_SERVER_TOKEN_T is "view-token-1" (common::TEST_ENV).
+    test_env();
+    let world = pynchy_status::demo::build("127.0.0.1:0").unwrap();
+    let mut cfg = Config::load(&world.config_path).unwrap();
+    cfg.server.token_env = Some("PST_SERVER_TOKEN_T".into());
+    let run = Daemon::new(cfg)
+        .unwrap()
+        .spawn(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    wait_for(Duration::from_secs(10), "first round", || {
+        (get(run.addr, "/readyz").status == 200).then_some(())
+    });
+    let auth = [("Authorization", "Bearer view-token-1")];
+    let truth = request(run.addr, "GET", "/status", &auth, b"").json();
+    let (_driver, driver, browser, _profile) = open_browser();
+    let session = browser.id.clone();
+    wd(
+        driver,
+        "POST",
+        &format!("/session/{session}/url"),
+        json!({"url": format!("{}/", run.url())}),
+    );
+    let no_data = |f: &Value| f["cards"] == json!([]) && f["rollup"] == json!("");
+    let f = wait_page(
+        driver,
+        &session,
+        Duration::from_secs(10),
+        "the token form",
+        |f| f["conn"] == "this server needs a token" && f["form"] == true,
+    );
+    assert!(no_data(&f), "{f:#}");
+
+    give_token(driver, &session, "wrong-token");
+    let f = wait_page(
+        driver,
+        &session,
+        Duration::from_secs(10),
+        "unauthorized",
+        |f| f["conn"] == "unauthorized — check the token",
+    );
+    assert!(no_data(&f), "{f:#}");
+    assert_eq!(f["form"], true);
+
+    give_token(driver, &session, "view-token-1");
+    let f = wait_page(
+        driver,
+        &session,
+        Duration::from_secs(10),
+        "live values",
+        |f| {
+            f["cards"].as_array().is_some_and(|c| c.len() == 10)
+                && f["conn"].as_str().is_some_and(|c| c.starts_with("live"))
+        },
+    );
+    assert_eq!(f["rollup"], truth["status"]);
+    assert_eq!(
+        f["inbound"],
+        json!(truth["messages"]["total_inbound"].to_string())
+    );
+    // The token travels in a header only: never in a URL, never a cookie.
+    for url in f["urls"].as_array().unwrap() {
+        let url = url.as_str().unwrap();
+        assert!(
+            !url.contains("view-token-1") && !url.contains("wrong-token"),
+            "{url}"
+        );
+    }
+    assert_eq!(f["cookie"], "");
+    // Live: a push shows without a reload.
+    assert_eq!(
+        pynchy_status::demo::push(
+            run.addr,
+            "channels",
+            r#"{"whatsapp": {"connected": true}, "slack": {"connected": false}}"#
+        )
+        .unwrap(),
+        200
+    );
+    wait_page(driver, &session, Duration::from_secs(5), "the push", |f| {
+        f["slack"] == "disconnected"
+    });
+
+    // Forget it: back to the form, no data.
+    wd(
+        driver,
+        "POST",
+        &format!("/session/{session}/execute/sync"),
+        json!({"script": "document.getElementById('forget').click();", "args": []}),
+    );
+    let f = wait_page(
+        driver,
+        &session,
+        Duration::from_secs(10),
+        "the token forgotten",
+        |f| f["conn"] == "this server needs a token",
+    );
+    assert!(no_data(&f), "{f:#}");
     browser.close();
 }
