@@ -41,3 +41,38 @@ pub async fn read_capped(
     }
     Ok(body.freeze())
 }
+
+/// [`outbound`], also trusting the CA certificates of the PEM file `ca`
+/// (besides the system's roots).
+pub fn outbound_trusting(ca: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = ca {
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+/// True when `url` is plain `http://` to a host other than loopback or
+/// `localhost`: what a key must not be sent over.
+pub fn clear_text_beyond_loopback(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
+}

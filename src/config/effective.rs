@@ -118,6 +118,9 @@ fn gateway(o: &mut Out) {
     o.line("gateway.docker_host", quote(&g.docker_host));
     let models = g.models_interval.map_or_else(|| quote("off"), dur);
     o.line("gateway.models_interval", models);
+    if let Some(ca) = &g.ca_file {
+        o.line("gateway.ca_file", quote(&ca.display().to_string()));
+    }
 }
 
 fn rollup(o: &mut Out) {

@@ -131,6 +131,7 @@ pub const OPTIONAL_KEYS: &[&str] = &[
     "repos.path",
     "repos.worktrees",
     "ingest.pull_url",
+    "gateway.ca_file",
     "server.token_env",
     "server.workers",
     "rollup.severity",
@@ -395,6 +396,7 @@ struct RawGateway {
     postgres_container: Option<String>,
     docker_host: Option<String>,
     models_interval: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -480,6 +482,9 @@ pub struct GatewayConfig {
     /// How often the proxy's paid `/health` model check runs; `None`: never
     /// (`"off"`). Also once at start-up and on `POST /refresh/gateway`.
     pub models_interval: Option<Duration>,
+    /// A PEM file of CA certificates trusted for an `https://` url, besides
+    /// the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[ingest]`: state pushed (or pulled) from the pynchy process.
@@ -639,9 +644,33 @@ fn models_interval(raw: Option<&str>) -> Result<Option<Duration>, ConfigError> {
     }
 }
 
-fn gateway(raw: RawGateway) -> Result<GatewayConfig, ConfigError> {
+/// A PEM file that holds at least one certificate.
+fn ca_file(path: PathBuf) -> Result<PathBuf, ConfigError> {
+    let key = "gateway.ca_file";
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(invalid(
+            key,
+            format!("{} holds no PEM certificate", path.display()),
+        ));
+    }
+    Ok(path)
+}
+
+fn gateway(raw: RawGateway, r: &Resolver) -> Result<GatewayConfig, ConfigError> {
     let or = |v: Option<String>, d: &str| v.unwrap_or_else(|| d.to_string());
     let models_interval = models_interval(raw.models_interval.as_deref())?;
+    let ca_file = raw.ca_file.map(|p| ca_file(r.path(&p))).transpose()?;
+    if let Some(url) = &raw.url {
+        let scheme = url.split("://").next().unwrap_or("");
+        if !url.contains("://") || !matches!(scheme, "http" | "https") {
+            return Err(invalid(
+                "gateway.url",
+                format!("`{url}` is not an http:// or https:// URL"),
+            ));
+        }
+    }
     Ok(GatewayConfig {
         mode: raw.mode.unwrap_or(defaults::GATEWAY_MODE),
         url: or(raw.url, defaults::GATEWAY_URL),
@@ -654,6 +683,7 @@ fn gateway(raw: RawGateway) -> Result<GatewayConfig, ConfigError> {
             .unwrap_or_else(|| defaults::DOCKER_HOST.to_string()),
         master_key: Secret(None),
         models_interval,
+        ca_file,
     })
 }
 
@@ -908,7 +938,7 @@ impl Config {
             discover_host(&mut raw, &install, &mut origins)?;
             master_key = discover_services(&mut raw, &install, &mut origins)?;
         }
-        let mut gateway = gateway(raw.gateway)?;
+        let mut gateway = gateway(raw.gateway, &r)?;
         gateway.master_key = Secret(master_key);
         Ok(Config {
             source: None,

@@ -457,7 +457,18 @@ impl Builtin for Gateway {
         let cfg = ctx.config.gateway.clone();
         // Answer a little before the poller's timeout, with what is known by then.
         let timeout = schedule.timeout * 9 / 10;
-        let http = crate::client::outbound().map_err(|e| e.to_string());
+        let http = crate::client::outbound_trusting(cfg.ca_file.as_deref());
+        let key = crate::config::secret(&cfg.key_env).or_else(|| cfg.master_key.0.clone());
+        if cfg.mode == GatewayMode::Litellm
+            && key.is_some()
+            && crate::client::clear_text_beyond_loopback(&cfg.url)
+        {
+            tracing::warn!(
+                url = %cfg.url,
+                "the gateway key is sent over plain HTTP to a host that is not loopback: \
+                 use an https:// url"
+            );
+        }
         Gateway {
             ctx: ctx.clone(),
             cfg,
