@@ -67,36 +67,17 @@ fn failures(metrics: &str, endpoint: &str) -> Option<u64> {
 
 #[test]
 fn refused_tokens_are_counted_and_logged_once_a_minute() {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    std::fs::write(
-        dir.path().join("c.toml"),
-        format!(
-            "listen = \"{addr}\"\n[pynchy]\nroot = \".\"\n[gateway]\nmode = \"none\"\n\
-             [server]\ntoken_env = \"PST_AUTH_T\"\n[ingest]\ntoken_env = \"PST_AUTH_PUSH_T\"\n"
-        ),
-    )
-    .unwrap();
-    let child = ChildGuard::spawn(
-        Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
-            .args(["serve", "--config", "c.toml"])
-            .current_dir(dir.path())
-            .env("PST_AUTH_T", "view-token")
-            .env("PST_AUTH_PUSH_T", "push-token")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    )
-    .unwrap();
-    wait_for(Duration::from_secs(10), "the daemon", || {
-        std::net::TcpStream::connect(addr).ok()?;
+    let config = "[pynchy]\nroot = \".\"\n[gateway]\nmode = \"none\"\n\
+                  [server]\ntoken_env = \"PST_AUTH_T\"\n[ingest]\ntoken_env = \"PST_AUTH_PUSH_T\"\n";
+    let env = [
+        ("PST_AUTH_T", "view-token"),
+        ("PST_AUTH_PUSH_T", "push-token"),
+    ];
+    let (child, addr) = spawn_serve(dir.path(), config, &env);
+    wait_for(Duration::from_secs(10), "ready", || {
         (get(addr, "/readyz").status == 200).then_some(())
     });
     let wrong = [("Authorization", "Bearer nope")];

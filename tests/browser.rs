@@ -62,12 +62,7 @@ return {
 };"#;
 
 fn facts(driver: SocketAddr, session: &str) -> Value {
-    wd(
-        driver,
-        "POST",
-        &format!("/session/{session}/execute/sync"),
-        json!({"script": FACTS, "args": []}),
-    )
+    run_js(driver, session, FACTS, json!([]))
 }
 
 fn wait_page(
@@ -352,16 +347,21 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
     browser.close();
 }
 
-/// Types `token` into the dashboard's token form and submits it.
-fn give_token(driver: SocketAddr, session: &str, token: &str) {
+/// Runs `script` in the page with `args`.
+fn run_js(driver: SocketAddr, session: &str, script: &str, args: Value) -> Value {
     wd(
         driver,
         "POST",
         &format!("/session/{session}/execute/sync"),
-        json!({"script": "document.getElementById('token').value = arguments[0]; \
-                          document.querySelector('#tokenform button[type=submit]').click();",
-               "args": [token]}),
-    );
+        json!({"script": script, "args": args}),
+    )
+}
+
+/// Types `token` into the dashboard's token form and submits it.
+fn give_token(driver: SocketAddr, session: &str, token: &str) {
+    let script = "document.getElementById('token').value = arguments[0]; \
+                  document.querySelector('#tokenform button[type=submit]').click();";
+    run_js(driver, session, script, json!([token]));
 }
 
 #[test]
@@ -452,12 +452,8 @@ fn dashboard_behind_a_token() {
     });
 
     // Forget it: back to the form, no data.
-    wd(
-        driver,
-        "POST",
-        &format!("/session/{session}/execute/sync"),
-        json!({"script": "document.getElementById('forget').click();", "args": []}),
-    );
+    let forget = "document.getElementById('forget').click();";
+    run_js(driver, &session, forget, json!([]));
     let f = wait_page(
         driver,
         &session,

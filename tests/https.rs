@@ -217,30 +217,10 @@ fn a_ca_file_must_hold_a_certificate() {
 #[test]
 fn a_key_over_plain_http_beyond_loopback_is_warned_about() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(
-        dir.path().join("c.toml"),
-        format!(
-            "listen = \"127.0.0.1:{port}\"\n[pynchy]\nroot = \".\"\n\
-             [gateway]\nmode = \"litellm\"\nurl = \"http://192.0.2.1:4000\"\n\
-             key_env = \"PST_HTTPS_KEY\"\ndocker_host = \"unix:///nonexistent/x.sock\"\n"
-        ),
-    )
-    .unwrap();
-    let mut child = ChildGuard::spawn(
-        Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
-            .args(["serve", "--config", "c.toml"])
-            .current_dir(dir.path())
-            .env("PST_HTTPS_KEY", "sk-test")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    )
-    .unwrap();
+    let config = "[pynchy]\nroot = \".\"\n[gateway]\nmode = \"litellm\"\n\
+                  url = \"http://192.0.2.1:4000\"\nkey_env = \"PST_HTTPS_KEY\"\n\
+                  docker_host = \"unix:///nonexistent/x.sock\"\n";
+    let (mut child, _) = spawn_serve(dir.path(), config, &[("PST_HTTPS_KEY", "sk-test")]);
     let mut line = String::new();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut log = String::new();

@@ -7,97 +7,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
 
-/// What a stand-in answers on a path.
-#[derive(Clone)]
-enum Answer {
-    /// A JSON body, whole.
-    Json(String),
-    /// `200` with a chunked body that never ends (until the client leaves).
-    Endless,
-}
-
-/// An HTTP server on loopback answering `route(path)`; one thread per client.
-fn serve(route: impl Fn(&str) -> Answer + Send + Sync + 'static) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let route = std::sync::Arc::new(route);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let route = route.clone();
-            std::thread::spawn(move || answer(stream, &*route));
-        }
-    });
-    url
-}
-
-fn answer(stream: TcpStream, route: &dyn Fn(&str) -> Answer) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    let mut h = String::new();
-    while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
-        h.clear();
-    }
-    let path = line.split(' ').nth(1).unwrap_or("").to_string();
-    let mut s = stream;
-    match route(&path) {
-        Answer::Json(body) => {
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-        Answer::Endless => {
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-            );
-            let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "[".repeat(64 * 1024));
-            // At most 4 GiB, then the server gives up: bounded either way.
-            for _ in 0..65_536 {
-                if s.write_all(chunk.as_bytes()).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// The release or debug binary with `config`, on a free loopback port.
+/// The binary with `config` (after `[pynchy] root = "."`), ready.
 fn daemon(dir: &std::path::Path, config: &str) -> (ChildGuard, SocketAddr) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    std::fs::write(
-        dir.join("c.toml"),
-        format!("listen = \"{addr}\"\n[pynchy]\nroot = \".\"\n{config}"),
-    )
-    .unwrap();
-    let child = ChildGuard::spawn(
-        Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
-            .args(["serve", "--config", "c.toml"])
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .unwrap();
-    wait_for(Duration::from_secs(20), "the daemon", || {
-        TcpStream::connect(addr).ok()?;
+    let (child, addr) = spawn_serve(dir, &format!("[pynchy]\nroot = \".\"\n{config}"), &[]);
+    wait_for(Duration::from_secs(20), "ready", || {
         (get(addr, "/readyz").status == 200).then_some(())
     });
     (child, addr)
@@ -122,15 +42,8 @@ fn litellm_config(url: &str, extra: &str) -> String {
     )
 }
 
-#[test]
-fn an_endless_gateway_answer_stops_at_its_limit() {
-    let url = serve(|path| match path {
-        "/health" => Answer::Endless,
-        _ => Answer::Json(json!({"status": "healthy"}).to_string()),
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = litellm_config(&url, "[limits]\ngateway_body = \"1 MiB\"\n");
-    let (child, addr) = daemon(dir.path(), &cfg);
+/// The gateway body once its model check failed, which must be for size.
+fn too_large_model_check(addr: SocketAddr) -> Value {
     let gw = wait_for(Duration::from_secs(20), "the model check's error", || {
         let g = get_json(addr, "/status/gateway")["gateway"].clone();
         g["models_error"].is_string().then_some(g)
@@ -139,6 +52,19 @@ fn an_endless_gateway_answer_stops_at_its_limit() {
         gw["models_error"],
         json!("gateway answer too large (over 1 MiB)")
     );
+    gw
+}
+
+#[test]
+fn an_endless_gateway_answer_stops_at_its_limit() {
+    let url = stand_in(|path| match path {
+        "/health" => Answer::Endless,
+        _ => Answer::Json(json!({"status": "healthy"}).to_string()),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = litellm_config(&url, "[limits]\ngateway_body = \"1 MiB\"\n");
+    let (child, addr) = daemon(dir.path(), &cfg);
+    let gw = too_large_model_check(addr);
     assert_eq!(gw["healthy_models"], Value::Null);
     // Asked again and again: memory stays where it was.
     for _ in 0..5 {
@@ -160,26 +86,19 @@ fn a_declared_oversize_answer_is_refused_before_reading() {
         r#"{{"healthy_count":1,"unhealthy_count":0,"unhealthy_endpoints":[],"pad":"{}"}}"#,
         "x".repeat(2 << 20)
     );
-    let url = serve(move |path| match path {
+    let url = stand_in(move |path| match path {
         "/health" => Answer::Json(big.clone()),
         _ => Answer::Json(json!({"status": "healthy"}).to_string()),
     });
     let dir = tempfile::tempdir().unwrap();
     let cfg = litellm_config(&url, "[limits]\ngateway_body = \"1 MiB\"\n");
     let (_child, addr) = daemon(dir.path(), &cfg);
-    let gw = wait_for(Duration::from_secs(20), "the model check's error", || {
-        let g = get_json(addr, "/status/gateway")["gateway"].clone();
-        g["models_error"].is_string().then_some(g)
-    });
-    assert_eq!(
-        gw["models_error"],
-        json!("gateway answer too large (over 1 MiB)")
-    );
+    too_large_model_check(addr);
 }
 
 #[test]
 fn an_endless_pull_answer_stops_at_its_limit() {
-    let url = serve(|_| Answer::Endless);
+    let url = stand_in(|_| Answer::Endless);
     let dir = tempfile::tempdir().unwrap();
     let cfg = format!("[gateway]\nmode = \"none\"\n[ingest]\npull_url = \"{url}/state\"\n");
     let (child, addr) = daemon(dir.path(), &cfg);
@@ -192,7 +111,7 @@ fn an_endless_pull_answer_stops_at_its_limit() {
 
 #[test]
 fn check_stops_reading_an_endless_status() {
-    let url = serve(|_| Answer::Endless);
+    let url = stand_in(|_| Answer::Endless);
     let (code, out) = check_command(&url, &[], &[]);
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("answer too large"), "{out}");
@@ -211,7 +130,7 @@ fn many_unhealthy(n: usize) -> String {
 #[test]
 fn a_hundred_thousand_unhealthy_models_make_one_reason_and_stay_cheap() {
     let health = many_unhealthy(100_000);
-    let url = serve(move |path| match path {
+    let url = stand_in(move |path| match path {
         "/health" => Answer::Json(health.clone()),
         _ => Answer::Json(json!({"status": "healthy"}).to_string()),
     });
@@ -262,9 +181,9 @@ fn a_hundred_thousand_unhealthy_models_make_one_reason_and_stay_cheap() {
 
 #[test]
 fn an_endless_docker_answer_stops_at_its_limit() {
-    let url = serve(|_| Answer::Endless);
+    let url = stand_in(|_| Answer::Endless);
     let host = url.replace("http://", "tcp://");
-    let proxy = serve(|_| Answer::Json(json!({"status": "healthy"}).to_string()));
+    let proxy = stand_in(|_| Answer::Json(json!({"status": "healthy"}).to_string()));
     let dir = tempfile::tempdir().unwrap();
     let cfg = format!(
         "[gateway]\nmode = \"litellm\"\nurl = \"{proxy}\"\nmodels_interval = \"off\"\n\
@@ -305,34 +224,8 @@ fn a_hung_database_is_unreadable_stuck_reads_do_not_pile_up_and_git_still_answer
         .map(|s| format!("[sections.{s}]\ninterval = \"500ms\"\ntimeout = \"1s\"\n"))
         .collect();
     let cfg = format!("[gateway]\nmode = \"none\"\n[watch]\nenabled = false\n{fast}");
-    let (mut child, addr) = {
-        // As `daemon` does, with the database named.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        std::fs::write(
-            dir.path().join("c.toml"),
-            format!("listen = \"{addr}\"\n[pynchy]\nroot = \".\"\ndatabase = \"hung.db\"\n{cfg}"),
-        )
-        .unwrap();
-        let child = ChildGuard::spawn(
-            Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
-                .args(["serve", "--config", "c.toml"])
-                .current_dir(dir.path())
-                .env("RUST_LOG", "error")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )
-        .unwrap();
-        wait_for(Duration::from_secs(20), "the daemon", || {
-            TcpStream::connect(addr).ok()?;
-            (get(addr, "/livez").status == 200).then_some(())
-        });
-        (child, addr)
-    };
+    let config = format!("[pynchy]\nroot = \".\"\ndatabase = \"hung.db\"\n{cfg}");
+    let (mut child, addr) = spawn_serve(dir.path(), &config, &[]);
     let head = git(dir.path(), &["rev-parse", "HEAD"]);
     let d = wait_for(
         Duration::from_secs(20),

@@ -7,8 +7,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,37 +18,16 @@ type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
 /// A LiteLLM stand-in on loopback: `/health` answers one healthy model,
 /// `/health/readiness` answers ready. Counts every path asked.
 fn stand_in() -> (String, Counts) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let counts: Counts = Arc::default();
     let c = counts.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            // Skip the headers.
-            let mut h = String::new();
-            while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
-                h.clear();
-            }
-            let path = line.split(' ').nth(1).unwrap_or("").to_string();
-            *c.lock().unwrap().entry(path.clone()).or_default() += 1;
-            let body = match path.as_str() {
-                "/health" => json!({"healthy_endpoints": [{"model": "openai/m"}],
-                    "unhealthy_endpoints": [], "healthy_count": 1, "unhealthy_count": 0}),
-                _ => json!({"status": "healthy", "db": "Not connected"}),
-            }
-            .to_string();
-            let mut s = stream;
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
+    let url = common::stand_in(move |path| {
+        *c.lock().unwrap().entry(path.to_string()).or_default() += 1;
+        let body = match path {
+            "/health" => json!({"healthy_endpoints": [{"model": "openai/m"}],
+                "unhealthy_endpoints": [], "healthy_count": 1, "unhealthy_count": 0}),
+            _ => json!({"status": "healthy", "db": "Not connected"}),
+        };
+        Answer::Json(body.to_string())
     });
     (url, counts)
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,36 +61,16 @@ fn promtool_checks_and_unit_tests_the_alerts() {
 
 /// The LiteLLM proxy's wire format: one healthy and one unhealthy model.
 fn litellm_stand_in() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            let mut h = String::new();
-            while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
-                h.clear();
-            }
-            let body = if line.contains("/health ") {
-                json!({"healthy_endpoints": [{"model": "openai/good"}],
-                    "unhealthy_endpoints": [{"model": "openai/bad"}],
-                    "healthy_count": 1, "unhealthy_count": 1})
-            } else {
-                json!({"status": "healthy"})
-            }
-            .to_string();
-            let mut s = stream;
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    url
+    stand_in(|path| {
+        let body = if path == "/health" {
+            json!({"healthy_endpoints": [{"model": "openai/good"}],
+                "unhealthy_endpoints": [{"model": "openai/bad"}],
+                "healthy_count": 1, "unhealthy_count": 1})
+        } else {
+            json!({"status": "healthy"})
+        };
+        Answer::Json(body.to_string())
+    })
 }
 
 /// `GET {path}?query={q}` against Prometheus' HTTP API: the result list.

@@ -8,7 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -23,26 +23,13 @@ fn write_config(dir: &Path, addr: SocketAddr, extra: &str) {
 }
 
 fn start(dir: &Path, extra: &str) -> (ChildGuard, SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    write_config(dir, addr, extra);
-    let child = ChildGuard::spawn(
-        Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
-            .args(["serve", "--config", "c.toml"])
-            .current_dir(dir)
-            .env("PST_RELOAD_ONE", "token-one")
-            .env("PST_RELOAD_TWO", "token-two")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    )
-    .unwrap();
-    wait_for(Duration::from_secs(20), "the daemon", || {
-        TcpStream::connect(addr).ok()?;
+    let config = format!("[pynchy]\nroot = \".\"\n[gateway]\nmode = \"none\"\n{extra}");
+    let env = [
+        ("PST_RELOAD_ONE", "token-one"),
+        ("PST_RELOAD_TWO", "token-two"),
+    ];
+    let (child, addr) = spawn_serve(dir, &config, &env);
+    wait_for(Duration::from_secs(20), "ready", || {
         (get(addr, "/readyz").status == 200).then_some(())
     });
     (child, addr)

@@ -106,21 +106,25 @@ fn messages(pending: i64) -> SectionState {
     )
 }
 
+fn task_body(id: &str, overdue: bool, schedule_error: Option<&str>) -> TaskBody {
+    TaskBody {
+        id: Some(id.into()),
+        group: None,
+        schedule_type: None,
+        schedule_value: None,
+        status: Some("active".into()),
+        next_run: None,
+        last_run: None,
+        last_result: None,
+        overdue,
+        schedule_error: schedule_error.map(str::to_string),
+    }
+}
+
 fn task(overdue: bool, schedule_error: Option<&str>) -> SectionState {
     fresh(
         SectionId::Tasks,
-        TasksBody(vec![TaskBody {
-            id: Some("t1".into()),
-            group: None,
-            schedule_type: None,
-            schedule_value: None,
-            status: Some("active".into()),
-            next_run: None,
-            last_run: None,
-            last_result: None,
-            overdue,
-            schedule_error: schedule_error.map(str::to_string),
-        }]),
+        TasksBody(vec![task_body("t1", overdue, schedule_error)]),
     )
 }
 
@@ -404,18 +408,7 @@ fn never_collected_is_stale_with_no_data() {
 #[test]
 fn one_section_says_at_most_twenty_reasons_and_folds_the_rest() {
     let tasks: Vec<TaskBody> = (0..30)
-        .map(|i| TaskBody {
-            id: Some(format!("t{i:02}")),
-            group: None,
-            schedule_type: None,
-            schedule_value: None,
-            status: Some("active".into()),
-            next_run: None,
-            last_run: None,
-            last_result: None,
-            overdue: true,
-            schedule_error: None,
-        })
+        .map(|i| task_body(&format!("t{i:02}"), true, None))
         .collect();
     let s = fresh(SectionId::Tasks, TasksBody(tasks));
     let (level, reasons) = verdict(&s, &RollupConfig::default());

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -531,4 +531,97 @@ pub fn check_command(url: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, St
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+/// A loopback port nobody listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real binary, `serve --config c.toml` in `dir`, listening on a free
+/// loopback port: `config` is everything after `listen = …`, `env` is set
+/// for it, stderr is piped (for tests reading the log). Returns once
+/// `/livez` answers.
+pub fn spawn_serve(dir: &Path, config: &str, env: &[(&str, &str)]) -> (ChildGuard, SocketAddr) {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    std::fs::write(dir.join("c.toml"), format!("listen = \"{addr}\"\n{config}")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pynchy-status"));
+    cmd.args(["serve", "--config", "c.toml"])
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = ChildGuard::spawn(&mut cmd).unwrap();
+    wait_for(Duration::from_secs(20), "the daemon", || {
+        TcpStream::connect(addr).ok()?;
+        (get(addr, "/livez").status == 200).then_some(())
+    });
+    (child, addr)
+}
+
+/// What a stand-in answers on a path.
+#[derive(Clone)]
+pub enum Answer {
+    /// A JSON body, whole.
+    Json(String),
+    /// `200` with a chunked body that never ends (until the client leaves).
+    Endless,
+}
+
+/// An HTTP server on loopback answering `route(path)` (the request's path),
+/// one thread per client: a stand-in speaking an outside system's wire format.
+pub fn stand_in(route: impl Fn(&str) -> Answer + Send + Sync + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let route = std::sync::Arc::new(route);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let route = route.clone();
+            std::thread::spawn(move || answer(stream, &*route));
+        }
+    });
+    url
+}
+
+fn answer(stream: TcpStream, route: &dyn Fn(&str) -> Answer) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut h = String::new();
+    while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+        h.clear();
+    }
+    let path = line.split(' ').nth(1).unwrap_or("").to_string();
+    let mut s = stream;
+    match route(&path) {
+        Answer::Json(body) => {
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        Answer::Endless => {
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            );
+            let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "[".repeat(64 * 1024));
+            // At most 4 GiB, then the server gives up: bounded either way.
+            for _ in 0..65_536 {
+                if s.write_all(chunk.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
