@@ -19,12 +19,13 @@ pub enum SectionId {
     Tasks,
     HostJobs,
     Groups,
+    Mcp,
     Extra(&'static str),
 }
 
 impl SectionId {
     /// Every built-in section, in the order it appears in `/status`.
-    pub const BUILTIN: [SectionId; 10] = [
+    pub const BUILTIN: [SectionId; 11] = [
         SectionId::Service,
         SectionId::Deploy,
         SectionId::Channels,
@@ -35,6 +36,7 @@ impl SectionId {
         SectionId::Tasks,
         SectionId::HostJobs,
         SectionId::Groups,
+        SectionId::Mcp,
     ];
 
     /// The key under which the section appears in `/status`.
@@ -50,6 +52,7 @@ impl SectionId {
             SectionId::Tasks => "tasks",
             SectionId::HostJobs => "host_jobs",
             SectionId::Groups => "groups",
+            SectionId::Mcp => "mcp",
             SectionId::Extra(name) => name,
         }
     }

@@ -222,7 +222,7 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
     );
 
     let f = wait_page(driver, &session, Duration::from_secs(10), "the demo", |f| {
-        f["cards"].as_array().is_some_and(|c| c.len() == 10) && f["conflict"].is_string()
+        f["cards"].as_array().is_some_and(|c| c.len() == 11) && f["conflict"].is_string()
     });
     assert_eq!(
         f["cards"],
@@ -236,7 +236,8 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
             "messages",
             "tasks",
             "host_jobs",
-            "groups"
+            "groups",
+            "mcp"
         ])
     );
     assert_eq!(f["rollup"], truth["status"]);
@@ -419,7 +420,7 @@ fn dashboard_behind_a_token() {
         Duration::from_secs(10),
         "live values",
         |f| {
-            f["cards"].as_array().is_some_and(|c| c.len() == 10)
+            f["cards"].as_array().is_some_and(|c| c.len() == 11)
                 && f["conn"].as_str().is_some_and(|c| c.starts_with("live"))
         },
     );

@@ -12,6 +12,7 @@ use pynchy_status::rollup::{compute, Level};
 use pynchy_status::sections::channels::ChannelsBody;
 use pynchy_status::sections::gateway::{GatewayBody, LitellmBody};
 use pynchy_status::sections::host_jobs::{HostJobBody, HostJobsBody};
+use pynchy_status::sections::mcp::{McpBody, McpContainerBody};
 use pynchy_status::sections::messages::MessagesBody;
 use pynchy_status::sections::queue::QueueBody;
 use pynchy_status::sections::repos::{RepoBody, ReposBody, WorktreeBody};
@@ -56,6 +57,24 @@ fn litellm(f: impl FnOnce(&mut LitellmBody)) -> SectionState {
     };
     f(&mut b);
     fresh(SectionId::Gateway, GatewayBody::Litellm(Box::new(b)))
+}
+
+/// One MCP container in `state` that restarted `restarts` times this hour.
+fn mcp(state: &str, restarts: u64) -> SectionState {
+    let c = McpContainerBody {
+        state: state.into(),
+        started_at: None,
+        restart_count: restarts,
+        restarts_last_hour: restarts,
+        health: None,
+    };
+    fresh(
+        SectionId::Mcp,
+        McpBody(std::collections::BTreeMap::from([(
+            "pynchy-mcp-gdrive".to_string(),
+            c,
+        )])),
+    )
 }
 
 fn queue(active: u64, waiting: u64) -> SectionState {
@@ -273,6 +292,13 @@ fn cases() -> Vec<Case> {
             Degraded,
         ),
         case(
+            "mcp_restarting",
+            mcp("restarting", 0),
+            mcp("exited", 3),
+            "MCP container pynchy-mcp-gdrive is restarting",
+            Degraded,
+        ),
+        case(
             "worktree_conflict",
             repos(true),
             repos(false),
@@ -445,5 +471,17 @@ fn many_unhealthy_models_make_one_reason() {
             "6000 models unhealthy: m00, m01, m02 and 5997 more".to_string(),
             Level::Degraded
         )]
+    );
+}
+
+#[test]
+fn an_mcp_container_restarting_often_is_a_reason_past_the_threshold() {
+    let cfg = RollupConfig::default();
+    assert_eq!(verdict(&mcp("running", 3), &cfg).0, Level::Ok);
+    let (level, reasons) = verdict(&mcp("running", 4), &cfg);
+    assert_eq!(level, Level::Degraded);
+    assert_eq!(
+        reasons[0].1,
+        "MCP container pynchy-mcp-gdrive restarted 4 times in the last hour"
     );
 }

@@ -130,6 +130,7 @@ fn rollup(o: &mut Out) {
         "rollup.pending_deliveries_max",
         r.pending_deliveries_max.to_string(),
     );
+    o.line("rollup.mcp_restarts_max", r.mcp_restarts_max.to_string());
     o.line("rollup.ok_http_status", r.ok_http_status.to_string());
     o.line(
         "rollup.degraded_http_status",

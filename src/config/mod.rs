@@ -67,6 +67,8 @@ pub mod defaults {
     /// Follow changes by events.
     pub const WATCH: bool = true;
     pub const PENDING_DELIVERIES_MAX: u64 = 10;
+    /// Restarts of one MCP container within an hour before it is a reason.
+    pub const MCP_RESTARTS_MAX: u64 = 3;
     pub const OK_HTTP_STATUS: u16 = 200;
     pub const DEGRADED_HTTP_STATUS: u16 = 200;
     pub const DOWN_HTTP_STATUS: u16 = 503;
@@ -104,6 +106,7 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
         ("limits.docker_body", s(&size_text(DOCKER_BODY))),
         ("limits.pull_body", s(&size_text(PULL_BODY))),
         ("rollup.pending_deliveries_max", n(PENDING_DELIVERIES_MAX)),
+        ("rollup.mcp_restarts_max", n(MCP_RESTARTS_MAX)),
         ("rollup.ok_http_status", n(OK_HTTP_STATUS.into())),
         (
             "rollup.degraded_http_status",
@@ -355,6 +358,7 @@ pub struct WatchConfig {
 #[serde(deny_unknown_fields)]
 struct RawRollup {
     pending_deliveries_max: Option<u64>,
+    mcp_restarts_max: Option<u64>,
     ok_http_status: Option<u16>,
     degraded_http_status: Option<u16>,
     down_http_status: Option<u16>,
@@ -512,6 +516,8 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RollupConfig {
     pub pending_deliveries_max: u64,
+    /// `mcp_restarting` fires past this many restarts in an hour.
+    pub mcp_restarts_max: u64,
     /// Severity overrides by rule name (checked against the rules when the
     /// daemon is built).
     pub severity: BTreeMap<String, Severity>,
@@ -524,6 +530,7 @@ impl Default for RollupConfig {
     fn default() -> Self {
         RollupConfig {
             pending_deliveries_max: defaults::PENDING_DELIVERIES_MAX,
+            mcp_restarts_max: defaults::MCP_RESTARTS_MAX,
             severity: BTreeMap::new(),
             ok_http_status: defaults::OK_HTTP_STATUS,
             degraded_http_status: defaults::DEGRADED_HTTP_STATUS,
@@ -743,6 +750,7 @@ fn rollup(raw: RawRollup) -> Result<RollupConfig, ConfigError> {
         pending_deliveries_max: raw
             .pending_deliveries_max
             .unwrap_or(d.pending_deliveries_max),
+        mcp_restarts_max: raw.mcp_restarts_max.unwrap_or(d.mcp_restarts_max),
         severity: raw.severity,
         ok_http_status: raw.ok_http_status.unwrap_or(d.ok_http_status),
         degraded_http_status: raw.degraded_http_status.unwrap_or(d.degraded_http_status),

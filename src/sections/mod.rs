@@ -32,6 +32,7 @@ pub mod deploy;
 pub mod gateway;
 pub mod groups;
 pub mod host_jobs;
+pub mod mcp;
 pub mod messages;
 pub mod prom;
 pub mod queue;
@@ -480,7 +481,7 @@ fn entry<S: Builtin>() -> Entry {
 }
 
 /// Every built-in section, in the order they appear in `/status`.
-pub fn registry() -> [Entry; 10] {
+pub fn registry() -> [Entry; 11] {
     [
         entry::<service::Service>(),
         entry::<deploy::Deploy>(),
@@ -492,6 +493,7 @@ pub fn registry() -> [Entry; 10] {
         entry::<tasks::Tasks>(),
         entry::<host_jobs::HostJobs>(),
         entry::<groups::Groups>(),
+        entry::<mcp::Mcp>(),
     ]
 }
 

@@ -284,3 +284,85 @@ pub async fn follow_events(
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
+
+/// One container as `docker inspect` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Its name, without Docker's leading `/`.
+    pub name: String,
+    /// `State.Status`.
+    pub state: String,
+    /// `State.StartedAt` (RFC 3339), unless it never started.
+    pub started_at: Option<String>,
+    /// `RestartCount`: restarts by its restart policy.
+    pub restart_count: u64,
+    /// `State.Health.Status`, when it has a healthcheck.
+    pub health: Option<String>,
+}
+
+/// Why containers could not be listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    #[error("Docker daemon unreachable")]
+    Unreachable,
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// Every container (running or not) whose name starts with `prefix`, inspected.
+pub async fn containers_named(
+    docker: &Docker,
+    prefix: &str,
+    timeout: Duration,
+) -> Result<Vec<ContainerInfo>, ListError> {
+    let fail = |e: BollardError| match too_large(&e) {
+        Some(why) => ListError::TooLarge(why),
+        None => {
+            tracing::debug!(error = %e, "docker list failed");
+            ListError::Unreachable
+        }
+    };
+    let filters = std::collections::HashMap::from([("name", vec![format!("^/{prefix}")])]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let list = tokio::time::timeout(timeout, docker.list_containers(Some(options)))
+        .await
+        .map_err(|_| ListError::Unreachable)?
+        .map_err(fail)?;
+    let mut out = Vec::new();
+    for c in list {
+        let Some(id) = c.id else { continue };
+        let inspect = tokio::time::timeout(timeout, docker.inspect_container(&id, None)).await;
+        let info = match inspect {
+            Err(_) => return Err(ListError::Unreachable),
+            // Removed between the list and the inspect: gone, as it may be.
+            Ok(Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            })) => continue,
+            Ok(Err(e)) => return Err(fail(e)),
+            Ok(Ok(info)) => info,
+        };
+        let name = info.name.unwrap_or_default();
+        let state = info.state.unwrap_or_default();
+        out.push(ContainerInfo {
+            name: name.trim_start_matches('/').to_string(),
+            state: state
+                .status
+                .map_or_else(|| "unknown".to_string(), |s| s.to_string()),
+            started_at: state.started_at.filter(|t| !t.starts_with("0001-01-01")),
+            restart_count: info
+                .restart_count
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+            health: state
+                .health
+                .and_then(|h| h.status)
+                .map(|s| s.to_string())
+                .filter(|s| s != "none" && !s.is_empty()),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
