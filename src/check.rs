@@ -44,6 +44,9 @@ pub struct MetaEntry {
 #[derive(Debug, Deserialize)]
 pub struct Document {
     pub status: Level,
+    /// Since when the verdict is what it is.
+    #[serde(default)]
+    pub status_since: Option<DateTime<Utc>>,
     pub reasons: Vec<Reason>,
     pub meta: IndexMap<String, MetaEntry>,
     #[serde(flatten)]
@@ -172,7 +175,16 @@ fn style_for(word: &str) -> Style {
     Style::new().fg_color(Some(color.into())).bold()
 }
 
-fn reasons_table(out: &mut String, reasons: &[Reason]) {
+/// How long since `since` (RFC 3339), for a person: " (for 2h)".
+fn held_for(since: Option<&str>, now: DateTime<Utc>) -> String {
+    let Some(t) = since.and_then(|s| DateTime::parse_from_rfc3339(s).ok()) else {
+        return String::new();
+    };
+    let secs = (now - t.with_timezone(&Utc)).num_seconds().max(0);
+    format!(" (for {})", human_age(Some(secs)))
+}
+
+fn reasons_table(out: &mut String, reasons: &[Reason], now: DateTime<Utc>) {
     if reasons.is_empty() {
         let _ = writeln!(out, "no reasons: all well");
         return;
@@ -181,7 +193,12 @@ fn reasons_table(out: &mut String, reasons: &[Reason]) {
     for r in reasons {
         let level = r.level.as_str();
         let st = style_for(level);
-        let _ = writeln!(out, "  {st}{level:<8}{st:#} {}: {}", r.section, r.reason);
+        let held = held_for(r.since.as_deref(), now);
+        let _ = writeln!(
+            out,
+            "  {st}{level:<8}{st:#} {}: {}{held}",
+            r.section, r.reason
+        );
     }
 }
 
@@ -191,10 +208,12 @@ pub fn table(doc: &Document, url: &str, now: DateTime<Utc>) -> String {
     let mut out = String::new();
     let verdict = doc.status.as_str();
     let st = style_for(verdict);
+    let since = doc.status_since.map(|t| t.to_rfc3339());
     let _ = writeln!(
         out,
-        "pynchy-status {url}: {st}{}{st:#}",
-        verdict.to_uppercase()
+        "pynchy-status {url}: {st}{}{st:#}{}",
+        verdict.to_uppercase(),
+        held_for(since.as_deref(), now)
     );
     let _ = writeln!(
         out,
@@ -215,7 +234,7 @@ pub fn table(doc: &Document, url: &str, now: DateTime<Utc>) -> String {
             let _ = writeln!(out, "{:<10} {:<9} {:>6}  error: {e}", "", "", "");
         }
     }
-    reasons_table(&mut out, &doc.reasons);
+    reasons_table(&mut out, &doc.reasons, now);
     out
 }
 

@@ -54,6 +54,7 @@ pub mod sources;
 mod stamp;
 mod state;
 mod store;
+mod transitions;
 
 pub use app::{Daemon, Running};
 pub use section_id::SectionId;

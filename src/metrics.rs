@@ -16,6 +16,12 @@ use crate::sections::prom::{family, flag, gauge};
 use crate::state::SectionState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    section: String,
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SectionLabel {
     section: String,
 }
@@ -38,6 +44,53 @@ fn per_section(
         })
         .collect();
     family(reg, name, help, values);
+}
+
+/// The verdict, the number of reasons, and since when each holds.
+fn verdict(reg: &mut Registry, rollup: &Rollup) {
+    gauge(
+        reg,
+        "pynchy_status_rollup",
+        "The rollup: 0 ok, 1 degraded, 2 down",
+        f64::from(rollup.status.code()),
+    );
+    gauge(
+        reg,
+        "pynchy_status_reasons",
+        "How many reasons the rollup gives",
+        rollup.reasons.len() as f64,
+    );
+    reason_since(reg, rollup);
+}
+
+/// `pynchy_status_reason_since_timestamp_seconds{section,rule}`: since when
+/// each active (section, rule) holds, from its oldest reason.
+fn reason_since(reg: &mut Registry, rollup: &Rollup) {
+    let mut since: std::collections::BTreeMap<(String, String), f64> = Default::default();
+    for r in &rollup.reasons {
+        let Some(t) = r
+            .since
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        else {
+            continue;
+        };
+        let secs = t.timestamp_millis() as f64 / 1000.0;
+        let slot = since
+            .entry((r.section.clone(), r.rule.clone()))
+            .or_insert(secs);
+        *slot = slot.min(secs);
+    }
+    let values = since
+        .into_iter()
+        .map(|((section, rule), v)| (ReasonLabel { section, rule }, v))
+        .collect();
+    family(
+        reg,
+        "pynchy_status_reason_since_timestamp_seconds",
+        "Unix time since which each active reason's condition holds, by section and rule",
+        values,
+    );
 }
 
 /// The exposition text for this state.
@@ -81,18 +134,7 @@ pub fn render(states: &[SectionState], rollup: &Rollup, now: Instant) -> String 
         "1 if the section follows events, 0 if it reads its source every interval (events off, or its watches could not be set)",
         |s| Some(flag(s.refresh == crate::sections::Refresh::Event)),
     );
-    gauge(
-        &mut reg,
-        "pynchy_status_rollup",
-        "The rollup: 0 ok, 1 degraded, 2 down",
-        f64::from(rollup.status.code()),
-    );
-    gauge(
-        &mut reg,
-        "pynchy_status_reasons",
-        "How many reasons the rollup gives",
-        rollup.reasons.len() as f64,
-    );
+    verdict(&mut reg, rollup);
     for body in states.iter().filter_map(|s| s.body.as_ref()) {
         body.metrics(&mut reg);
     }

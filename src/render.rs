@@ -11,6 +11,7 @@ use crate::rollup::{self, Rollup};
 use crate::sections::Health;
 use crate::snapshot::{Rendered, Snapshot};
 use crate::state::{Meta, SectionState};
+use crate::transitions::Tracker;
 
 /// Writes `"name":` into `out`.
 fn push_key(out: &mut Vec<u8>, name: &str) {
@@ -26,16 +27,19 @@ fn push_body(out: &mut Vec<u8>, s: &SectionState) {
     }
 }
 
-fn push_meta(out: &mut Vec<u8>, s: &SectionState, now: Instant) {
-    let _ = serde_json::to_writer(&mut *out, &Meta::of(s, now));
+fn push_meta(out: &mut Vec<u8>, s: &SectionState, now: Instant, t: &Tracker) {
+    let _ = serde_json::to_writer(&mut *out, &Meta::of(s, now, t.section_since(s.id)));
 }
 
 /// `/status`: the verdict, each body under its name, then `meta`.
-fn document(states: &[SectionState], rollup: &Rollup, now: Instant) -> Vec<u8> {
+fn document(states: &[SectionState], rollup: &Rollup, now: Instant, t: &Tracker) -> Vec<u8> {
     let mut doc = Vec::with_capacity(4096);
     doc.push(b'{');
     push_key(&mut doc, "status");
     let _ = serde_json::to_writer(&mut doc, rollup.status.as_str());
+    doc.push(b',');
+    push_key(&mut doc, "status_since");
+    let _ = serde_json::to_writer(&mut doc, &t.status_since());
     doc.push(b',');
     push_key(&mut doc, "reasons");
     let _ = serde_json::to_writer(&mut doc, &rollup.reasons);
@@ -52,7 +56,7 @@ fn document(states: &[SectionState], rollup: &Rollup, now: Instant) -> Vec<u8> {
             doc.push(b',');
         }
         push_key(&mut doc, s.id.name());
-        push_meta(&mut doc, s, now);
+        push_meta(&mut doc, s, now, t);
     }
     doc.extend_from_slice(b"}}");
     doc
@@ -60,7 +64,7 @@ fn document(states: &[SectionState], rollup: &Rollup, now: Instant) -> Vec<u8> {
 
 /// `/status/{section}`: the body under its name, and its meta alone; the
 /// previous rendering when its bytes did not change (no gzip, no hash).
-fn one_section(s: &SectionState, now: Instant, prev: Option<&Rendered>) -> Rendered {
+fn one_section(s: &SectionState, now: Instant, t: &Tracker, prev: Option<&Rendered>) -> Rendered {
     let mut one = Vec::with_capacity(512);
     one.push(b'{');
     push_key(&mut one, s.id.name());
@@ -69,12 +73,34 @@ fn one_section(s: &SectionState, now: Instant, prev: Option<&Rendered>) -> Rende
     push_key(&mut one, "meta");
     one.push(b'{');
     push_key(&mut one, s.id.name());
-    push_meta(&mut one, s, now);
+    push_meta(&mut one, s, now, t);
     one.extend_from_slice(b"}}");
     match prev {
         Some(p) if p.plain[..] == one[..] => p.clone(),
         _ => Rendered::new(one),
     }
+}
+
+/// `/status/events` (made again only when something was added) and the
+/// stream's `transition` events for the `added` newest, oldest first.
+fn transitions(t: &Tracker, added: usize, prev: Option<&Snapshot>) -> (Bytes, Bytes) {
+    let events = match prev {
+        Some(p) if added == 0 => p.events.clone(),
+        _ => {
+            let all: Vec<_> = t.events().collect();
+            Bytes::from(
+                serde_json::to_vec(&serde_json::json!({ "events": all })).unwrap_or_default(),
+            )
+        }
+    };
+    let mut sse = Vec::new();
+    let new: Vec<_> = t.events().take(added).collect();
+    for e in new.into_iter().rev() {
+        sse.extend_from_slice(b"event: transition\ndata: ");
+        let _ = serde_json::to_writer(&mut sse, e);
+        sse.extend_from_slice(b"\n\n");
+    }
+    (events, Bytes::from(sse))
 }
 
 /// `/health`: the verdict and what each section adds to it.
@@ -97,9 +123,14 @@ pub fn render(
     generation: u64,
     now: Instant,
     prev: Option<&Snapshot>,
+    tracker: &mut Tracker,
 ) -> Snapshot {
-    let rollup = rollup::compute(states, cfg, now);
-    let doc = document(states, &rollup, now);
+    let mut rollup = rollup::compute(states, cfg, now);
+    let section_states: Vec<_> = states.iter().map(|s| (s.id, s.state(now))).collect();
+    let added = tracker.observe(&mut rollup, &section_states, chrono::Utc::now(), now);
+    let (events, sse_transitions) = transitions(tracker, added, prev);
+    let tracker = &*tracker;
+    let doc = document(states, &rollup, now, tracker);
     let health_public =
         serde_json::to_vec(&serde_json::json!({ "status": rollup.status })).unwrap_or_default();
     let names: Vec<&str> = states.iter().map(|s| s.id.name()).collect();
@@ -120,7 +151,7 @@ pub fn render(
             .iter()
             .map(|s| {
                 let old = prev.and_then(|p| p.section(s.id.name()));
-                (s.id, one_section(s, now, old))
+                (s.id, one_section(s, now, tracker, old))
             })
             .collect(),
         health: Bytes::from(health(states, &rollup)),
@@ -128,6 +159,8 @@ pub fn render(
         health_public: Bytes::from(health_public),
         metrics: Bytes::from(crate::metrics::render(states, &rollup, now)),
         ready: states.iter().all(|s| s.attempted_at.is_some()),
+        events,
+        sse_transitions,
         unknown_section: Bytes::from(unknown_section),
     }
 }

@@ -66,6 +66,12 @@ pub struct Reason {
     pub section: String,
     pub reason: String,
     pub level: Level,
+    /// The rule that raised it (`[rollup.severity]` names it).
+    #[serde(default)]
+    pub rule: String,
+    /// When its condition was first seen, held while it stays true (RFC 3339).
+    #[serde(default)]
+    pub since: Option<String>,
 }
 
 /// The verdict and its reasons.
@@ -146,22 +152,24 @@ fn section_reasons(
     out: &mut Vec<Reason>,
 ) {
     let mut seen = HashSet::new();
-    let mut mine: Vec<(Level, String)> = findings
+    let mut mine: Vec<(Level, &'static str, String)> = findings
         .drain(..)
-        .filter_map(|f| Some((level_of(cfg, f.rule)?, f.reason)))
-        .filter(|(_, r)| seen.insert(r.clone()))
+        .filter_map(|f| Some((level_of(cfg, f.rule)?, f.rule.name, f.reason)))
+        .filter(|(_, _, r)| seen.insert(r.clone()))
         .collect();
-    mine.sort_by_key(|(l, _)| std::cmp::Reverse(*l));
+    mine.sort_by_key(|(l, _, _)| std::cmp::Reverse(*l));
     let folded = mine.split_off(mine.len().min(MAX_REASONS_PER_SECTION));
-    let reason = |(level, reason)| Reason {
+    let reason = |(level, rule, reason): (Level, &str, String)| Reason {
         section: section.to_string(),
         reason,
         level,
+        rule: rule.to_string(),
+        since: None,
     };
     out.extend(mine.into_iter().map(reason));
-    if let Some(level) = folded.iter().map(|(l, _)| *l).max() {
+    if let Some(level) = folded.iter().map(|(l, _, _)| *l).max() {
         let n = folded.len();
-        out.push(reason((level, format!("and {n} more reasons"))));
+        out.push(reason((level, "folded", format!("and {n} more reasons"))));
     }
 }
 

@@ -22,7 +22,15 @@ pub fn document() -> Value {
     );
     let meta = g.subschema_for::<Meta>().to_value();
     let mut metas = Map::new();
-    let mut names = vec!["status".to_string(), "reasons".to_string()];
+    props.insert(
+        "status_since".into(),
+        json!({"description": "since when the verdict is what it is (RFC 3339)", "type": ["string", "null"]}),
+    );
+    let mut names = vec![
+        "status".to_string(),
+        "status_since".to_string(),
+        "reasons".to_string(),
+    ];
     for e in registry() {
         let body = (e.schema)(&mut g).to_value();
         let what = format!(

@@ -79,6 +79,10 @@ pub struct Snapshot {
     pub sse: Bytes,
     /// True once every section has had its first collection attempt.
     pub ready: bool,
+    /// `GET /status/events`: the last transitions, newest first.
+    pub events: Bytes,
+    /// The stream's `transition` events added by this render (may be empty).
+    pub sse_transitions: Bytes,
     /// The JSON for a 404 on an unknown section name, listing the known ones.
     pub unknown_section: Bytes,
 }

@@ -38,6 +38,17 @@ pub struct SectionState {
 }
 
 impl SectionState {
+    /// `stale`, else `error` when the last collection failed, else `ok`.
+    pub fn state(&self, now: Instant) -> &'static str {
+        if self.is_stale(now) {
+            "stale"
+        } else if self.error.is_some() {
+            "error"
+        } else {
+            "ok"
+        }
+    }
+
     pub fn new(id: SectionId, schedule: Schedule) -> Self {
         SectionState {
             id,
@@ -97,6 +108,10 @@ pub struct Meta<'a> {
     error: Option<&'a str>,
     /// The body's key numbers in a few words (what `check` shows).
     summary: Option<&'a str>,
+    /// `ok`, `error` (the last collection failed) or `stale`.
+    state: &'static str,
+    /// Since when it is in that state (RFC 3339).
+    state_since: Option<String>,
 }
 
 fn rfc3339(t: &DateTime<Utc>) -> String {
@@ -104,7 +119,7 @@ fn rfc3339(t: &DateTime<Utc>) -> String {
 }
 
 impl<'a> Meta<'a> {
-    pub fn of(s: &'a SectionState, now: Instant) -> Self {
+    pub fn of(s: &'a SectionState, now: Instant, state_since: Option<String>) -> Self {
         Meta {
             collected_at: s.collected_at().as_ref().map(rfc3339),
             checked_at: s.confirmed().map(|c| rfc3339(&c.at)),
@@ -117,6 +132,8 @@ impl<'a> Meta<'a> {
             stale: s.is_stale(now),
             error: s.error.as_ref().map(|e| e.message.as_str()),
             summary: s.summary.as_deref(),
+            state: s.state(now),
+            state_since,
         }
     }
 }

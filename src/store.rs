@@ -112,6 +112,8 @@ pub struct Store {
     /// Acks to fire after the next publish.
     acks: Vec<oneshot::Sender<()>>,
     rollup: RollupConfig,
+    /// Since when: reasons, verdict and section states across renders.
+    tracker: crate::transitions::Tracker,
 }
 
 impl Store {
@@ -125,7 +127,8 @@ impl Store {
             .map(|(n, s)| SectionState::new(n, s))
             .collect();
         // The first snapshot: every section null and stale, not yet attempted.
-        let first = render(&states, &rollup, 1, Instant::now(), None);
+        let mut tracker = crate::transitions::Tracker::default();
+        let first = render(&states, &rollup, 1, Instant::now(), None, &mut tracker);
         let snapshot = Arc::new(ArcSwap::from_pointee(first));
         let store = Store {
             states,
@@ -136,6 +139,7 @@ impl Store {
             ctl,
             acks: Vec::new(),
             rollup,
+            tracker,
         };
         let handle = StoreHandle {
             tx,
@@ -257,6 +261,7 @@ impl Store {
             self.generation,
             Instant::now(),
             Some(&prev),
+            &mut self.tracker,
         );
         self.snapshot.store(Arc::new(snap));
         self.changes.send_replace(self.generation);

@@ -57,6 +57,8 @@ return {
   service: t('[data-section=service] [data-field=status]'),
   conn: q('#conn').textContent,
   form: !q('#tokenform').hidden,
+  since: t('#since'),
+  timeline: [...document.querySelectorAll('#timeline li')].map(l => l.dataset.kind),
   urls: performance.getEntriesByType('resource').map(e => e.name).concat([location.href]),
   cookie: document.cookie,
 };"#;
@@ -314,6 +316,23 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
         .unwrap()
         .iter()
         .any(|r| r.as_str().unwrap().contains("slack")));
+    // Since when, and what changed: the slack reason cleared.
+    let f = wait_page(
+        driver,
+        &session,
+        Duration::from_secs(5),
+        "the timeline",
+        |f| {
+            f["timeline"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|k| k == "reason_cleared"))
+        },
+    );
+    let since = f["since"].as_str().unwrap();
+    assert!(
+        since.starts_with(&format!("{} since ", f["rollup"].as_str().unwrap())),
+        "{since}"
+    );
 
     // A screenshot for people to look at.
     let png = wd(
@@ -463,5 +482,7 @@ fn dashboard_behind_a_token() {
         |f| f["conn"] == "this server needs a token",
     );
     assert!(no_data(&f), "{f:#}");
+    assert_eq!(f["since"], "");
+    assert_eq!(f["timeline"], json!([]));
     browser.close();
 }

@@ -87,7 +87,8 @@ fn mask_metrics(text: &str) -> String {
             continue;
         }
         let timed = l.starts_with("pynchy_status_section_duration_seconds{")
-            || l.starts_with("pynchy_status_section_last_success_timestamp_seconds{");
+            || l.starts_with("pynchy_status_section_last_success_timestamp_seconds{")
+            || l.starts_with("pynchy_status_reason_since_timestamp_seconds{");
         samples.push(match (timed, l.rsplit_once(' ')) {
             (true, Some((series, _))) => format!("{series} <number>\n"),
             _ => format!("{l}\n"),

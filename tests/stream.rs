@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const QUIET: &str = "[gateway]\nmode = \"none\"\n[sections.service]\ninterval = \"1h\"\n[sections.deploy]\ninterval = \"1h\"\n\
     [sections.repos]\ninterval = \"1h\"\n[sections.messages]\ninterval = \"1h\"\n[sections.tasks]\ninterval = \"1h\"\n\
@@ -43,9 +43,10 @@ fn open(addr: SocketAddr, headers: &[(&str, &str)]) -> Sse {
 }
 
 impl Sse {
-    /// The next `status` event's document (chunked framing lines are skipped).
-    fn next(&mut self) -> Value {
+    /// The next event: its name and data (chunked framing lines are skipped).
+    fn next_event(&mut self) -> (String, Value) {
         let mut line = String::new();
+        let mut event = String::from("message");
         loop {
             line.clear();
             let n = self
@@ -53,8 +54,21 @@ impl Sse {
                 .read_line(&mut line)
                 .expect("an event before the timeout");
             assert!(n > 0, "stream ended");
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = name.trim_end().to_string();
+            }
             if let Some(data) = line.strip_prefix("data: ") {
-                return serde_json::from_str(data.trim_end()).unwrap();
+                return (event, serde_json::from_str(data.trim_end()).unwrap());
+            }
+        }
+    }
+
+    /// The next `status` event's document, skipping `transition` events.
+    fn next(&mut self) -> Value {
+        loop {
+            let (event, data) = self.next_event();
+            if event == "status" {
+                return data;
             }
         }
     }
@@ -83,8 +97,35 @@ fn initial_event_then_one_per_change() {
         br#"{"slack": {"connected": false}}"#,
     );
     assert_eq!(r.status, 200);
+    // The change comes as its transitions, then the document.
+    let (event, t) = sse.next_event();
+    assert_eq!(event, "transition", "{t}");
     let next = sse.next();
     assert_eq!(next["channels"]["slack"]["connected"], Value::Bool(false));
+    let events = get_json(run.addr, "/status/events")["events"].clone();
+    let appeared = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "reason_appeared" && e["rule"] == "channel_disconnected")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        appeared["reason"],
+        json!("channel slack disconnected"),
+        "{events:#}"
+    );
+    let reason = next["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "channel_disconnected")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        reason["since"], appeared["at"],
+        "a reason's since is when it appeared"
+    );
     assert!(next["reasons"]
         .to_string()
         .contains("channel slack disconnected"));

@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_only("/status", status))
         .service(get_only("/status/stream", super::stream::stream))
         .service(get_only("/status/schema", schema))
+        .service(get_only("/status/events", events))
         .service(get_only("/status/{section}", section))
         .service(get_only("/health", health))
         .service(get_only("/livez", livez))
@@ -127,6 +128,15 @@ async fn schema() -> HttpResponse {
             HeaderValue::from_static("application/schema+json"),
         ))
         .body(body.clone())
+}
+
+/// `GET /status/events`: the last transitions, newest first (detail: the
+/// token applies).
+async fn events(_: Authorized, store: web::Data<StoreHandle>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, JSON))
+        .insert_header((CACHE_CONTROL, NO_CACHE))
+        .body(store.load().events.clone())
 }
 
 async fn status(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {

@@ -44,10 +44,20 @@ struct State {
 }
 
 impl State {
+    /// The current snapshot as an event; after the first, preceded by the
+    /// `transition` events it added (those of skipped snapshots are in
+    /// `/status/events`).
     fn event(&mut self) -> Bytes {
         let snap = self.store.load();
+        let first = self.sent == 0;
         self.sent = snap.generation;
-        snap.sse.clone()
+        if first || snap.sse_transitions.is_empty() {
+            return snap.sse.clone();
+        }
+        let mut both = Vec::with_capacity(snap.sse_transitions.len() + snap.sse.len());
+        both.extend_from_slice(&snap.sse_transitions);
+        both.extend_from_slice(&snap.sse);
+        Bytes::from(both)
     }
 
     /// The next chunk of the stream, or `None` when it ends.

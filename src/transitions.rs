@@ -1,0 +1,380 @@
+//! Since when: the store's memory of how things changed. At each render it
+//! compares the verdict, the reasons and each section's state (ok, error,
+//! stale) with the last render's, stamps each reason with `since` (when its
+//! condition was first seen, held while it stays continuously true), the
+//! verdict with `status_since`, each section with `state_since`, and keeps
+//! the last [`KEEP`] transitions, newest first (`GET /status/events`, and
+//! `transition` events on the stream).
+//!
+//! A reason's condition is its section, its rule and its text with numbers
+//! masked ("stale: last good data is 31 s old" is one condition as it ages).
+//!
+//! Flap damping (the rule Nagios and Consul use, in its simplest form): a
+//! condition that appears or clears more than [`FLAPS`] times within
+//! [`FLAP_WINDOW`] is *flapping*: that is recorded once, its appearing and
+//! clearing are no longer recorded one by one, and its `since` holds from
+//! before it started flapping. It stops flapping after a whole window without
+//! a flip, which is recorded once too.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::rollup::{Level, Reason, Rollup};
+use crate::section_id::SectionId;
+
+/// Transitions kept.
+pub const KEEP: usize = 500;
+/// More flips than this within [`FLAP_WINDOW`] is flapping.
+pub const FLAPS: usize = 4;
+pub const FLAP_WINDOW: Duration = Duration::from_secs(600);
+
+/// One change, as `/status/events` serves it.
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
+pub struct Transition {
+    /// When it was seen (RFC 3339).
+    pub at: String,
+    /// `verdict`, `reason_appeared`, `reason_cleared`, `section`,
+    /// `flapping` or `flapping_stopped`.
+    pub kind: &'static str,
+    pub section: Option<String>,
+    pub rule: Option<String>,
+    pub reason: Option<String>,
+    /// The state or verdict before and after (`verdict`, `section`).
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub level: Option<Level>,
+}
+
+struct Condition {
+    since: DateTime<Utc>,
+    present: bool,
+    flips: VecDeque<Instant>,
+    flapping: bool,
+}
+
+/// What the store remembers between renders.
+#[derive(Default)]
+pub struct Tracker {
+    conditions: HashMap<String, Condition>,
+    verdict: Option<(Level, DateTime<Utc>)>,
+    sections: HashMap<SectionId, (&'static str, DateTime<Utc>)>,
+    events: VecDeque<Transition>,
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The condition a reason stands for.
+fn key(r: &Reason) -> String {
+    let masked: String = r
+        .reason
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '#' } else { c })
+        .collect();
+    format!("{}\u{1f}{}\u{1f}{masked}", r.section, r.rule)
+}
+
+impl Tracker {
+    fn push(&mut self, t: Transition) {
+        self.events.push_front(t);
+        self.events.truncate(KEEP);
+    }
+
+    /// Takes in this render's verdict, reasons and section states (id, state),
+    /// stamping the reasons' `since`; returns how many transitions it added.
+    pub fn observe(
+        &mut self,
+        rollup: &mut Rollup,
+        sections: &[(SectionId, &'static str)],
+        wall: DateTime<Utc>,
+        now: Instant,
+    ) -> usize {
+        let added_before = self.events.front().cloned();
+        self.verdict(rollup.status, wall);
+        for &(id, state) in sections {
+            self.section(id, state, wall);
+        }
+        self.reasons(&mut rollup.reasons, wall, now);
+        // Count what is new: everything above the old front.
+        match added_before {
+            None => self.events.len(),
+            Some(old) => self.events.iter().take_while(|t| **t != old).count(),
+        }
+    }
+
+    fn verdict(&mut self, status: Level, wall: DateTime<Utc>) {
+        match self.verdict {
+            Some((l, _)) if l == status => {}
+            Some((l, _)) => {
+                self.verdict = Some((status, wall));
+                self.push(Transition {
+                    at: stamp(wall),
+                    kind: "verdict",
+                    section: None,
+                    rule: None,
+                    reason: None,
+                    from: Some(l.as_str().into()),
+                    to: Some(status.as_str().into()),
+                    level: Some(status),
+                });
+            }
+            None => self.verdict = Some((status, wall)),
+        }
+    }
+
+    fn section(&mut self, id: SectionId, state: &'static str, wall: DateTime<Utc>) {
+        match self.sections.get(&id).copied() {
+            Some((s, _)) if s == state => {}
+            Some((s, _)) => {
+                self.sections.insert(id, (state, wall));
+                self.push(Transition {
+                    at: stamp(wall),
+                    kind: "section",
+                    section: Some(id.name().into()),
+                    rule: None,
+                    reason: None,
+                    from: Some(s.into()),
+                    to: Some(state.into()),
+                    level: None,
+                });
+            }
+            None => {
+                self.sections.insert(id, (state, wall));
+            }
+        }
+    }
+
+    fn reasons(&mut self, reasons: &mut [Reason], wall: DateTime<Utc>, now: Instant) {
+        self.settle(wall, now);
+        let mut seen = std::collections::HashSet::new();
+        for r in reasons.iter_mut() {
+            let k = key(r);
+            seen.insert(k.clone());
+            let c = self.conditions.entry(k).or_insert_with(|| Condition {
+                since: wall,
+                present: false,
+                flips: VecDeque::new(),
+                flapping: false,
+            });
+            if !c.present {
+                c.present = true;
+                if !c.flapping {
+                    c.since = wall;
+                }
+                c.flips.push_back(now);
+                let t = self.flip(r, "reason_appeared", wall, now);
+                if let Some(t) = t {
+                    self.push(t);
+                }
+            }
+            if let Some(c) = self.conditions.get(&key(r)) {
+                r.since = Some(stamp(c.since));
+            }
+        }
+        let gone: Vec<String> = self
+            .conditions
+            .iter()
+            .filter(|(k, c)| c.present && !seen.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            let Some(c) = self.conditions.get_mut(&k) else {
+                continue;
+            };
+            c.present = false;
+            c.flips.push_back(now);
+            let mut parts = k.split('\u{1f}');
+            let r = Reason {
+                section: parts.next().unwrap_or("").into(),
+                rule: parts.next().unwrap_or("").into(),
+                reason: parts.next().unwrap_or("").into(),
+                level: Level::Ok,
+                since: None,
+            };
+            if let Some(t) = self.flip(&r, "reason_cleared", wall, now) {
+                self.push(t);
+            }
+        }
+    }
+
+    /// The transition for a flip of `r`'s condition, unless it is flapping
+    /// (then at most the one "flapping" transition).
+    fn flip(
+        &mut self,
+        r: &Reason,
+        kind: &'static str,
+        wall: DateTime<Utc>,
+        now: Instant,
+    ) -> Option<Transition> {
+        let c = self.conditions.get_mut(&key(r))?;
+        while c
+            .flips
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > FLAP_WINDOW)
+        {
+            c.flips.pop_front();
+        }
+        let t = |kind: &'static str| Transition {
+            at: stamp(wall),
+            kind,
+            section: Some(r.section.clone()),
+            rule: Some(r.rule.clone()),
+            reason: Some(r.reason.clone()),
+            from: None,
+            to: None,
+            level: (kind == "reason_appeared").then_some(r.level),
+        };
+        if c.flapping {
+            return None;
+        }
+        if c.flips.len() > FLAPS {
+            c.flapping = true;
+            return Some(t("flapping"));
+        }
+        Some(t(kind))
+    }
+
+    /// Ends flapping after a quiet window; forgets conditions long gone.
+    fn settle(&mut self, wall: DateTime<Utc>, now: Instant) {
+        let mut stopped = Vec::new();
+        self.conditions.retain(|k, c| {
+            while c
+                .flips
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > FLAP_WINDOW)
+            {
+                c.flips.pop_front();
+            }
+            if c.flapping && c.flips.is_empty() {
+                c.flapping = false;
+                stopped.push(k.clone());
+                if !c.present {
+                    return false;
+                }
+            }
+            c.present || !c.flips.is_empty()
+        });
+        for k in stopped {
+            let mut parts = k.split('\u{1f}');
+            self.push(Transition {
+                at: stamp(wall),
+                kind: "flapping_stopped",
+                section: parts.next().map(str::to_string),
+                rule: parts.next().map(str::to_string),
+                reason: parts.next().map(str::to_string),
+                from: None,
+                to: None,
+                level: None,
+            });
+        }
+    }
+
+    /// Since when the verdict is what it is.
+    pub fn status_since(&self) -> Option<String> {
+        self.verdict.map(|(_, t)| stamp(t))
+    }
+
+    /// A section's state and since when.
+    pub fn section_since(&self, id: SectionId) -> Option<String> {
+        self.sections.get(&id).map(|(_, t)| stamp(*t))
+    }
+
+    /// The last transitions, newest first.
+    pub fn events(&self) -> impl Iterator<Item = &Transition> {
+        self.events.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollup(reasons: &[(&str, &str)]) -> Rollup {
+        Rollup {
+            status: if reasons.is_empty() {
+                Level::Ok
+            } else {
+                Level::Degraded
+            },
+            reasons: reasons
+                .iter()
+                .map(|(rule, text)| Reason {
+                    section: "repos".into(),
+                    rule: (*rule).into(),
+                    reason: (*text).into(),
+                    level: Level::Degraded,
+                    since: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn since_holds_while_true_and_numbers_do_not_reset_it() {
+        let mut t = Tracker::default();
+        let (w0, i0) = (Utc::now(), Instant::now());
+        t.observe(&mut rollup(&[]), &[], w0, i0);
+        let mut r = rollup(&[("section_stale", "stale: last good data is 31 s old")]);
+        let w1 = w0 + chrono::Duration::seconds(1);
+        assert_eq!(t.observe(&mut r, &[], w1, i0 + Duration::from_secs(1)), 2);
+        assert_eq!(r.reasons[0].since, Some(stamp(w1)));
+        let mut r = rollup(&[("section_stale", "stale: last good data is 45 s old")]);
+        let w2 = w0 + chrono::Duration::seconds(15);
+        assert_eq!(t.observe(&mut r, &[], w2, i0 + Duration::from_secs(15)), 0);
+        assert_eq!(r.reasons[0].since, Some(stamp(w1)));
+        assert_eq!(t.status_since(), Some(stamp(w1)));
+        // Cleared, then back: a new since.
+        t.observe(&mut rollup(&[]), &[], w2, i0 + Duration::from_secs(16));
+        let mut r = rollup(&[("section_stale", "stale: last good data is 1 s old")]);
+        let w3 = w0 + chrono::Duration::seconds(20);
+        t.observe(&mut r, &[], w3, i0 + Duration::from_secs(20));
+        assert_eq!(r.reasons[0].since, Some(stamp(w3)));
+        let kinds: Vec<&str> = t.events().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "reason_appeared",
+                "verdict",
+                "reason_cleared",
+                "verdict",
+                "reason_appeared",
+                "verdict"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_flapping_condition_is_said_once() {
+        let mut t = Tracker::default();
+        let (w0, i0) = (Utc::now(), Instant::now());
+        for i in 0..20u64 {
+            let reasons: &[(&str, &str)] = if i % 2 == 0 {
+                &[("worktree_conflict", "w in conflict")]
+            } else {
+                &[]
+            };
+            let mut r = rollup(reasons);
+            t.observe(&mut r, &[], w0, i0 + Duration::from_secs(i));
+        }
+        let flaps = t.events().filter(|e| e.kind == "flapping").count();
+        let appeared = t.events().filter(|e| e.kind == "reason_appeared").count();
+        assert_eq!(flaps, 1);
+        assert_eq!(appeared, 2, "the first flips, then one flapping");
+        // Quiet for a window: it stops flapping, once.
+        let mut r = rollup(&[("worktree_conflict", "w in conflict")]);
+        t.observe(
+            &mut r,
+            &[],
+            w0,
+            i0 + Duration::from_secs(20) + FLAP_WINDOW + Duration::from_secs(1),
+        );
+        assert_eq!(
+            t.events().filter(|e| e.kind == "flapping_stopped").count(),
+            1
+        );
+    }
+}
