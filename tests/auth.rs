@@ -108,4 +108,8 @@ fn refused_tokens_are_counted_and_logged_once_a_minute() {
         .lines()
         .filter(|l| l.contains("refused for a missing or wrong token"));
     assert_eq!(lines.count(), 1, "{log}");
+    // The tokens themselves, right or wrong, are never logged.
+    for token in ["nope", "view-token", "push-token"] {
+        assert!(!log.contains(token), "{token} in the log: {log}");
+    }
 }

@@ -45,9 +45,14 @@ fn status_has_service_and_meta() {
             "interval_seconds",
             "stale",
             "error",
-            "summary"
+            "summary",
+            "state",
+            "state_since"
         ]
     );
+    assert_eq!(meta["state"], json!("ok"));
+    assert_eq!(meta["state_since"], doc["meta"]["service"]["state_since"]);
+    assert!(meta["state_since"].is_string());
     assert_eq!(meta["interval_seconds"], json!(3600.0));
     assert_eq!(meta["stale"], json!(false));
     assert_eq!(meta["error"], Value::Null);

@@ -97,7 +97,9 @@ fn off_means_never_and_says_nothing() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["reason"].as_str().unwrap_or("").contains("model"))
+        .filter(|r| {
+            r["section"] == "gateway" && r["reason"].as_str().unwrap_or("").contains("model")
+        })
         .collect();
     assert!(model_reasons.is_empty(), "{model_reasons:?}");
 }
