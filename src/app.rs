@@ -180,12 +180,13 @@ impl Daemon {
         ));
         let access = Arc::new(Access::new(server_token(config)));
         let (closing_tx, closing) = tokio::sync::watch::channel(false);
+        let (reauth_tx, reauth) = tokio::sync::watch::channel(0u64);
         let server = self.http_server(
             listener,
             handle.clone(),
             ingest.clone(),
             access.clone(),
-            closing,
+            (closing, reauth),
         )?;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
@@ -198,7 +199,7 @@ impl Daemon {
                 Some(config) = reloads.recv() => {
                     engine.stop();
                     self.reconfigure(config);
-                    engine = self.restart(&handle, &ingest, &access);
+                    engine = self.restart(&handle, &ingest, &access, &reauth_tx);
                     self.log_start(addr);
                 }
             }
@@ -221,13 +222,16 @@ impl Daemon {
     }
 
     /// After [`Daemon::reconfigure`]: the store's schedules and rules, new
-    /// pollers, and the HTTP layer's delivery and tokens.
+    /// pollers, and the HTTP layer's delivery and tokens; streams let in
+    /// under a server token that changed are told to end (`reauth`).
     fn restart(
         &self,
         handle: &StoreHandle,
         ingest: &crate::http::ingest::Ingest,
         access: &Access,
+        reauth: &tokio::sync::watch::Sender<u64>,
     ) -> Engine {
+        let token_before = access.token.load_full();
         let config = &self.ctx.config;
         handle.reconfigure(self.schedules(), config.rollup.clone());
         let engine = self.start_engine(handle);
@@ -235,6 +239,9 @@ impl Daemon {
         let push_token = crate::config::secret(&config.ingest.token_env);
         ingest.token.store(push_token.map(Arc::new));
         access.token.store(server_token(config).map(Arc::new));
+        if access.token.load_full() != token_before {
+            reauth.send_modify(|n| *n += 1);
+        }
         engine
     }
 
@@ -293,11 +300,7 @@ impl Daemon {
                 );
             }
         }
-        let ctx = Context::with_host(
-            Arc::new(config),
-            self.ctx.host.clone(),
-            self.ctx.pushed.clone(),
-        );
+        let ctx = Context::reloaded(Arc::new(config), &self.ctx);
         let extras: Vec<Slot> = self
             .slots
             .drain(..)
@@ -336,13 +339,17 @@ impl Daemon {
         store: StoreHandle,
         ingest: Arc<crate::http::ingest::Ingest>,
         access: Arc<Access>,
-        closing: tokio::sync::watch::Receiver<bool>,
+        (closing, reauth): (
+            tokio::sync::watch::Receiver<bool>,
+            tokio::sync::watch::Receiver<u64>,
+        ),
     ) -> std::io::Result<actix_web::dev::Server> {
         let config = &self.ctx.config;
         let streams = Streams {
             permits: Arc::new(tokio::sync::Semaphore::new(config.server.max_streams)),
             keep_alive: self.keep_alive,
             closing,
+            reauth,
         };
         crate::http::server(
             listener,

@@ -50,6 +50,8 @@ pub struct Context {
     /// pynchy's database, across the sections that read it: a read that
     /// never returns (a FIFO as the path, an NFS stall) stops new ones.
     pub db_gate: Arc<crate::gate::SourceGate>,
+    /// pynchy's checkout (the deploy section's git reads), likewise.
+    pub checkout_gate: Arc<crate::gate::SourceGate>,
 }
 
 impl Context {
@@ -79,6 +81,7 @@ impl Context {
         Arc::new(Context {
             watcher,
             db_gate: crate::gate::SourceGate::new("pynchy's database"),
+            checkout_gate: crate::gate::SourceGate::new("pynchy's checkout"),
             config,
             started_at: Utc::now(),
             shutting_down: AtomicBool::new(false),
@@ -86,6 +89,22 @@ impl Context {
             pushed,
             refresh: Refresh::default(),
         })
+    }
+
+    /// A context for a reloaded `config` that keeps what must outlive a
+    /// reload: the host state and pushes, the sources' gates (a read stuck
+    /// before the reload still counts), and when the daemon started.
+    pub fn reloaded(config: Arc<Config>, old: &Context) -> Arc<Context> {
+        let fresh = Context::with_host(config, old.host.clone(), old.pushed.clone());
+        match Arc::try_unwrap(fresh) {
+            Ok(mut ctx) => {
+                ctx.db_gate = old.db_gate.clone();
+                ctx.checkout_gate = old.checkout_gate.clone();
+                ctx.started_at = old.started_at;
+                Arc::new(ctx)
+            }
+            Err(shared) => shared,
+        }
     }
 
     /// True once SIGTERM or SIGINT arrived.

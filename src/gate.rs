@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct SourceGate {
     what: &'static str,
-    inflight: Mutex<Vec<(u64, Instant)>>,
+    /// Each read let in: its id, when it started, and when it counts as
+    /// stuck (its caller's timeout).
+    inflight: Mutex<Vec<(u64, Instant, Instant)>>,
     next: AtomicU64,
 }
 
@@ -40,22 +42,27 @@ impl SourceGate {
         self.what
     }
 
-    /// Lets a read in, unless one has been running longer than `stuck_after`:
-    /// then the source's "did not answer" message.
+    /// Lets a read in (it counts as stuck after `stuck_after`, its own
+    /// timeout), unless one already in is past its own: then the source's
+    /// "did not answer" message.
     pub fn enter(self: &Arc<Self>, stuck_after: Duration) -> Result<Ticket, String> {
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(oldest) = inflight.iter().map(|(_, t)| *t).min() {
-            let running = oldest.elapsed();
-            if running > stuck_after {
-                return Err(format!(
-                    "{} did not answer: a read has been waiting {} for it",
-                    self.what,
-                    humantime::format_duration(Duration::from_secs(running.as_secs().max(1)))
-                ));
-            }
+        let now = Instant::now();
+        let stuck = inflight
+            .iter()
+            .filter(|(_, _, deadline)| now > *deadline)
+            .map(|(_, started, _)| *started)
+            .min();
+        if let Some(started) = stuck {
+            let running = now.duration_since(started);
+            return Err(format!(
+                "{} did not answer: a read has been waiting {} for it",
+                self.what,
+                humantime::format_duration(Duration::from_secs(running.as_secs().max(1)))
+            ));
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        inflight.push((id, Instant::now()));
+        inflight.push((id, now, now + stuck_after));
         Ok(Ticket {
             gate: self.clone(),
             id,
@@ -66,7 +73,7 @@ impl SourceGate {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut inflight = self.gate.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        inflight.retain(|(id, _)| *id != self.id);
+        inflight.retain(|(id, _, _)| *id != self.id);
     }
 }
 

@@ -91,7 +91,7 @@ fn init_logs(format: LogFormat) {
 }
 
 /// Reads the config again, from where `serve` read it at start.
-type Reload = Box<dyn Fn() -> anyhow::Result<Config> + Send>;
+type Reload = std::sync::Arc<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
 
 /// Handles signals until one asks to stop: SIGTERM, SIGINT, SIGQUIT, SIGUSR1
 /// and SIGUSR2 stop the daemon in order (logged); SIGHUP reads the config
@@ -132,7 +132,15 @@ async fn signals(reload: Reload, reloads: tokio::sync::mpsc::UnboundedSender<Con
                 tracing::info!(signal = name.unwrap_or("?"), "signal received");
                 return;
             }
-            _ = hangup => match reload() {
+            // Read on a blocking thread: a stalled pynchy root must not
+            // freeze the runtime that serves and collects.
+            _ = hangup => match tokio::task::spawn_blocking({
+                let reload = reload.clone();
+                move || reload()
+            })
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the reload failed: {e}")))
+            {
                 Ok(cfg) => {
                     tracing::info!("SIGHUP: reloading the config");
                     let _ = reloads.send(cfg);
@@ -210,7 +218,7 @@ fn serve(
     let listener = bind(&cfg.listen.to_string())?;
     let daemon = Daemon::new(cfg)?;
     let reload = move || load(config.as_ref(), root.as_ref(), listen.as_ref());
-    run_daemon(daemon, listener, Box::new(reload))
+    run_daemon(daemon, listener, std::sync::Arc::new(reload))
 }
 
 fn demo(listen: String) -> anyhow::Result<()> {
@@ -236,7 +244,7 @@ fn demo(listen: String) -> anyhow::Result<()> {
         cfg.listen = addr;
         Ok(cfg)
     };
-    let result = run_daemon(daemon, listener, Box::new(reload));
+    let result = run_daemon(daemon, listener, std::sync::Arc::new(reload));
     drop(world);
     result
 }

@@ -191,6 +191,7 @@ impl Poller {
         };
         if let Err(e) = &result {
             tracing::debug!(section = %self.id, error = %e, "collection failed");
+            self.section.failed();
         }
         let duration = began.elapsed();
         let prepared = crate::store::prepare(&result);

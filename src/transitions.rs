@@ -68,13 +68,33 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The condition a reason stands for.
+/// The condition a reason stands for: numbers that stand alone (counts,
+/// ages: "31 s", "(2)") are masked; digits inside a name ("w1",
+/// "pynchy-mcp-2", "m000001") are kept, so two subjects stay two conditions.
 fn key(r: &Reason) -> String {
-    let masked: String = r
-        .reason
-        .chars()
-        .map(|c| if c.is_ascii_digit() { '#' } else { c })
-        .collect();
+    let mut masked = String::with_capacity(r.reason.len());
+    let mut prev: Option<char> = None;
+    let mut chars = r.reason.chars().peekable();
+    while let Some(c) = chars.next() {
+        let in_name =
+            |p: Option<char>| p.is_some_and(|p| p.is_alphanumeric() || "-_./:".contains(p));
+        if c.is_ascii_digit() && !in_name(prev) {
+            let mut run = String::from(c);
+            while let Some(d) = chars.next_if(|d| d.is_ascii_digit()) {
+                run.push(d);
+            }
+            let next = chars.peek().copied();
+            if next.is_some_and(|n| n.is_alphabetic() || "-_/:".contains(n)) {
+                masked.push_str(&run);
+            } else {
+                masked.push('#');
+            }
+            prev = run.chars().last();
+            continue;
+        }
+        masked.push(c);
+        prev = Some(c);
+    }
     format!("{}\u{1f}{}\u{1f}{masked}", r.section, r.rule)
 }
 
@@ -162,11 +182,16 @@ impl Tracker {
             });
             if !c.present {
                 c.present = true;
-                if !c.flapping {
-                    c.since = wall;
-                }
+                let was_flapping = c.flapping;
                 c.flips.push_back(now);
                 let t = self.flip(r, "reason_appeared", wall, now);
+                // Flapping (or starting to): since holds from before.
+                let flapping = self.conditions.get(&key(r)).is_some_and(|c| c.flapping);
+                if let Some(c) = self.conditions.get_mut(&key(r)) {
+                    if !was_flapping && !flapping {
+                        c.since = wall;
+                    }
+                }
                 if let Some(t) = t {
                     self.push(t);
                 }
@@ -375,6 +400,45 @@ mod tests {
         assert_eq!(
             t.events().filter(|e| e.kind == "flapping_stopped").count(),
             1
+        );
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    fn k(text: &str) -> String {
+        key(&Reason {
+            section: "s".into(),
+            rule: "r".into(),
+            reason: text.into(),
+            level: Level::Degraded,
+            since: None,
+        })
+    }
+
+    #[test]
+    fn counts_are_masked_names_are_not() {
+        assert_eq!(
+            k("stale: last good data is 31 s old"),
+            k("stale: last good data is 45 s old")
+        );
+        assert_eq!(
+            k("queue at max_concurrent (2) with 1 groups waiting"),
+            k("queue at max_concurrent (3) with 4 groups waiting")
+        );
+        assert_ne!(
+            k("worktree w1 of a/b in conflict"),
+            k("worktree w2 of a/b in conflict")
+        );
+        assert_ne!(
+            k("MCP container pynchy-mcp-1 is restarting"),
+            k("MCP container pynchy-mcp-2 is restarting")
+        );
+        assert_ne!(
+            k("model openai/m000001 unhealthy"),
+            k("model openai/m000002 unhealthy")
         );
     }
 }

@@ -92,7 +92,7 @@ fn sighup_applies_a_new_config_and_keeps_streams_and_pushes() {
     write_config(
         dir.path(),
         addr,
-        "[server]\ntoken_env = \"PST_RELOAD_TWO\"\n\
+        "[server]\ntoken_env = \"PST_RELOAD_ONE\"\n\
          [[repos]]\nslug = \"me/pynchy\"\npath = \".\"\n\
          [rollup.severity]\ndatabase_unreadable = \"ignore\"\n\
          [sections.deploy]\ninterval = \"250ms\"\n",
@@ -100,10 +100,9 @@ fn sighup_applies_a_new_config_and_keeps_streams_and_pushes() {
     signal(child.id(), "-HUP");
     let head = git(dir.path(), &["rev-parse", "HEAD"]);
     let after = wait_for(Duration::from_secs(10), "the new config", || {
-        let (code, d) = status(addr, "token-two");
+        let (code, d) = status(addr, "token-one");
         (code == 200 && d["repos"]["me/pynchy"]["head_sha"] == json!(head)).then_some(d)
     });
-    assert_eq!(status(addr, "token-one").0, 401, "the old token is gone");
     assert!(
         !has_reason(&after, "database cannot be read"),
         "{}",
@@ -114,6 +113,20 @@ fn sighup_applies_a_new_config_and_keeps_streams_and_pushes() {
     // The stream is still open and still sends.
     let n = stream.read(&mut buf).unwrap();
     assert!(n > 0, "the stream ended at the reload");
+
+    // Another token: the old one is refused, and the stream opened under it ends.
+    write_config(
+        dir.path(),
+        addr,
+        "[server]\ntoken_env = \"PST_RELOAD_TWO\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \".\"\n",
+    );
+    signal(child.id(), "-HUP");
+    wait_for(Duration::from_secs(10), "the new token", || {
+        (status(addr, "token-two").0 == 200).then_some(())
+    });
+    assert_eq!(status(addr, "token-one").0, 401, "the old token is gone");
+    let ended = (0..100).any(|_| matches!(stream.read(&mut buf), Ok(0) | Err(_)));
+    assert!(ended, "a stream opened under the old token ended");
 
     // An invalid file: logged, and the running config stays.
     std::fs::write(dir.path().join("c.toml"), "listen = 5\n").unwrap();

@@ -63,7 +63,7 @@ impl AuthFailures {
                 peer = peer.as_deref().unwrap_or("unknown"),
                 why,
                 refused = log.unlogged,
-                "requests refused for a missing or wrong token (at most one line a minute;                  refused counts since the last line)"
+                "requests refused for a missing or wrong token (at most one line a minute; refused counts since the last line)"
             );
             log.unlogged = 0;
             log.logged_at = Some(Instant::now());

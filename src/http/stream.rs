@@ -29,12 +29,16 @@ pub struct Streams {
     pub keep_alive: Duration,
     /// Turns true when the daemon shuts down: every stream then ends.
     pub closing: watch::Receiver<bool>,
+    /// Changes when a reload changed the server token: every stream ends,
+    /// so none keeps what it was let in to see under the old one.
+    pub reauth: watch::Receiver<u64>,
 }
 
 struct State {
     store: StoreHandle,
     changes: watch::Receiver<u64>,
     closing: watch::Receiver<bool>,
+    reauth: watch::Receiver<u64>,
     keep_alive: tokio::time::Interval,
     first: bool,
     /// The generation of the last snapshot sent.
@@ -80,6 +84,10 @@ impl State {
                     return Some(Bytes::from_static(b": keep-alive\n\n"));
                 }
                 _ = self.closing.changed() => {}
+                _ = self.reauth.changed() => {
+                    self.done = true;
+                    return None;
+                }
             }
         }
         // Closing: send the last snapshot (it says `shutting_down`) if this
@@ -121,6 +129,11 @@ pub async fn stream(
         store: store.get_ref().clone(),
         changes,
         closing: streams.closing.clone(),
+        reauth: {
+            let mut r = streams.reauth.clone();
+            r.borrow_and_update();
+            r
+        },
         keep_alive,
         first: true,
         sent: 0,

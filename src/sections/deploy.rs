@@ -162,6 +162,10 @@ impl Section for Deploy {
     fn refresh(&self) -> super::Refresh {
         super::refresh_of(&self.changes)
     }
+
+    fn failed(&self) {
+        self.changes.failed();
+    }
 }
 
 impl Builtin for Deploy {
@@ -179,7 +183,7 @@ impl Builtin for Deploy {
             db: Arc::new(super::db_for(ctx, schedule)),
             changes,
             verify: schedule.verify,
-            git_gate: crate::gate::SourceGate::new("pynchy's checkout"),
+            git_gate: ctx.checkout_gate.clone(),
             db_gate: super::db_gate(ctx),
             within: schedule.timeout * 8 / 10,
         }

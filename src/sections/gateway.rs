@@ -437,6 +437,10 @@ impl Section for Gateway {
     fn refresh(&self) -> super::Refresh {
         super::refresh_of(&self.changes)
     }
+
+    fn failed(&self) {
+        self.changes.failed();
+    }
 }
 
 impl Builtin for Gateway {

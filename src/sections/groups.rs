@@ -95,6 +95,10 @@ impl Section for Groups {
     fn refresh(&self) -> super::Refresh {
         super::refresh_of(&self.changes)
     }
+
+    fn failed(&self) {
+        self.changes.failed();
+    }
 }
 
 impl Builtin for Groups {

@@ -219,6 +219,10 @@ impl Section for Messages {
     fn refresh(&self) -> super::Refresh {
         super::refresh_of(&self.changes)
     }
+
+    fn failed(&self) {
+        self.changes.failed();
+    }
 }
 
 impl Builtin for Messages {

@@ -377,6 +377,10 @@ pub trait Section: Send + Sync + 'static {
     fn wake_at(&self) -> Option<std::time::Instant> {
         None
     }
+    /// The collection failed before its work could say so (a timeout, a
+    /// source stuck behind its gate, a panic): a change it had taken must be
+    /// read again at the next collection.
+    fn failed(&self) {}
 }
 
 /// A shared section is a section (a host or a test keeps a handle on it).
@@ -402,6 +406,7 @@ pub trait DynSection: Send + Sync + 'static {
     fn changes(&self) -> Option<Arc<tokio::sync::Notify>>;
     fn refresh(&self) -> Refresh;
     fn wake_at(&self) -> Option<std::time::Instant>;
+    fn failed(&self);
 }
 
 fn erase<B: Body>(b: B) -> Arc<dyn ErasedBody> {
@@ -420,6 +425,9 @@ impl<S: Section> DynSection for S {
     }
     fn wake_at(&self) -> Option<std::time::Instant> {
         Section::wake_at(self)
+    }
+    fn failed(&self) {
+        Section::failed(self)
     }
 }
 

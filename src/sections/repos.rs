@@ -347,6 +347,10 @@ impl Section for Repos {
     fn refresh(&self) -> super::Refresh {
         super::refresh_of(&self.changes)
     }
+
+    fn failed(&self) {
+        self.changes.failed();
+    }
 }
 
 impl Builtin for Repos {
