@@ -111,9 +111,8 @@ struct Poller {
 
 fn start(work: Work<Arc<dyn ErasedBody>>) -> JoinHandle<Collected> {
     match work {
-        Work::Blocking(f) => tokio::task::spawn_blocking(f),
-        // Let in by its gate (see `Poller::collect`): blocking work.
-        Work::Gated(_, f) => tokio::task::spawn_blocking(f),
+        // Gated work was let in by its gate (see `Poller::let_in`).
+        Work::Blocking(f) | Work::Gated(_, f) => tokio::task::spawn_blocking(f),
         Work::Async(fut) => tokio::spawn(fut),
         Work::Done { result, .. } => tokio::spawn(std::future::ready(result)),
     }

@@ -47,16 +47,21 @@ pub struct Prepared {
     summary: String,
 }
 
+impl Prepared {
+    fn of(body: &dyn ErasedBody) -> Prepared {
+        Prepared {
+            json: body.to_json().map(Bytes::from).map_err(|e| e.to_string()),
+            summary: body.summary(),
+        }
+    }
+}
+
 /// What the store needs of a new body, made ahead (`None`: no new body).
 pub fn prepare(result: &Collected<Arc<dyn ErasedBody>>) -> Option<Prepared> {
-    let body = match result {
-        Ok(Update::New(b) | Update::Rejudged(b)) => b,
-        _ => return None,
-    };
-    Some(Prepared {
-        json: body.to_json().map(Bytes::from).map_err(|e| e.to_string()),
-        summary: body.summary(),
-    })
+    match result {
+        Ok(Update::New(b) | Update::Rejudged(b)) => Some(Prepared::of(b.as_ref())),
+        _ => None,
+    }
 }
 
 /// How long the store gathers outcomes into one render (pushes excepted).
@@ -176,10 +181,7 @@ impl Store {
             Ok(Update::New(body)) => (body, true),
             Ok(Update::Rejudged(body)) => (body, false),
         };
-        let prepared = o.prepared.unwrap_or_else(|| Prepared {
-            json: body.to_json().map(Bytes::from).map_err(|e| e.to_string()),
-            summary: body.summary(),
-        });
+        let prepared = o.prepared.unwrap_or_else(|| Prepared::of(body.as_ref()));
         match prepared.json {
             Ok(json) => s.body_json = Some(json),
             Err(e) => {

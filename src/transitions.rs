@@ -48,11 +48,61 @@ pub struct Transition {
     pub level: Option<Level>,
 }
 
+/// One reason's condition, and what it was last called.
 struct Condition {
+    section: String,
+    rule: String,
+    reason: String,
     since: DateTime<Utc>,
     present: bool,
     flips: VecDeque<Instant>,
     flapping: bool,
+}
+
+impl Condition {
+    /// Forgets flips older than the window.
+    fn prune(&mut self, now: Instant) {
+        while self
+            .flips
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > FLAP_WINDOW)
+        {
+            self.flips.pop_front();
+        }
+    }
+
+    /// Records a flip now: what to say of it — `kind`, `flapping` when this
+    /// flip starts it, nothing while it flaps.
+    fn flip(&mut self, now: Instant, kind: &'static str) -> Option<&'static str> {
+        self.flips.push_back(now);
+        self.prune(now);
+        if self.flapping {
+            return None;
+        }
+        if self.flips.len() > FLAPS {
+            self.flapping = true;
+            return Some("flapping");
+        }
+        Some(kind)
+    }
+
+    fn transition(
+        &self,
+        kind: &'static str,
+        wall: DateTime<Utc>,
+        level: Option<Level>,
+    ) -> Transition {
+        Transition {
+            at: stamp(wall),
+            kind,
+            section: Some(self.section.clone()),
+            rule: Some(self.rule.clone()),
+            reason: Some(self.reason.clone()),
+            from: None,
+            to: None,
+            level,
+        }
+    }
 }
 
 /// What the store remembers between renders.
@@ -62,6 +112,8 @@ pub struct Tracker {
     verdict: Option<(Level, DateTime<Utc>)>,
     sections: HashMap<SectionId, (&'static str, DateTime<Utc>)>,
     events: VecDeque<Transition>,
+    /// Transitions recorded since start (what `observe` counts new ones by).
+    recorded: usize,
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -102,6 +154,7 @@ impl Tracker {
     fn push(&mut self, t: Transition) {
         self.events.push_front(t);
         self.events.truncate(KEEP);
+        self.recorded += 1;
     }
 
     /// Takes in this render's verdict, reasons and section states (id, state),
@@ -113,17 +166,13 @@ impl Tracker {
         wall: DateTime<Utc>,
         now: Instant,
     ) -> usize {
-        let added_before = self.events.front().cloned();
+        let before = self.recorded;
         self.verdict(rollup.status, wall);
         for &(id, state) in sections {
             self.section(id, state, wall);
         }
         self.reasons(&mut rollup.reasons, wall, now);
-        // Count what is new: everything above the old front.
-        match added_before {
-            None => self.events.len(),
-            Some(old) => self.events.iter().take_while(|t| **t != old).count(),
-        }
+        (self.recorded - before).min(KEEP)
     }
 
     fn verdict(&mut self, status: Level, wall: DateTime<Utc>) {
@@ -171,130 +220,62 @@ impl Tracker {
     fn reasons(&mut self, reasons: &mut [Reason], wall: DateTime<Utc>, now: Instant) {
         self.settle(wall, now);
         let mut seen = std::collections::HashSet::new();
+        let mut said = Vec::new();
         for r in reasons.iter_mut() {
             let k = key(r);
-            seen.insert(k.clone());
-            let c = self.conditions.entry(k).or_insert_with(|| Condition {
-                since: wall,
-                present: false,
-                flips: VecDeque::new(),
-                flapping: false,
-            });
+            let c = self
+                .conditions
+                .entry(k.clone())
+                .or_insert_with(|| Condition {
+                    section: r.section.clone(),
+                    rule: r.rule.clone(),
+                    reason: String::new(),
+                    since: wall,
+                    present: false,
+                    flips: VecDeque::new(),
+                    flapping: false,
+                });
+            c.reason.clone_from(&r.reason);
             if !c.present {
                 c.present = true;
                 let was_flapping = c.flapping;
-                c.flips.push_back(now);
-                let t = self.flip(r, "reason_appeared", wall, now);
+                let kind = c.flip(now, "reason_appeared");
                 // Flapping (or starting to): since holds from before.
-                let flapping = self.conditions.get(&key(r)).is_some_and(|c| c.flapping);
-                if let Some(c) = self.conditions.get_mut(&key(r)) {
-                    if !was_flapping && !flapping {
-                        c.since = wall;
-                    }
+                if !was_flapping && !c.flapping {
+                    c.since = wall;
                 }
-                if let Some(t) = t {
-                    self.push(t);
-                }
+                let level = (kind == Some("reason_appeared")).then_some(r.level);
+                said.extend(kind.map(|k| c.transition(k, wall, level)));
             }
-            if let Some(c) = self.conditions.get(&key(r)) {
-                r.since = Some(stamp(c.since));
-            }
+            r.since = Some(stamp(c.since));
+            seen.insert(k);
         }
-        let gone: Vec<String> = self
-            .conditions
-            .iter()
-            .filter(|(k, c)| c.present && !seen.contains(*k))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in gone {
-            let Some(c) = self.conditions.get_mut(&k) else {
-                continue;
-            };
-            c.present = false;
-            c.flips.push_back(now);
-            let mut parts = k.split('\u{1f}');
-            let r = Reason {
-                section: parts.next().unwrap_or("").into(),
-                rule: parts.next().unwrap_or("").into(),
-                reason: parts.next().unwrap_or("").into(),
-                level: Level::Ok,
-                since: None,
-            };
-            if let Some(t) = self.flip(&r, "reason_cleared", wall, now) {
-                self.push(t);
+        for (k, c) in self.conditions.iter_mut() {
+            if c.present && !seen.contains(k) {
+                c.present = false;
+                let kind = c.flip(now, "reason_cleared");
+                said.extend(kind.map(|k| c.transition(k, wall, None)));
             }
         }
-    }
-
-    /// The transition for a flip of `r`'s condition, unless it is flapping
-    /// (then at most the one "flapping" transition).
-    fn flip(
-        &mut self,
-        r: &Reason,
-        kind: &'static str,
-        wall: DateTime<Utc>,
-        now: Instant,
-    ) -> Option<Transition> {
-        let c = self.conditions.get_mut(&key(r))?;
-        while c
-            .flips
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > FLAP_WINDOW)
-        {
-            c.flips.pop_front();
+        for t in said {
+            self.push(t);
         }
-        let t = |kind: &'static str| Transition {
-            at: stamp(wall),
-            kind,
-            section: Some(r.section.clone()),
-            rule: Some(r.rule.clone()),
-            reason: Some(r.reason.clone()),
-            from: None,
-            to: None,
-            level: (kind == "reason_appeared").then_some(r.level),
-        };
-        if c.flapping {
-            return None;
-        }
-        if c.flips.len() > FLAPS {
-            c.flapping = true;
-            return Some(t("flapping"));
-        }
-        Some(t(kind))
     }
 
     /// Ends flapping after a quiet window; forgets conditions long gone.
     fn settle(&mut self, wall: DateTime<Utc>, now: Instant) {
         let mut stopped = Vec::new();
-        self.conditions.retain(|k, c| {
-            while c
-                .flips
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > FLAP_WINDOW)
-            {
-                c.flips.pop_front();
-            }
+        self.conditions.retain(|_, c| {
+            c.prune(now);
             if c.flapping && c.flips.is_empty() {
                 c.flapping = false;
-                stopped.push(k.clone());
-                if !c.present {
-                    return false;
-                }
+                stopped.push(c.transition("flapping_stopped", wall, None));
+                return c.present;
             }
             c.present || !c.flips.is_empty()
         });
-        for k in stopped {
-            let mut parts = k.split('\u{1f}');
-            self.push(Transition {
-                at: stamp(wall),
-                kind: "flapping_stopped",
-                section: parts.next().map(str::to_string),
-                rule: parts.next().map(str::to_string),
-                reason: parts.next().map(str::to_string),
-                from: None,
-                to: None,
-                level: None,
-            });
+        for t in stopped {
+            self.push(t);
         }
     }
 

@@ -59,20 +59,20 @@ fn head_on_the_stream_takes_no_slot() {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-type"), Some("text/event-stream"));
     }
-    // Every slot is still free: a GET streams its first event.
-    let mut s = TcpStream::connect(run.addr).unwrap();
-    write!(
-        s,
-        "GET /status/stream HTTP/1.1\r\nHost: {}\r\n\r\n",
-        run.addr
-    )
-    .unwrap();
+    // Every slot is still free: a GET streams.
+    open_stream(run.addr);
+}
+
+/// A `GET /status/stream` that must be let in (its status line read).
+fn open_stream(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET /status/stream HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = s.read(&mut buf).unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200", "a stream slot");
+    s
 }
 
 fn config_error(text: &str) -> String {
@@ -139,25 +139,7 @@ fn a_symlink_loop_says_what_it_is() {
 fn streams_of_killed_clients_give_their_slots_back() {
     let (dir, cfg) = demo_world("[server]\nmax_streams = 100\n");
     let run = start_in(dir.path(), &cfg, vec![]);
-    let open = |n: usize| -> Vec<TcpStream> {
-        (0..n)
-            .map(|_| {
-                let mut s = TcpStream::connect(run.addr).unwrap();
-                write!(
-                    s,
-                    "GET /status/stream HTTP/1.1\r\nHost: {}\r\n\r\n",
-                    run.addr
-                )
-                .unwrap();
-                s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-                    .unwrap();
-                let mut buf = [0u8; 12];
-                s.read_exact(&mut buf).unwrap();
-                assert_eq!(&buf, b"HTTP/1.1 200", "a slot for every client");
-                s
-            })
-            .collect()
-    };
+    let open = |n: usize| -> Vec<TcpStream> { (0..n).map(|_| open_stream(run.addr)).collect() };
     // 100 clients take every slot, then die without a word.
     let clients = open(100);
     assert_eq!(get(run.addr, "/status/stream").status, 503);
