@@ -112,7 +112,7 @@ struct Poller {
 fn start(work: Work<Arc<dyn ErasedBody>>) -> JoinHandle<Collected> {
     match work {
         // Gated work was let in by its gate (see `Poller::let_in`).
-        Work::Blocking(f) | Work::Gated(_, f) => tokio::task::spawn_blocking(f),
+        Work::Blocking(f) | Work::Gated { work: f, .. } => tokio::task::spawn_blocking(f),
         Work::Async(fut) => tokio::spawn(fut),
         Work::Done { result, .. } => tokio::spawn(std::future::ready(result)),
     }
@@ -168,13 +168,13 @@ impl Poller {
         let attempted_at = Utc::now();
         let began = Instant::now();
         let work = self.section.collect_erased();
-        let cancellable = !matches!(work, Work::Blocking(_) | Work::Gated(..));
+        let cancellable = !matches!(work, Work::Blocking(_) | Work::Gated { .. });
         let gate = match &work {
-            Work::Gated(g, _) => Some(g.clone()),
+            Work::Gated { gate, .. } => Some(gate.clone()),
             _ => None,
         };
         let as_of = match &work {
-            Work::Done { as_of, .. } => *as_of,
+            Work::Done { as_of, .. } | Work::Gated { as_of, .. } => *as_of,
             _ => None,
         };
         let result = match self.let_in(work) {
@@ -214,17 +214,18 @@ impl Poller {
         work: Work<Arc<dyn ErasedBody>>,
     ) -> Result<Work<Arc<dyn ErasedBody>>, CollectError> {
         match work {
-            Work::Gated(g, f) => {
-                let ticket = g
+            Work::Gated { gate, work, as_of } => {
+                let ticket = gate
                     .enter(self.schedule.timeout)
                     .map_err(CollectError::unreadable)?;
-                Ok(Work::Gated(
-                    g,
-                    Box::new(move || {
+                Ok(Work::Gated {
+                    gate,
+                    work: Box::new(move || {
                         let _inside = ticket;
-                        f()
+                        work()
                     }),
-                ))
+                    as_of,
+                })
             }
             other => Ok(other),
         }

@@ -162,5 +162,9 @@ pub fn render(
         events,
         sse_transitions,
         unknown_section: Bytes::from(unknown_section),
+        pages: states
+            .iter()
+            .filter_map(|s| Some((s.id, s.pages.clone()?)))
+            .collect(),
     }
 }

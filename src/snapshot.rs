@@ -59,6 +59,28 @@ impl Rendered {
     }
 }
 
+/// A section's own pages (`GET /status/{section}/{key}`, such as one task's
+/// history), rendered where the section was collected: a render only hands
+/// the pointer on.
+#[derive(Debug, Default)]
+pub struct Pages {
+    /// What a key names ("task"), for the 404's text.
+    pub what: &'static str,
+    pub pages: std::collections::HashMap<String, Rendered>,
+}
+
+impl PartialEq for Pages {
+    /// Same keys, same bytes (by their tags).
+    fn eq(&self, other: &Pages) -> bool {
+        self.what == other.what
+            && self.pages.len() == other.pages.len()
+            && self
+                .pages
+                .iter()
+                .all(|(k, r)| other.pages.get(k).is_some_and(|o| o.etag == r.etag))
+    }
+}
+
 /// Everything the HTTP layer serves, as of one render.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -85,6 +107,8 @@ pub struct Snapshot {
     pub sse_transitions: Bytes,
     /// The JSON for a 404 on an unknown section name, listing the known ones.
     pub unknown_section: Bytes,
+    /// Sections' own pages, by section.
+    pub pages: Vec<(SectionId, std::sync::Arc<Pages>)>,
 }
 
 impl Snapshot {
@@ -94,5 +118,13 @@ impl Snapshot {
             .iter()
             .find(|(id, _)| id.name() == name)
             .map(|(_, r)| r)
+    }
+
+    /// The pages of section `name`, if it has any.
+    pub fn pages(&self, name: &str) -> Option<&Pages> {
+        self.pages
+            .iter()
+            .find(|(id, _)| id.name() == name)
+            .map(|(_, p)| p.as_ref())
     }
 }

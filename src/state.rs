@@ -25,6 +25,8 @@ pub struct SectionState {
     pub body_json: Option<Bytes>,
     /// The body's one-line summary, made once, when it arrived.
     pub summary: Option<String>,
+    /// The body's own pages (`/status/{section}/{key}`), if it has any.
+    pub pages: Option<Arc<crate::snapshot::Pages>>,
     /// When the last good body was read from its source.
     pub collected: Option<Stamp>,
     /// When the daemon last confirmed the body still holds (a read, or the
@@ -56,6 +58,7 @@ impl SectionState {
             body: None,
             body_json: None,
             summary: None,
+            pages: None,
             collected: None,
             checked: None,
             refresh: Refresh::Poll,

@@ -45,6 +45,7 @@ pub struct Outcome {
 pub struct Prepared {
     json: Result<Bytes, String>,
     summary: String,
+    pages: Option<Arc<crate::snapshot::Pages>>,
 }
 
 impl Prepared {
@@ -52,6 +53,7 @@ impl Prepared {
         Prepared {
             json: body.to_json().map(Bytes::from).map_err(|e| e.to_string()),
             summary: body.summary(),
+            pages: body.pages(),
         }
     }
 }
@@ -190,6 +192,7 @@ impl Store {
             }
         }
         s.summary = Some(prepared.summary);
+        s.pages = prepared.pages;
         s.body = Some(body);
         let now = Stamp::now();
         if read || s.collected.is_none() {

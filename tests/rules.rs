@@ -19,7 +19,7 @@ use pynchy_status::sections::repos::{RepoBody, ReposBody, WorktreeBody};
 use pynchy_status::sections::service::{ServiceBody, ServiceStatus};
 use pynchy_status::sections::tasks::{TaskBody, TasksBody};
 use pynchy_status::sections::{CollectError, ErrorKind};
-use pynchy_status::sources::host_state::{ChannelState, QueueState};
+use pynchy_status::sources::host_state::ChannelState;
 use pynchy_status::testing::{fresh, SectionState};
 use pynchy_status::SectionId;
 
@@ -80,12 +80,12 @@ fn mcp(state: &str, restarts: u64) -> SectionState {
 fn queue(active: u64, waiting: u64) -> SectionState {
     fresh(
         SectionId::Queue,
-        QueueBody(QueueState {
+        QueueBody {
             active_containers: active,
             max_concurrent: 2,
             groups_waiting: waiting,
             per_group: BTreeMap::new(),
-        }),
+        },
     )
 }
 
@@ -137,14 +137,26 @@ fn task_body(id: &str, overdue: bool, schedule_error: Option<&str>) -> TaskBody 
         last_result: None,
         overdue,
         schedule_error: schedule_error.map(str::to_string),
+        last_run_status: None,
+        failures_24h: 0,
+        consecutive_failures: 0,
     }
 }
 
 fn task(overdue: bool, schedule_error: Option<&str>) -> SectionState {
     fresh(
         SectionId::Tasks,
-        TasksBody(vec![task_body("t1", overdue, schedule_error)]),
+        TasksBody::new(vec![task_body("t1", overdue, schedule_error)]),
     )
+}
+
+/// Task t1 with `status` whose newest `failed` runs failed in a row.
+fn failing(status: &str, failed: u64) -> SectionState {
+    let mut t = task_body("t1", false, None);
+    t.status = Some(status.into());
+    t.consecutive_failures = failed;
+    t.last_run_status = Some(if failed > 0 { "error" } else { "success" }.into());
+    fresh(SectionId::Tasks, TasksBody::new(vec![t]))
 }
 
 fn host_job(overdue: bool) -> SectionState {
@@ -320,6 +332,13 @@ fn cases() -> Vec<Case> {
             Degraded,
         ),
         case(
+            "task_failing",
+            failing("active", 3),
+            failing("active", 2),
+            "task t1: its last 3 runs failed",
+            Degraded,
+        ),
+        case(
             "host_job_overdue",
             host_job(true),
             host_job(false),
@@ -408,6 +427,22 @@ fn every_rule_fires_says_why_and_obeys_its_severity() {
 }
 
 #[test]
+fn task_failing_follows_its_run_count_and_spares_tasks_that_no_longer_run() {
+    let default = RollupConfig::default();
+    // A paused or finished task's old failures are not a reason.
+    for status in ["paused", "completed"] {
+        assert_eq!(verdict(&failing(status, 5), &default), (Level::Ok, vec![]));
+    }
+    let (_, reasons) = verdict(&failing("active", 20), &default);
+    assert_eq!(reasons[0].1, "task t1: its last 20 (or more) runs failed");
+    let cfg = RollupConfig {
+        task_failing_runs: 1,
+        ..default
+    };
+    assert_eq!(verdict(&failing("active", 1), &cfg).0, Level::Degraded);
+}
+
+#[test]
 fn the_table_covers_every_rule() {
     let tested: BTreeSet<&str> = cases().iter().map(|c| c.rule).collect();
     let all: BTreeSet<&str> = pynchy_status::app::all_rules()
@@ -436,7 +471,7 @@ fn one_section_says_at_most_twenty_reasons_and_folds_the_rest() {
     let tasks: Vec<TaskBody> = (0..30)
         .map(|i| task_body(&format!("t{i:02}"), true, None))
         .collect();
-    let s = fresh(SectionId::Tasks, TasksBody(tasks));
+    let s = fresh(SectionId::Tasks, TasksBody::new(tasks));
     let (level, reasons) = verdict(&s, &RollupConfig::default());
     assert_eq!(level, Level::Degraded);
     assert_eq!(reasons.len(), 21, "{reasons:?}");

@@ -131,6 +131,7 @@ fn rollup(o: &mut Out) {
         r.pending_deliveries_max.to_string(),
     );
     o.line("rollup.mcp_restarts_max", r.mcp_restarts_max.to_string());
+    o.line("rollup.task_failing_runs", r.task_failing_runs.to_string());
     o.line("rollup.ok_http_status", r.ok_http_status.to_string());
     o.line(
         "rollup.degraded_http_status",

@@ -69,6 +69,8 @@ pub mod defaults {
     pub const PENDING_DELIVERIES_MAX: u64 = 10;
     /// Restarts of one MCP container within an hour before it is a reason.
     pub const MCP_RESTARTS_MAX: u64 = 3;
+    /// Runs in a row that must all have failed before a task is a reason.
+    pub const TASK_FAILING_RUNS: u64 = 3;
     pub const OK_HTTP_STATUS: u16 = 200;
     pub const DEGRADED_HTTP_STATUS: u16 = 200;
     pub const DOWN_HTTP_STATUS: u16 = 503;
@@ -107,6 +109,7 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
         ("limits.pull_body", s(&size_text(PULL_BODY))),
         ("rollup.pending_deliveries_max", n(PENDING_DELIVERIES_MAX)),
         ("rollup.mcp_restarts_max", n(MCP_RESTARTS_MAX)),
+        ("rollup.task_failing_runs", n(TASK_FAILING_RUNS)),
         ("rollup.ok_http_status", n(OK_HTTP_STATUS.into())),
         (
             "rollup.degraded_http_status",
@@ -359,6 +362,7 @@ pub struct WatchConfig {
 struct RawRollup {
     pending_deliveries_max: Option<u64>,
     mcp_restarts_max: Option<u64>,
+    task_failing_runs: Option<u64>,
     ok_http_status: Option<u16>,
     degraded_http_status: Option<u16>,
     down_http_status: Option<u16>,
@@ -518,6 +522,8 @@ pub struct RollupConfig {
     pub pending_deliveries_max: u64,
     /// `mcp_restarting` fires past this many restarts in an hour.
     pub mcp_restarts_max: u64,
+    /// `task_failing` fires when this many of a task's last runs all failed (1 to 20).
+    pub task_failing_runs: u64,
     /// Severity overrides by rule name (checked against the rules when the
     /// daemon is built).
     pub severity: BTreeMap<String, Severity>,
@@ -531,6 +537,7 @@ impl Default for RollupConfig {
         RollupConfig {
             pending_deliveries_max: defaults::PENDING_DELIVERIES_MAX,
             mcp_restarts_max: defaults::MCP_RESTARTS_MAX,
+            task_failing_runs: defaults::TASK_FAILING_RUNS,
             severity: BTreeMap::new(),
             ok_http_status: defaults::OK_HTTP_STATUS,
             degraded_http_status: defaults::DEGRADED_HTTP_STATUS,
@@ -745,12 +752,22 @@ fn rollup(raw: RawRollup) -> Result<RollupConfig, ConfigError> {
             ));
         }
     }
+    if raw
+        .task_failing_runs
+        .is_some_and(|n| !(1..=20).contains(&n))
+    {
+        return Err(invalid(
+            "rollup.task_failing_runs",
+            "must be from 1 to 20 (a task's page holds its last 20 runs)",
+        ));
+    }
     let d = RollupConfig::default();
     Ok(RollupConfig {
         pending_deliveries_max: raw
             .pending_deliveries_max
             .unwrap_or(d.pending_deliveries_max),
         mcp_restarts_max: raw.mcp_restarts_max.unwrap_or(d.mcp_restarts_max),
+        task_failing_runs: raw.task_failing_runs.unwrap_or(d.task_failing_runs),
         severity: raw.severity,
         ok_http_status: raw.ok_http_status.unwrap_or(d.ok_http_status),
         degraded_http_status: raw.degraded_http_status.unwrap_or(d.degraded_http_status),

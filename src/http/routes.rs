@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_only("/status/schema", schema))
         .service(get_only("/status/events", events))
         .service(get_only("/status/{section}", section))
+        .service(get_only("/status/{section}/{key}", page))
         .service(get_only("/health", health))
         .service(get_only("/livez", livez))
         .service(get_only("/readyz", readyz))
@@ -171,6 +172,24 @@ async fn section(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>)
         None => HttpResponse::NotFound()
             .insert_header((CONTENT_TYPE, JSON))
             .body(snap.unknown_section.clone()),
+    }
+}
+
+/// `GET /status/{section}/{key}`: one of a section's own pages (a task's
+/// history); a JSON 404 naming what was not found.
+async fn page(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {
+    let snap = store.load();
+    let info = req.match_info();
+    let (name, key) = (
+        info.get("section").unwrap_or(""),
+        info.get("key").unwrap_or(""),
+    );
+    match snap.pages(name) {
+        Some(p) => match p.pages.get(key) {
+            Some(r) => respond(&req, r),
+            None => json_error(StatusCode::NOT_FOUND, &format!("unknown {}", p.what)),
+        },
+        None => json_error(StatusCode::NOT_FOUND, "not found"),
     }
 }
 

@@ -39,6 +39,7 @@ pub mod queue;
 pub mod repos;
 mod scheduled;
 pub mod service;
+pub mod task_history;
 pub mod tasks;
 
 /// What kind of failure a collection hit; the rollup weighs them differently.
@@ -150,7 +151,13 @@ pub enum Work<B> {
     Async(Pin<Box<dyn Future<Output = Collected<B>> + Send + 'static>>),
     /// Blocking work on a source that must not pile up stuck reads: it
     /// starts only if the gate lets it in, and a timeout makes it unreadable.
-    Gated(Gate, Box<dyn FnOnce() -> Collected<B> + Send + 'static>),
+    /// `as_of` as for `Done`: set when the body is pushed state merged with
+    /// what was read.
+    Gated {
+        gate: Gate,
+        work: Box<dyn FnOnce() -> Collected<B> + Send + 'static>,
+        as_of: Option<Stamp>,
+    },
     /// Already known (an in-memory read of pushed state), as of `as_of`: that is
     /// the section's `collected_at`, not the time of the poll.
     Done {
@@ -178,7 +185,28 @@ impl<B: Send + 'static> Work<B> {
     /// This blocking work, let in by `gate`.
     pub fn gated(self, gate: Gate) -> Work<B> {
         match self {
-            Work::Blocking(f) => Work::Gated(gate, f),
+            Work::Blocking(work) => Work::Gated {
+                gate,
+                work,
+                as_of: None,
+            },
+            other => other,
+        }
+    }
+
+    /// This work's body was true as of `stamp` (pushed state), not as of
+    /// its collection.
+    pub fn as_of(self, stamp: Option<Stamp>) -> Work<B> {
+        match self {
+            Work::Gated { gate, work, .. } => Work::Gated {
+                gate,
+                work,
+                as_of: stamp,
+            },
+            Work::Done { result, .. } => Work::Done {
+                result,
+                as_of: stamp,
+            },
             other => other,
         }
     }
@@ -196,7 +224,11 @@ impl<B: Send + 'static> Work<B> {
         match self {
             Work::Blocking(g) => Work::Blocking(Box::new(move || g().map(|u| u.map(f)))),
             Work::Async(fut) => Work::Async(Box::pin(async move { fut.await.map(|u| u.map(f)) })),
-            Work::Gated(gate, g) => Work::Gated(gate, Box::new(move || g().map(|u| u.map(f)))),
+            Work::Gated { gate, work, as_of } => Work::Gated {
+                gate,
+                work: Box::new(move || work().map(|u| u.map(f))),
+                as_of,
+            },
             Work::Done { result, as_of } => Work::Done {
                 result: result.map(|u| u.map(f)),
                 as_of,
@@ -309,6 +341,10 @@ pub trait Body:
     fn health(&self, _h: &mut Health) {}
     /// The key numbers in a few words (`check`, the dashboard).
     fn summary(&self) -> String;
+    /// Its own pages (`/status/{section}/{key}`), rendered with the body.
+    fn pages(&self) -> Option<Arc<crate::snapshot::Pages>> {
+        None
+    }
 }
 
 /// A [`Body`] behind a pointer: what the store keeps and the rollup, metrics
@@ -319,6 +355,7 @@ pub trait ErasedBody: Send + Sync + 'static {
     fn metrics(&self, reg: &mut Registry);
     fn health(&self, h: &mut Health);
     fn summary(&self) -> String;
+    fn pages(&self) -> Option<Arc<crate::snapshot::Pages>>;
 }
 
 impl<B: Body> ErasedBody for B {
@@ -336,6 +373,9 @@ impl<B: Body> ErasedBody for B {
     }
     fn summary(&self) -> String {
         Body::summary(self)
+    }
+    fn pages(&self) -> Option<Arc<crate::snapshot::Pages>> {
+        Body::pages(self)
     }
 }
 

@@ -1,20 +1,25 @@
 //! `tasks`: every scheduled agent task, newest first (pynchy's own order,
-//! `created_at` descending), with whether it is overdue and whether its
-//! schedule can be understood at all.
+//! `created_at` descending), with whether it is overdue, whether its
+//! schedule can be understood at all, and how its last runs went; and each
+//! task's own page (`GET /status/tasks/{id}`: its last runs and its 24 h and
+//! 7 d figures, see [`super::task_history`]), rendered here, when collected.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::sql_types::{Nullable, Text};
-use diesel::QueryableByName;
+use diesel::{Connection, QueryableByName, RunQueryDsl};
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 use super::scheduled::{self, Judged, SCHEDULE_INVALID};
-use super::{Body, Builtin, Finding, Rule, Schedule, Section, Work};
+use super::task_history::{Histories, History, Run, Stats, RECENT};
+use super::{Body, Builtin, Collected, Finding, Rule, Schedule, Section, Work};
 use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::overdue::{Due, Judge};
+use crate::snapshot::{Pages, Rendered};
 
 use crate::section_id::SectionId;
 use crate::sources::db::Db;
@@ -58,12 +63,40 @@ pub struct TaskBody {
     pub last_result: Option<String>,
     pub overdue: bool,
     pub schedule_error: Option<String>,
+    /// The newest run's status (`success` or `error`), null before the first run.
+    pub last_run_status: Option<String>,
+    /// Runs that failed within the last 24 hours.
+    pub failures_24h: u64,
+    /// How many of the newest runs failed in a row (counted over the last 20).
+    pub consecutive_failures: u64,
 }
 
-/// The `tasks` body: every task, newest first (pynchy's own order: `created_at` descending).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+/// The `tasks` body: every task, newest first (pynchy's own order:
+/// `created_at` descending); and, not in `/status`, each task's page.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
-pub struct TasksBody(pub Vec<TaskBody>);
+pub struct TasksBody {
+    pub tasks: Vec<TaskBody>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub pages: Arc<Pages>,
+}
+
+impl PartialEq for TasksBody {
+    fn eq(&self, other: &TasksBody) -> bool {
+        self.tasks == other.tasks
+            && (Arc::ptr_eq(&self.pages, &other.pages) || self.pages == other.pages)
+    }
+}
+
+/// `GET /status/tasks/{id}`: the task as in `/status`, its last runs and its figures.
+#[derive(Serialize)]
+struct TaskPage<'a> {
+    task: &'a TaskBody,
+    /// The last 20 runs, newest first.
+    runs: &'a [Run],
+    stats: &'a Stats,
+}
 
 pub static TASK_OVERDUE: Rule = Rule {
     name: "task_overdue",
@@ -71,20 +104,55 @@ pub static TASK_OVERDUE: Rule = Rule {
     what: "a scheduled task is overdue",
 };
 
+pub static TASK_FAILING: Rule = Rule {
+    name: "task_failing",
+    default: Severity::Degraded,
+    what: "an active task's last [rollup] task_failing_runs runs (3) all failed",
+};
+
 impl TasksBody {
+    /// These tasks, without pages.
+    pub fn new(tasks: Vec<TaskBody>) -> TasksBody {
+        TasksBody {
+            tasks,
+            pages: Arc::default(),
+        }
+    }
+
     fn overdue(&self) -> usize {
-        self.0.iter().filter(|t| t.overdue).count()
+        self.tasks.iter().filter(|t| t.overdue).count()
+    }
+
+    /// Active tasks whose last `n` runs all failed (a paused or finished
+    /// task no longer runs: its old failures are not a reason).
+    fn failing(&self, n: u64) -> impl Iterator<Item = &TaskBody> {
+        self.tasks
+            .iter()
+            .filter(move |t| t.status.as_deref() == Some("active") && t.consecutive_failures >= n)
     }
 }
 
 impl Body for TasksBody {
-    fn findings(&self, _cfg: &RollupConfig, out: &mut Vec<Finding>) {
-        let rows = self.0.iter().map(|t| Judged {
+    fn findings(&self, cfg: &RollupConfig, out: &mut Vec<Finding>) {
+        let rows = self.tasks.iter().map(|t| Judged {
             label: t.id.as_deref(),
             overdue: t.overdue,
             schedule_error: t.schedule_error.as_deref(),
         });
         scheduled::findings(rows, &TASK_OVERDUE, "task", out);
+        for t in self.failing(cfg.task_failing_runs) {
+            let id = t.id.as_deref().unwrap_or("?");
+            let n = t.consecutive_failures;
+            let runs = if n >= RECENT as u64 {
+                format!("{n} (or more)")
+            } else {
+                n.to_string()
+            };
+            out.push(Finding::new(
+                &TASK_FAILING,
+                format!("task {id}: its last {runs} runs failed"),
+            ));
+        }
     }
 
     fn metrics(&self, reg: &mut Registry) {
@@ -94,14 +162,33 @@ impl Body for TasksBody {
             "Scheduled tasks overdue",
             self.overdue() as f64,
         );
+        let failures: u64 = self.tasks.iter().map(|t| t.failures_24h).sum();
+        super::prom::gauge(
+            reg,
+            "pynchy_task_failures_24h",
+            "Task runs that failed within the last 24 hours, all tasks",
+            failures as f64,
+        );
     }
 
     fn summary(&self) -> String {
-        scheduled::summary(self.0.len(), self.overdue())
+        let failing = self
+            .tasks
+            .iter()
+            .filter(|t| t.last_run_status.as_deref() == Some("error"))
+            .count();
+        format!(
+            "{}, {failing} last run failed",
+            scheduled::summary(self.tasks.len(), self.overdue())
+        )
+    }
+
+    fn pages(&self) -> Option<Arc<Pages>> {
+        Some(self.pages.clone())
     }
 }
 
-fn task(judge: &Judge, waits: Duration, r: Row) -> TaskBody {
+fn task(judge: &Judge, waits: Duration, r: Row, h: &History) -> TaskBody {
     let (overdue, schedule_error) = judge.assess(Due {
         schedule_type: r.schedule_type.as_deref(),
         schedule_value: r.schedule_value.as_deref(),
@@ -123,6 +210,81 @@ fn task(judge: &Judge, waits: Duration, r: Row) -> TaskBody {
         last_result: r.last_result,
         overdue,
         schedule_error,
+        last_run_status: h.last_status().map(str::to_owned),
+        failures_24h: h.stats.last_24h.failures,
+        consecutive_failures: h.consecutive_failures(),
+    }
+}
+
+/// What a collection keeps: the rows and histories last read, each task's
+/// page with what it was made from, and the last body served.
+#[derive(Default)]
+struct Cache {
+    rows: Option<Vec<Row>>,
+    histories: Histories,
+    pages: HashMap<String, (TaskBody, Arc<History>, Rendered)>,
+    served: Arc<Pages>,
+    last: Option<TasksBody>,
+}
+
+impl Cache {
+    /// Reads the tasks and brings their histories up to date, in one read
+    /// transaction (one view of the database).
+    fn read(&mut self, db: &Db, recount: Duration) -> Result<(), super::CollectError> {
+        let now = chrono::Utc::now();
+        let histories = &mut self.histories;
+        let rows = db.read(|c| {
+            c.transaction(|c| {
+                let rows: Vec<Row> = diesel::sql_query(QUERY).load(c)?;
+                let ids: Vec<&str> = rows.iter().filter_map(|r| r.id.as_deref()).collect();
+                histories.refresh(c, &ids, recount, now)?;
+                Ok(rows)
+            })
+        })?;
+        self.rows = Some(rows);
+        Ok(())
+    }
+
+    /// The body of these tasks: each judged, each with its page (made again
+    /// only when its task or history changed).
+    fn body(&mut self, tasks: Vec<TaskBody>) -> TasksBody {
+        let mut old = std::mem::take(&mut self.pages);
+        let mut changed = old.len() != tasks.len();
+        let empty = Arc::new(History::default());
+        for t in &tasks {
+            let Some(id) = &t.id else { continue };
+            let h = self.histories.get(id).unwrap_or(&empty).clone();
+            let kept = old
+                .remove(id)
+                .filter(|(task, history, _)| task == t && Arc::ptr_eq(history, &h));
+            let page = match kept {
+                Some((_, _, page)) => page,
+                None => {
+                    changed = true;
+                    let json = serde_json::to_vec(&TaskPage {
+                        task: t,
+                        runs: &h.runs,
+                        stats: &h.stats,
+                    });
+                    Rendered::new(json.unwrap_or_default())
+                }
+            };
+            self.pages.insert(id.clone(), (t.clone(), h, page));
+        }
+        if changed {
+            self.served = Arc::new(Pages {
+                what: "task",
+                pages: self
+                    .pages
+                    .iter()
+                    .map(|(id, (_, _, page))| (id.clone(), page.clone()))
+                    .collect(),
+            });
+        }
+        TasksBody {
+            tasks,
+            pages: self.served.clone(),
+        }
     }
 }
 
@@ -133,7 +295,7 @@ pub struct Tasks {
     db: Arc<Db>,
     changes: Arc<Changes>,
     verify: Duration,
-    cache: Arc<Mutex<scheduled::RowCache<Row, TasksBody>>>,
+    cache: Arc<Mutex<Cache>>,
 }
 
 impl Section for Tasks {
@@ -144,14 +306,26 @@ impl Section for Tasks {
         let wait = scheduled::group_wait(&self.ctx);
         let read = self.changes.must_read(self.verify);
         let (db, changes, cache) = (self.db.clone(), self.changes.clone(), self.cache.clone());
-        Work::blocking_update(move || {
-            scheduled::collect_rows(&db, QUERY, read, &changes, &cache, |rows| {
-                let tasks = rows.into_iter().map(|r| {
+        let recount = self.verify;
+        Work::blocking_update(move || -> Collected<TasksBody> {
+            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            let read = read || cache.rows.is_none();
+            if read {
+                cache.read(&db, recount).inspect_err(|_| changes.failed())?;
+            }
+            let rows = cache.rows.clone().unwrap_or_default();
+            let empty = History::default();
+            let tasks = rows
+                .into_iter()
+                .map(|r| {
                     let waits = wait(r.group_folder.as_deref());
-                    task(&judge, waits, r)
-                });
-                TasksBody(tasks.collect())
-            })
+                    let id = r.id.clone().unwrap_or_default();
+                    let h = cache.histories.get(&id).map_or(&empty, |h| h.as_ref());
+                    task(&judge, waits, r, h)
+                })
+                .collect();
+            let body = cache.body(tasks);
+            Ok(super::rejudged(&mut cache.last, body, read))
         })
         .gated(self.gate.clone())
     }
@@ -171,7 +345,7 @@ impl Section for Tasks {
 
 impl Builtin for Tasks {
     const ID: SectionId = SectionId::Tasks;
-    const RULES: &'static [&'static Rule] = &[&TASK_OVERDUE, &SCHEDULE_INVALID];
+    const RULES: &'static [&'static Rule] = &[&TASK_OVERDUE, &TASK_FAILING, &SCHEDULE_INVALID];
     const FOLLOWS: &'static [SectionId] = &[SectionId::Queue, SectionId::Service];
 
     fn default_schedule(_: &Config) -> Schedule {
