@@ -215,7 +215,7 @@ pub fn build_db(path: &Path) -> Result<(), DemoError> {
          INSERT INTO router_state VALUES ('last_deploy_at','{d}');
          INSERT INTO scheduled_tasks VALUES
            ('task-daily-digest','admin','admin@g.us','Summarise the day','cron','*/5 * * * *','{next_ok}','{last_ok}','ok','active','{a}','isolated',NULL),
-           ('task-overdue-sync','code-improver','code@g.us','Sync upstream','interval','3600000','{next_late}','{last_late}','ok','active','{a}','isolated',NULL),
+           ('task-overdue-sync','code-improver','code@g.us','Sync upstream','interval','3600000','{next_late}','{last_late}','Error: git fetch failed: Could not resolve host: github.com','active','{a}','isolated',NULL),
            ('task-paused','docs-writer','docs@g.us','Rewrite docs','cron','*/30 * * * *','{next_late}',NULL,NULL,'paused','{a}','isolated',NULL),
            ('task-typo','admin','admin@g.us','Weekly report','cron','0 9 * * Mon-Fry','{next_ok}',NULL,NULL,'active','{a}','isolated',NULL);
          INSERT INTO host_jobs VALUES
@@ -236,6 +236,46 @@ pub fn build_db(path: &Path) -> Result<(), DemoError> {
             "INSERT INTO messages VALUES ('m{i}','admin@g.us','u1','Ada','hello {i}','{t}',{f},'user',NULL);",
             t = ts(200 - i * 5),
             f = i32::from(from_me),
+        ));
+    }
+    // Inbound messages of the code-improver workspace too (its last activity).
+    for i in 0..3 {
+        sql.push_str(&format!(
+            "INSERT INTO messages VALUES ('c{i}','code@g.us','u2','Bo','please fix {i}','{t}',0,'user',NULL);",
+            t = ts(300 - i * 60),
+        ));
+    }
+    // Run history, as pynchy writes it (finish time in isoformat with
+    // microseconds, a float duration): the digest succeeds every 5 minutes;
+    // the hourly sync failed its last 4 runs.
+    let run_at = |minutes_ago: i64| {
+        (now - ChronoDuration::minutes(minutes_ago))
+            .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+            .to_string()
+    };
+    for i in 0..30 {
+        sql.push_str(&format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('task-daily-digest','{t}',{d},'success','Digest sent.',NULL);",
+            t = run_at(1 + i * 5),
+            d = 41_000.5 + (i % 7) as f64 * 1_250.25,
+        ));
+    }
+    for i in 0..12 {
+        let (status, result, error) = if i < 4 {
+            (
+                "error",
+                "NULL",
+                "'git fetch failed: Could not resolve host: github.com\nTraceback (most recent call last):\n  ...'",
+            )
+        } else {
+            ("success", "'Upstream synced.'", "NULL")
+        };
+        sql.push_str(&format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('task-overdue-sync','{t}',{d},'{status}',{result},{error});",
+            t = run_at(105 + i * 60),
+            d = 12_000.25 + i as f64 * 500.0,
         ));
     }
     for i in 1..=12 {

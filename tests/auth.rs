@@ -13,7 +13,13 @@ fn detail_hiding_with_a_server_token() {
     let run = start_in(dir.path(), &cfg, vec![]);
     ready(run.addr);
     let auth = [("Authorization", "Bearer view-token-1")];
-    for path in ["/status", "/status/deploy", "/metrics"] {
+    for path in [
+        "/status",
+        "/status/deploy",
+        "/status/tasks/task-overdue-sync",
+        "/status/events",
+        "/metrics",
+    ] {
         let r = get(run.addr, path);
         assert_eq!(r.status, 401, "{path}");
         assert!(r.json()["error"].is_string());

@@ -1,0 +1,353 @@
+//! Task run history (`GET /status/tasks/{id}`, the tasks' `last_run_status`,
+//! `failures_24h`, `consecutive_failures`, rule `task_failing`) and per-group
+//! activity (`queue.per_group.<folder>.last_message_at`, `last_run_at`),
+//! against real SQLite files with pynchy's schema. Expected values come from
+//! the `sqlite3` CLI, with queries of its own (pynchy's, from the install
+//! notes), not ours.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::*;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, SqliteConnection};
+use serde_json::{json, Value};
+
+fn sqlite3_present() -> bool {
+    Command::new("sqlite3").arg("--version").output().is_ok()
+}
+
+fn sqlite3(db: &Path, sql: &str) -> String {
+    let out = Command::new("sqlite3")
+        .arg("-readonly")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("sqlite3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// pynchy's own timestamp: UTC isoformat with microseconds.
+fn iso_ago(minutes: i64) -> String {
+    (Utc::now() - chrono::Duration::minutes(minutes))
+        .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        .to_string()
+}
+
+fn write(db: &Path, sql: &str) {
+    let mut c = SqliteConnection::establish(&db.to_string_lossy()).unwrap();
+    c.batch_execute(sql).unwrap();
+}
+
+/// Three workspaces: `a` (inbound and, newer, outbound messages; task t1
+/// hourly, failing lately, and t3 paused), `b` (inbound only; task t2 every
+/// 8 h, some runs older than 7 days), `c` (nothing at all).
+fn world(db: &Path) {
+    let mut sql = String::from(pynchy_status::demo::SCHEMA);
+    let t = iso_ago(60 * 24 * 30);
+    sql.push_str(&format!(
+        "INSERT INTO registered_groups VALUES ('slack:A','A','a','@a','{t}',NULL,NULL,1),
+           ('slack:B','B','b','@b','{t}',NULL,NULL,0),('slack:C','C','c','@c','{t}',NULL,NULL,0);
+         INSERT INTO scheduled_tasks VALUES
+           ('t1','a','slack:A','p','interval','3600000','{soon}',NULL,NULL,'active','{t}','isolated',NULL),
+           ('t2','b','slack:B','p','interval','28800000','{soon}',NULL,NULL,'active','{t2}','isolated',NULL),
+           ('t3','a','slack:A','p','interval','3600000','{soon}',NULL,NULL,'paused','{t3}','isolated',NULL);",
+        soon = (Utc::now() + chrono::Duration::minutes(20)).format("%Y-%m-%dT%H:%M:%S%.6f+00:00"),
+        t2 = iso_ago(60 * 24 * 29),
+        t3 = iso_ago(60 * 24 * 28),
+    ));
+    for i in 0..40i64 {
+        // In workspace a every fourth message is the bot's, the newest included.
+        let from_me = i % 4 == 0;
+        sql.push_str(&format!(
+            "INSERT INTO messages VALUES ('a{i}','slack:A','u','U','hi','{}',{},'user',NULL);",
+            iso_ago(5 + i * 7),
+            i32::from(from_me)
+        ));
+    }
+    for i in 0..5i64 {
+        sql.push_str(&format!(
+            "INSERT INTO messages VALUES ('b{i}','slack:B','u','U','hi','{}',0,'user',NULL);",
+            iso_ago(50 + i * 30),
+        ));
+    }
+    // A chat that is not a registered group: never counted.
+    sql.push_str(&format!(
+        "INSERT INTO messages VALUES ('x','slack:X','u','U','hi','{}',0,'user',NULL);",
+        iso_ago(1)
+    ));
+    // t1: hourly for 30 h, 30 min off the hour (far from the 24 h edge);
+    // the newest three failed, and every fifth.
+    for i in 0..30i64 {
+        let failed = i < 3 || i % 5 == 0;
+        let error = if failed {
+            if i == 1 {
+                format!("'{}\nsecond line'", "x".repeat(260))
+            } else {
+                format!("'\n  run {i}: agent exited with code 1\nTraceback…'")
+            }
+        } else {
+            "NULL".into()
+        };
+        sql.push_str(&format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('t1','{}',{},'{}',NULL,{error});",
+            iso_ago(30 + i * 60),
+            1000.5 + ((i * 37) % 11) as f64 * 250.25,
+            if failed { "error" } else { "success" },
+        ));
+    }
+    // t2: every 8 h for 10 days, 30 min off; an integer duration too.
+    for i in 0..30i64 {
+        sql.push_str(&format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('t2','{}',{},'success','done',NULL);",
+            iso_ago(30 + i * 480),
+            if i == 0 {
+                "5000".into()
+            } else {
+                format!("{}.75", 3000 + i * 10)
+            },
+        ));
+    }
+    let mut c = SqliteConnection::establish(&db.to_string_lossy()).unwrap();
+    c.batch_execute(&sql).unwrap();
+}
+
+fn config(db: &Path) -> String {
+    format!(
+        "[pynchy]\nroot = \"nowhere\"\ndatabase = \"{}\"\n\
+         [sections.service]\ninterval = \"1h\"\n\
+         [sections.tasks]\ninterval = \"200ms\"\n",
+        db.display()
+    )
+}
+
+fn page(addr: std::net::SocketAddr, id: &str) -> Value {
+    wait_for(Duration::from_secs(10), "the task's page", || {
+        let r = get(addr, &format!("/status/tasks/{id}"));
+        (r.status == 200).then(|| r.json())
+    })
+}
+
+/// What sqlite3 says of a task's window: runs, successes, failures.
+fn window(db: &Path, id: &str, modifier: &str) -> (u64, u64, u64) {
+    let out = sqlite3(
+        db,
+        &format!(
+            "SELECT COUNT(*), IFNULL(SUM(status = 'success'), 0), IFNULL(SUM(status = 'error'), 0) \
+             FROM task_run_logs WHERE task_id = '{id}' \
+             AND run_at >= strftime('%Y-%m-%dT%H:%M:%f', 'now', '{modifier}')"
+        ),
+    );
+    let f: Vec<u64> = out.split('|').map(|x| x.parse().unwrap()).collect();
+    (f[0], f[1], f[2])
+}
+
+fn check_page(db: &Path, p: &Value, id: &str) {
+    // The last 20 runs, newest first, as sqlite3 lists them.
+    let truth = sqlite3(
+        db,
+        &format!(
+            "SELECT run_at, CAST(duration_ms AS REAL), status, \
+             IFNULL(substr(ltrim(error, char(10) || ' '), 1, \
+               min(200, instr(ltrim(error, char(10) || ' ') || char(10), char(10)) - 1)), 'null') \
+             FROM task_run_logs WHERE task_id = '{id}' ORDER BY run_at DESC LIMIT 20"
+        ),
+    );
+    let runs = p["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), truth.lines().count(), "{id}");
+    for (r, line) in runs.iter().zip(truth.lines()) {
+        let f: Vec<&str> = line.split('|').collect();
+        assert_eq!(r["run_at"], json!(f[0]));
+        assert_eq!(
+            r["duration_ms"].as_f64().unwrap(),
+            f[1].parse::<f64>().unwrap()
+        );
+        assert_eq!(r["status"], json!(f[2]));
+        let error = r["error"].as_str().unwrap_or("null");
+        assert_eq!(error, f[3], "{id} {}", f[0]);
+        assert!(error.chars().count() <= 200);
+    }
+    for (key, modifier) in [("last_24h", "-1 day"), ("last_7d", "-7 days")] {
+        let (runs, ok, failed) = window(db, id, modifier);
+        let w = &p["stats"][key];
+        assert_eq!(
+            (
+                w["runs"].as_u64(),
+                w["successes"].as_u64(),
+                w["failures"].as_u64()
+            ),
+            (Some(runs), Some(ok), Some(failed)),
+            "{id} {key}"
+        );
+        let rate = w["success_rate"].as_f64().unwrap();
+        assert!((rate - ok as f64 / runs as f64).abs() < 1e-9, "{id} {key}");
+    }
+    let week = format!(
+        "FROM task_run_logs WHERE task_id = '{id}' \
+         AND run_at >= strftime('%Y-%m-%dT%H:%M:%f', 'now', '-7 days')"
+    );
+    let p50 = sqlite3(
+        db,
+        &format!(
+            "SELECT CAST(duration_ms AS REAL) {week} ORDER BY duration_ms \
+             LIMIT 1 OFFSET (SELECT (COUNT(*) + 1) / 2 - 1 {week})"
+        ),
+    );
+    let max = sqlite3(db, &format!("SELECT CAST(MAX(duration_ms) AS REAL) {week}"));
+    assert_eq!(
+        p["stats"]["duration_ms_p50"].as_f64(),
+        Some(p50.parse().unwrap())
+    );
+    assert_eq!(
+        p["stats"]["duration_ms_max"].as_f64(),
+        Some(max.parse().unwrap())
+    );
+    // The task as in /status.
+    assert_eq!(p["task"]["id"], json!(id));
+}
+
+#[test]
+fn task_pages_and_group_activity_match_sqlite3_and_follow_new_runs() {
+    if !sqlite3_present() {
+        return missing_part("the sqlite3 CLI");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("messages.db");
+    world(&db);
+    let run = start_in(dir.path(), &config(&db), vec![]);
+    ready(run.addr);
+
+    for id in ["t1", "t2"] {
+        check_page(&db, &page(run.addr, id), id);
+    }
+    let t3 = page(run.addr, "t3");
+    assert_eq!(t3["runs"], json!([]));
+    assert_eq!(t3["stats"]["last_7d"]["runs"], json!(0));
+    assert_eq!(t3["stats"]["last_7d"]["success_rate"], Value::Null);
+    assert_eq!(t3["stats"]["duration_ms_p50"], Value::Null);
+
+    let r = get(run.addr, "/status/tasks/no-such-task");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json(), json!({"error": "unknown task"}));
+    assert_eq!(get(run.addr, "/status/repos/anything").status, 404);
+
+    // The entries of /status: the newest status, failures in 24 h, streak.
+    let doc = get_json(run.addr, "/status");
+    let t1 = doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "t1")
+        .unwrap()
+        .clone();
+    let newest = sqlite3(
+        &db,
+        "SELECT status FROM task_run_logs WHERE task_id = 't1' ORDER BY run_at DESC LIMIT 1",
+    );
+    assert_eq!(t1["last_run_status"], json!(newest));
+    assert_eq!(t1["failures_24h"], json!(window(&db, "t1", "-1 day").2));
+    assert_eq!(t1["consecutive_failures"], json!(3));
+    assert!(
+        has_reason(&doc, "task t1: its last 3 runs failed"),
+        "{}",
+        doc["reasons"]
+    );
+
+    // Per-group activity: pushed groups and registered ones the push omits.
+    push(
+        run.addr,
+        "queue",
+        json!({"active_containers": 1, "max_concurrent": 4, "groups_waiting": 0,
+               "per_group": {"a": {"active": true, "is_task": true, "pending_messages": false, "pending_tasks": 0},
+                             "gone": {"active": false, "is_task": false, "pending_messages": false, "pending_tasks": 0}}}),
+    );
+    let q = get_json(run.addr, "/status/queue")["queue"].clone();
+    // pynchy's own query (install notes, section 5).
+    let last_in = sqlite3(
+        &db,
+        "SELECT g.folder, IFNULL(MAX(m.timestamp), 'null') FROM registered_groups g \
+         LEFT JOIN messages m ON m.chat_jid = g.jid AND m.is_from_me = 0 GROUP BY g.jid ORDER BY g.folder",
+    );
+    let last_run = sqlite3(
+        &db,
+        "SELECT g.folder, IFNULL(MAX(l.run_at), 'null') FROM registered_groups g \
+         LEFT JOIN scheduled_tasks t ON t.group_folder = g.folder \
+         LEFT JOIN task_run_logs l ON l.task_id = t.id GROUP BY g.folder ORDER BY g.folder",
+    );
+    for (a, b) in last_in.lines().zip(last_run.lines()) {
+        let (folder, msg) = a.split_once('|').unwrap();
+        let (_, ran) = b.split_once('|').unwrap();
+        let g = &q["per_group"][folder];
+        let s = |v: &Value| v.as_str().unwrap_or("null").to_string();
+        assert_eq!(
+            (s(&g["last_message_at"]), s(&g["last_run_at"])),
+            (msg.into(), ran.into()),
+            "{folder}"
+        );
+    }
+    assert_eq!(q["per_group"]["a"]["active"], json!(true));
+    assert_eq!(q["per_group"]["a"]["idle"], json!(false));
+    for idle in ["b", "c"] {
+        assert_eq!(q["per_group"][idle]["idle"], json!(true), "{idle}");
+        assert_eq!(q["per_group"][idle]["active"], json!(false), "{idle}");
+    }
+    assert_eq!(q["per_group"]["c"]["last_message_at"], Value::Null);
+    // A pushed group the database does not know keeps its pushed state.
+    assert_eq!(q["per_group"]["gone"]["last_message_at"], Value::Null);
+    assert!(q["per_group"].get("x").is_none());
+
+    // New runs, written as pynchy writes them: the page and the reason follow.
+    write(
+        &db,
+        &format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('t1','{}',1234.5,'success','fine',NULL);",
+            iso_ago(0)
+        ),
+    );
+    let p = wait_for(Duration::from_secs(10), "the new run", || {
+        let p = page(run.addr, "t1");
+        (p["runs"][0]["duration_ms"] == json!(1234.5)).then_some(p)
+    });
+    check_page(&db, &p, "t1");
+    assert_eq!(p["task"]["consecutive_failures"], json!(0));
+    wait_for(Duration::from_secs(10), "task_failing clears", || {
+        (!has_reason(&get_json(run.addr, "/status"), "task t1:")).then_some(())
+    });
+    let newest = sqlite3(
+        &db,
+        "SELECT MAX(run_at) FROM task_run_logs WHERE task_id IN ('t1','t3')",
+    );
+    wait_for(Duration::from_secs(10), "a's last_run_at moves", || {
+        let q = get_json(run.addr, "/status/queue")["queue"].clone();
+        (q["per_group"]["a"]["last_run_at"] == json!(newest)).then_some(())
+    });
+
+    // A paused task's failures are no reason.
+    let mut sql = String::new();
+    for i in 0..4 {
+        sql.push_str(&format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('t3','{}',10,'error',NULL,'boom');",
+            iso_ago(10 - i)
+        ));
+    }
+    write(&db, &sql);
+    let p = wait_for(Duration::from_secs(10), "t3's runs", || {
+        let p = page(run.addr, "t3");
+        (p["runs"].as_array().unwrap().len() == 4).then_some(p)
+    });
+    assert_eq!(p["task"]["consecutive_failures"], json!(4));
+    assert!(!has_reason(&get_json(run.addr, "/status"), "task t3"));
+}
