@@ -1,6 +1,8 @@
 //! The database sections' collection cost on a large pynchy database:
-//! 1,000,000 messages, 100,000 outbound rows, 1,000 pending deliveries, and
-//! 1,000 scheduled tasks and host jobs. Criterion; `cargo bench --bench db`.
+//! 1,000,000 messages in 50 registered workspaces, 100,000 outbound rows,
+//! 1,000 pending deliveries, 1,000 scheduled tasks with 10 runs each, and
+//! 1,000 host jobs; `queue` with its per-group activity. Criterion;
+//! `cargo bench --bench db` (the run history at scale: `--bench history`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,15 @@ fn build(path: &std::path::Path) {
              CASE x % 3 WHEN 0 THEN '*/15 * * * *' WHEN 1 THEN '3600000' ELSE '' END,
              '2026-11-27T09:00:00+00:00', '2026-11-27T08:00:00+00:00', 'ok', 'active',
              '2026-01-01T00:00:00+00:00', 'isolated', NULL FROM n;
+         WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x < 49)
+         INSERT INTO registered_groups SELECT 'chat' || x, 'G' || x, 'g' || x, '@g', '2026-01-01T00:00:00+00:00',
+             NULL, NULL, x = 0 FROM n;
+         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 10000)
+         INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error)
+             SELECT printf('task-%04d', (x % 1000) + 1),
+                 strftime('%Y-%m-%dT%H:%M:%f+00:00', 1790000000 + x * 60, 'unixepoch'),
+                 1000.5 + x % 977, CASE WHEN x % 13 = 0 THEN 'error' ELSE 'success' END,
+                 NULL, CASE WHEN x % 13 = 0 THEN 'boom' END FROM n;
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000)
          INSERT INTO host_jobs SELECT 'job' || x, printf('job-%04d', x), 'true',
              CASE x % 2 WHEN 0 THEN 'cron' ELSE 'interval' END,
@@ -67,7 +78,22 @@ fn bench(c: &mut Criterion) {
         dir.path(),
     )
     .unwrap();
-    let daemon = Daemon::new(cfg).unwrap();
+    // pynchy's queue, as pushed: five of the 50 workspaces busy.
+    let host = pynchy_status::sources::host_state::MemoryHostState::new();
+    let per_group: serde_json::Map<String, serde_json::Value> = (0..5)
+        .map(|i| {
+            let g = serde_json::json!({"active": true, "is_task": false, "pending_messages": false, "pending_tasks": 0});
+            (format!("g{i}"), g)
+        })
+        .collect();
+    let queue = serde_json::json!({"active_containers": 5, "max_concurrent": 5, "groups_waiting": 0, "per_group": per_group});
+    host.accept(
+        SectionId::Queue,
+        queue.to_string().as_bytes(),
+        pynchy_status::Stamp::now(),
+    )
+    .unwrap();
+    let daemon = Daemon::with_host_state(cfg, host).unwrap();
     let ctx = daemon.context().clone();
     let mut g = c.benchmark_group("db");
     g.sample_size(20).measurement_time(Duration::from_secs(8));
@@ -76,6 +102,7 @@ fn bench(c: &mut Criterion) {
         SectionId::Tasks,
         SectionId::HostJobs,
         SectionId::Groups,
+        SectionId::Queue,
     ] {
         let e = pynchy_status::sections::lookup(id).unwrap();
         let s = (e.build)(&ctx, e.schedule(&ctx.config));
