@@ -193,6 +193,56 @@ pub fn build_git(root: &Path) -> Result<PathBuf, DemoError> {
     Ok(checkout)
 }
 
+/// Inbound messages of the code-improver workspace too (its last activity).
+fn code_improver_messages(ts: impl Fn(i64) -> String) -> String {
+    (0..3)
+        .map(|i| {
+            format!(
+                "INSERT INTO messages VALUES ('c{i}','code@g.us','u2','Bo','please fix {i}','{t}',0,'user',NULL);",
+                t = ts(300 - i * 60),
+            )
+        })
+        .collect()
+}
+
+/// Run history, as pynchy writes it (finish time in isoformat with
+/// microseconds, a float duration): the digest succeeds every 5 minutes;
+/// the hourly sync failed its last 4 runs.
+fn run_history(now: chrono::DateTime<Utc>) -> String {
+    let mut sql = String::new();
+    let run_at = |minutes_ago: i64| {
+        (now - ChronoDuration::minutes(minutes_ago))
+            .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+            .to_string()
+    };
+    for i in 0..30 {
+        sql.push_str(&format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('task-daily-digest','{t}',{d},'success','Digest sent.',NULL);",
+            t = run_at(1 + i * 5),
+            d = 41_000.5 + (i % 7) as f64 * 1_250.25,
+        ));
+    }
+    for i in 0..12 {
+        let (status, result, error) = if i < 4 {
+            (
+                "error",
+                "NULL",
+                "'git fetch failed: Could not resolve host: github.com\nTraceback (most recent call last):\n  ...'",
+            )
+        } else {
+            ("success", "'Upstream synced.'", "NULL")
+        };
+        sql.push_str(&format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('task-overdue-sync','{t}',{d},'{status}',{result},{error});",
+            t = run_at(105 + i * 60),
+            d = 12_000.25 + i as f64 * 500.0,
+        ));
+    }
+    sql
+}
+
 /// Creates pynchy's database at `path` with sample rows relative to now.
 pub fn build_db(path: &Path) -> Result<(), DemoError> {
     if let Some(parent) = path.parent() {
@@ -238,46 +288,8 @@ pub fn build_db(path: &Path) -> Result<(), DemoError> {
             f = i32::from(from_me),
         ));
     }
-    // Inbound messages of the code-improver workspace too (its last activity).
-    for i in 0..3 {
-        sql.push_str(&format!(
-            "INSERT INTO messages VALUES ('c{i}','code@g.us','u2','Bo','please fix {i}','{t}',0,'user',NULL);",
-            t = ts(300 - i * 60),
-        ));
-    }
-    // Run history, as pynchy writes it (finish time in isoformat with
-    // microseconds, a float duration): the digest succeeds every 5 minutes;
-    // the hourly sync failed its last 4 runs.
-    let run_at = |minutes_ago: i64| {
-        (now - ChronoDuration::minutes(minutes_ago))
-            .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
-            .to_string()
-    };
-    for i in 0..30 {
-        sql.push_str(&format!(
-            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
-             VALUES ('task-daily-digest','{t}',{d},'success','Digest sent.',NULL);",
-            t = run_at(1 + i * 5),
-            d = 41_000.5 + (i % 7) as f64 * 1_250.25,
-        ));
-    }
-    for i in 0..12 {
-        let (status, result, error) = if i < 4 {
-            (
-                "error",
-                "NULL",
-                "'git fetch failed: Could not resolve host: github.com\nTraceback (most recent call last):\n  ...'",
-            )
-        } else {
-            ("success", "'Upstream synced.'", "NULL")
-        };
-        sql.push_str(&format!(
-            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
-             VALUES ('task-overdue-sync','{t}',{d},'{status}',{result},{error});",
-            t = run_at(105 + i * 60),
-            d = 12_000.25 + i as f64 * 500.0,
-        ));
-    }
+    sql.push_str(&code_improver_messages(ts));
+    sql.push_str(&run_history(now));
     for i in 1..=12 {
         sql.push_str(&format!(
             "INSERT INTO outbound_ledger (chat_jid, content, timestamp, source) VALUES ('admin@g.us','reply {i}','{t}','agent');

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Double, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
 use diesel::{QueryableByName, RunQueryDsl, SqliteConnection};
 use serde::{Deserialize, Serialize};
 
@@ -93,14 +93,18 @@ struct RecentRow {
     error: Option<String>,
 }
 
+/// One run of the last 7 days, judged in SQL (no text is loaded).
 #[derive(QueryableByName)]
 struct WindowRow {
-    #[diesel(sql_type = Text)]
-    run_at: String,
+    /// Finished within the last 24 hours.
+    #[diesel(sql_type = Bool)]
+    today: bool,
     #[diesel(sql_type = Nullable<Double>)]
     duration_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Text>)]
-    status: Option<String>,
+    #[diesel(sql_type = Bool)]
+    ok: bool,
+    #[diesel(sql_type = Bool)]
+    failed: bool,
 }
 
 #[derive(QueryableByName)]
@@ -120,10 +124,12 @@ struct TaskId {
 const RECENT_Q: &str = "SELECT run_at, CAST(duration_ms AS REAL) AS duration_ms, status, \
     substr(error, 1, 1000) AS error FROM task_run_logs WHERE task_id = ? \
     ORDER BY run_at DESC, id DESC LIMIT 20";
-const WINDOW_Q: &str = "SELECT run_at, CAST(duration_ms AS REAL) AS duration_ms, status \
+const WINDOW_Q: &str = "SELECT run_at >= ? AS today, CAST(duration_ms AS REAL) AS duration_ms, \
+    IFNULL(status = 'success', 0) AS ok, IFNULL(status = 'error', 0) AS failed \
     FROM task_run_logs WHERE task_id = ? AND run_at >= ?";
 const MAX_ID_Q: &str = "SELECT MAX(id) AS id FROM task_run_logs";
-const CHANGED_Q: &str = "SELECT DISTINCT task_id FROM task_run_logs WHERE id > ?";
+/// By rowid: with `DISTINCT`, SQLite would walk the whole `(task_id, run_at)` index.
+const CHANGED_Q: &str = "SELECT task_id FROM task_run_logs WHERE id > ? ORDER BY id";
 
 /// pynchy's timestamp form (Python's UTC `isoformat()`), so that bounds
 /// compare as strings the way pynchy's own queries do.
@@ -139,14 +145,8 @@ pub fn first_line(text: &str) -> Option<String> {
 
 fn window(rows: &[&WindowRow]) -> Window {
     let runs = rows.len() as u64;
-    let successes = rows
-        .iter()
-        .filter(|r| r.status.as_deref() == Some("success"))
-        .count() as u64;
-    let failures = rows
-        .iter()
-        .filter(|r| r.status.as_deref() == Some("error"))
-        .count() as u64;
+    let successes = rows.iter().filter(|r| r.ok).count() as u64;
+    let failures = rows.iter().filter(|r| r.failed).count() as u64;
     Window {
         runs,
         successes,
@@ -175,11 +175,12 @@ fn read_one(
     let week = iso(now - chrono::Duration::days(7));
     let day = iso(now - chrono::Duration::days(1));
     let rows: Vec<WindowRow> = diesel::sql_query(WINDOW_Q)
+        .bind::<Text, _>(&day)
         .bind::<Text, _>(id)
         .bind::<Text, _>(&week)
         .load(c)?;
     let all: Vec<&WindowRow> = rows.iter().collect();
-    let today: Vec<&WindowRow> = rows.iter().filter(|r| r.run_at >= day).collect();
+    let today: Vec<&WindowRow> = rows.iter().filter(|r| r.today).collect();
     let (p50, max) = durations(rows.iter().filter_map(|r| r.duration_ms).collect());
     Ok(History {
         runs: recent

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::sql_types::{Nullable, Text};
-use diesel::{Connection, QueryableByName, RunQueryDsl};
+use diesel::{QueryableByName, RunQueryDsl};
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
@@ -228,18 +228,19 @@ struct Cache {
 }
 
 impl Cache {
-    /// Reads the tasks and brings their histories up to date, in one read
-    /// transaction (one view of the database).
+    /// Reads the tasks and brings their histories up to date. Each query is
+    /// its own statement, not one long transaction: pynchy's database uses
+    /// the rollback journal, where a reader holding its lock keeps pynchy's
+    /// writes waiting. A run written between two queries is read again at
+    /// the next collection (its id is past the last one read).
     fn read(&mut self, db: &Db, recount: Duration) -> Result<(), super::CollectError> {
         let now = chrono::Utc::now();
         let histories = &mut self.histories;
         let rows = db.read(|c| {
-            c.transaction(|c| {
-                let rows: Vec<Row> = diesel::sql_query(QUERY).load(c)?;
-                let ids: Vec<&str> = rows.iter().filter_map(|r| r.id.as_deref()).collect();
-                histories.refresh(c, &ids, recount, now)?;
-                Ok(rows)
-            })
+            let rows: Vec<Row> = diesel::sql_query(QUERY).load(c)?;
+            let ids: Vec<&str> = rows.iter().filter_map(|r| r.id.as_deref()).collect();
+            histories.refresh(c, &ids, recount, now)?;
+            Ok(rows)
         })?;
         self.rows = Some(rows);
         Ok(())
