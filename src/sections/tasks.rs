@@ -256,10 +256,10 @@ impl Cache {
             let Some(id) = &t.id else { continue };
             let h = self.histories.get(id).unwrap_or(&empty).clone();
             let kept = old
-                .remove(id)
-                .filter(|(task, history, _)| task == t && Arc::ptr_eq(history, &h));
-            let page = match kept {
-                Some((_, _, page)) => page,
+                .remove_entry(id)
+                .filter(|(_, (task, history, _))| task == t && Arc::ptr_eq(history, &h));
+            let entry = match kept {
+                Some(entry) => entry,
                 None => {
                     changed = true;
                     let json = serde_json::to_vec(&TaskPage {
@@ -267,10 +267,11 @@ impl Cache {
                         runs: &h.runs,
                         stats: &h.stats,
                     });
-                    Rendered::new(json.unwrap_or_default())
+                    let page = Rendered::new(json.unwrap_or_default());
+                    (id.clone(), (t.clone(), h, page))
                 }
             };
-            self.pages.insert(id.clone(), (t.clone(), h, page));
+            self.pages.insert(entry.0, entry.1);
         }
         if changed {
             self.served = Arc::new(Pages {
