@@ -351,3 +351,69 @@ fn task_pages_and_group_activity_match_sqlite3_and_follow_new_runs() {
     assert_eq!(p["task"]["consecutive_failures"], json!(4));
     assert!(!has_reason(&get_json(run.addr, "/status"), "task t3"));
 }
+
+/// Histories are read within a budget: what is left over is read at the next
+/// refresh, a history out of date is kept until then, and nothing is lost.
+#[test]
+fn history_reads_stop_at_their_deadline_and_resume() {
+    use pynchy_status::sections::task_history::Histories;
+    use std::time::Instant;
+    if !sqlite3_present() {
+        return missing_part("the sqlite3 CLI");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("messages.db");
+    world(&db);
+    let mut c = SqliteConnection::establish(&db.to_string_lossy()).unwrap();
+    let ids = ["t1", "t2", "t3"];
+    let week = Duration::from_secs(300);
+    let runs = |h: &Histories, id: &str| h.get(id).map(|h| h.runs.len());
+    let truth = |id: &str| -> usize {
+        let n: usize = sqlite3(
+            &db,
+            &format!("SELECT COUNT(*) FROM task_run_logs WHERE task_id = '{id}'"),
+        )
+        .parse()
+        .unwrap();
+        n.min(20)
+    };
+
+    let mut h = Histories::default();
+    // Past the deadline already: nothing read, and it says so.
+    assert!(!h
+        .refresh(&mut c, &ids, week, Utc::now(), Instant::now())
+        .unwrap());
+    assert_eq!(runs(&h, "t1"), None);
+    let later = || Instant::now() + Duration::from_secs(60);
+    assert!(h.refresh(&mut c, &ids, week, Utc::now(), later()).unwrap());
+    for id in ids {
+        assert_eq!(runs(&h, id), Some(truth(id)), "{id}");
+    }
+
+    // A new run of t3 while there is no time: t3 keeps what it had, then
+    // catches up at the next refresh with time.
+    write(
+        &db,
+        &format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('t3','{}',7.5,'success',NULL,NULL);",
+            iso_ago(0)
+        ),
+    );
+    assert!(!h
+        .refresh(&mut c, &ids, week, Utc::now(), Instant::now())
+        .unwrap());
+    assert_eq!(runs(&h, "t3"), Some(0));
+    assert!(h.refresh(&mut c, &ids, week, Utc::now(), later()).unwrap());
+    assert_eq!(runs(&h, "t3"), Some(truth("t3")));
+    assert_eq!(h.get("t3").unwrap().runs[0].duration_ms, Some(7.5));
+    // Nothing new: nothing to read, even without time.
+    assert!(h
+        .refresh(&mut c, &ids, week, Utc::now(), Instant::now())
+        .unwrap());
+    // A task gone is forgotten.
+    assert!(h
+        .refresh(&mut c, &ids[..2], week, Utc::now(), later())
+        .unwrap());
+    assert!(h.get("t3").is_none());
+}

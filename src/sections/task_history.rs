@@ -8,9 +8,14 @@
 //! - a task with rows past the highest `id` read before: its history
 //!   (`MAX(id)` costs one lookup, so a database that changed elsewhere costs
 //!   next to nothing here);
-//! - every task, every `recount` (the section's `verify_interval`), so that
-//!   the 24 h and 7 d windows follow the clock; and when `MAX(id)` went back
-//!   (a database restored from a backup).
+//! - each task again `recount` (the section's `verify_interval`) after its
+//!   last read, so that the 24 h and 7 d windows follow the clock; and every
+//!   task when `MAX(id)` went back (a database restored from a backup).
+//!
+//! Reads start only within a budget (40 % of the section's timeout): a
+//! database too big for one collection is read over several, and never holds
+//! the database's gate past its deadline (which would make every database
+//! section report it unreadable).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -201,56 +206,86 @@ fn read_one(
     })
 }
 
+/// One task's history and when it was read (`None`: to be read again).
+#[derive(Debug)]
+struct Entry {
+    history: Arc<History>,
+    read_at: Option<Instant>,
+}
+
 /// The histories last read, and what is needed to tell which are out of date.
 #[derive(Debug, Default)]
 pub struct Histories {
+    /// Every kept history holds its task's rows up to this `id`, or is
+    /// marked to be read again.
     max_id: Option<i64>,
-    counted_at: Option<Instant>,
-    per_task: HashMap<String, Arc<History>>,
+    per_task: HashMap<String, Entry>,
 }
 
 impl Histories {
     /// The history of task `id`, if read.
     pub fn get(&self, id: &str) -> Option<&Arc<History>> {
-        self.per_task.get(id)
+        self.per_task.get(id).map(|e| &e.history)
     }
 
     /// Brings the histories of the tasks `ids` up to date (see the module's
-    /// header), forgetting tasks no longer there. On error nothing changes.
+    /// header), forgetting tasks no longer there. Reads start only until
+    /// `deadline`: on a database too big for one collection, the rest are
+    /// read at the next ones (returns false then); meanwhile a task keeps
+    /// the history it had, or shows no runs if never read. On error nothing
+    /// changes.
     pub fn refresh(
         &mut self,
         c: &mut SqliteConnection,
         ids: &[&str],
         recount: Duration,
         now: DateTime<Utc>,
-    ) -> diesel::QueryResult<()> {
+        deadline: Instant,
+    ) -> diesel::QueryResult<bool> {
         let max_id = diesel::sql_query(MAX_ID_Q).get_result::<MaxId>(c)?.id;
-        let all = self.counted_at.is_none_or(|t| t.elapsed() >= recount) || max_id < self.max_id;
-        let mut stale: std::collections::HashSet<String> = if all || max_id == self.max_id {
-            Default::default()
-        } else {
-            diesel::sql_query(CHANGED_Q)
-                .bind::<BigInt, _>(self.max_id.unwrap_or(0))
-                .load::<TaskId>(c)?
-                .into_iter()
-                .map(|t| t.task_id)
-                .collect()
+        let restored = max_id < self.max_id;
+        let fresh: std::collections::HashSet<String> = match self.max_id {
+            Some(last) if max_id > Some(last) && !self.per_task.is_empty() => {
+                diesel::sql_query(CHANGED_Q)
+                    .bind::<BigInt, _>(last)
+                    .load::<TaskId>(c)?
+                    .into_iter()
+                    .map(|t| t.task_id)
+                    .collect()
+            }
+            _ => Default::default(),
         };
+        let mut complete = true;
         let mut next = HashMap::with_capacity(ids.len());
         for &id in ids {
-            let known = self.per_task.get(id).filter(|_| !all && !stale.remove(id));
-            let h = match known {
-                Some(h) => h.clone(),
-                None => Arc::new(read_one(c, id, now)?),
+            let kept = self.per_task.get(id).filter(|_| !restored);
+            let due = kept.is_none_or(|e| {
+                e.read_at.is_none_or(|t| t.elapsed() >= recount) || fresh.contains(id)
+            });
+            let entry = if !due {
+                kept.map(|e| Entry {
+                    history: e.history.clone(),
+                    read_at: e.read_at,
+                })
+            } else if Instant::now() < deadline {
+                Some(Entry {
+                    history: Arc::new(read_one(c, id, now)?),
+                    read_at: Some(Instant::now()),
+                })
+            } else {
+                complete = false;
+                kept.map(|e| Entry {
+                    history: e.history.clone(),
+                    read_at: None,
+                })
             };
-            next.insert(id.to_owned(), h);
+            if let Some(e) = entry {
+                next.insert(id.to_owned(), e);
+            }
         }
         self.per_task = next;
         self.max_id = max_id;
-        if all {
-            self.counted_at = Some(Instant::now());
-        }
-        Ok(())
+        Ok(complete)
     }
 }
 

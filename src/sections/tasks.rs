@@ -233,17 +233,24 @@ impl Cache {
     /// the rollback journal, where a reader holding its lock keeps pynchy's
     /// writes waiting. A run written between two queries is read again at
     /// the next collection (its id is past the last one read).
-    fn read(&mut self, db: &Db, recount: Duration) -> Result<(), super::CollectError> {
+    /// Returns false when some histories are left for the next collection.
+    fn read(
+        &mut self,
+        db: &Db,
+        recount: Duration,
+        budget: Duration,
+    ) -> Result<bool, super::CollectError> {
         let now = chrono::Utc::now();
+        let deadline = std::time::Instant::now() + budget;
         let histories = &mut self.histories;
-        let rows = db.read(|c| {
+        let (rows, complete) = db.read(|c| {
             let rows: Vec<Row> = diesel::sql_query(QUERY).load(c)?;
             let ids: Vec<&str> = rows.iter().filter_map(|r| r.id.as_deref()).collect();
-            histories.refresh(c, &ids, recount, now)?;
-            Ok(rows)
+            let complete = histories.refresh(c, &ids, recount, now, deadline)?;
+            Ok((rows, complete))
         })?;
         self.rows = Some(rows);
-        Ok(())
+        Ok(complete)
     }
 
     /// The body of these tasks: each judged, each with its page (made again
@@ -297,6 +304,8 @@ pub struct Tasks {
     db: Arc<Db>,
     changes: Arc<Changes>,
     verify: Duration,
+    /// How long a collection may start history reads: 40 % of its timeout.
+    budget: Duration,
     cache: Arc<Mutex<Cache>>,
 }
 
@@ -308,12 +317,18 @@ impl Section for Tasks {
         let wait = scheduled::group_wait(&self.ctx);
         let read = self.changes.must_read(self.verify);
         let (db, changes, cache) = (self.db.clone(), self.changes.clone(), self.cache.clone());
-        let recount = self.verify;
+        let (recount, budget) = (self.verify, self.budget);
         Work::blocking_update(move || -> Collected<TasksBody> {
             let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
             let read = read || cache.rows.is_none();
             if read {
-                cache.read(&db, recount).inspect_err(|_| changes.failed())?;
+                let complete = cache
+                    .read(&db, recount, budget)
+                    .inspect_err(|_| changes.failed())?;
+                if !complete {
+                    // The rest at the next collection.
+                    changes.failed();
+                }
             }
             let rows = cache.rows.clone().unwrap_or_default();
             let empty = History::default();
@@ -363,6 +378,7 @@ impl Builtin for Tasks {
             gate: super::db_gate(ctx),
             changes,
             verify: schedule.verify,
+            budget: schedule.timeout.mul_f64(0.4),
             cache: Arc::default(),
         }
     }
