@@ -54,6 +54,14 @@ return {
   ahead: t('[data-worktree=code-improver] [data-field=ahead]'),
   overdue: [...document.querySelectorAll('[data-section=tasks] tr[data-overdue=true]')].map(r => r.dataset.item),
   groups: t('[data-section=groups] [data-field=total]'),
+  lastMessage: Object.fromEntries([...document.querySelectorAll('[data-section=queue] tr[data-group]')]
+    .map(r => [r.dataset.group, r.querySelector('[data-field=last_message_at]').title])),
+  lastRun: Object.fromEntries([...document.querySelectorAll('[data-section=queue] tr[data-group]')]
+    .map(r => [r.dataset.group, r.querySelector('[data-field=last_run_at]').title])),
+  idle: [...document.querySelectorAll('[data-section=queue] tr[data-idle=true]')].map(r => r.dataset.group),
+  failedLast: [...document.querySelectorAll('[data-section=tasks] tr[data-last-run=error]')].map(r => r.dataset.item),
+  runs: [...document.querySelectorAll('[data-runs=task-overdue-sync] li')].map(l => [l.dataset.status, l.title, l.textContent]),
+  figures: t('[data-runs=task-overdue-sync] [data-field=figures]'),
   service: t('[data-section=service] [data-field=status]'),
   conn: q('#conn').textContent,
   form: !q('#tokenform').hidden,
@@ -279,6 +287,54 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
     );
     assert_eq!(f["overdue"], json!(["task-overdue-sync"]));
     assert_eq!(f["groups"], json!(truth["groups"]["total"].to_string()));
+    // Per-group activity, as /status has it (each cell's title is the time).
+    for (key, field) in [
+        ("lastMessage", "last_message_at"),
+        ("lastRun", "last_run_at"),
+    ] {
+        let want: serde_json::Map<String, Value> = truth["queue"]["per_group"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(g, v)| (g.clone(), json!(v[field].as_str().unwrap_or(""))))
+            .collect();
+        assert_eq!(f[key], Value::Object(want), "{key}");
+    }
+    assert_eq!(f["idle"], json!(["docs-writer"]));
+    assert_eq!(f["failedLast"], json!(["task-overdue-sync"]));
+    // A task's runs, opened with a click, as its page has them.
+    let page = get_json(run.addr, "/status/tasks/task-overdue-sync");
+    run_js(
+        driver,
+        &session,
+        "document.querySelector('[data-section=tasks] tr[data-item=task-overdue-sync]').click(); return null;",
+        json!([]),
+    );
+    let f = wait_page(
+        driver,
+        &session,
+        Duration::from_secs(5),
+        "the task's runs",
+        |f| f["runs"].as_array().is_some_and(|r| !r.is_empty()),
+    );
+    let shown = f["runs"].as_array().unwrap();
+    let want = page["runs"].as_array().unwrap();
+    assert_eq!(shown.len(), want.len());
+    for (s, w) in shown.iter().zip(want) {
+        assert_eq!(s[0], w["status"]);
+        assert_eq!(s[1], w["run_at"]);
+        if let Some(e) = w["error"].as_str() {
+            assert!(s[2].as_str().unwrap().ends_with(e), "{s}");
+        }
+    }
+    assert!(
+        f["figures"]
+            .as_str()
+            .unwrap()
+            .starts_with("24 h: 67% of 12"),
+        "{}",
+        f["figures"]
+    );
     assert_eq!(f["service"], "ok");
     assert_eq!(f["states"]["channels"], "degraded");
     assert_eq!(f["states"]["repos"], "degraded");
