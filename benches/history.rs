@@ -5,10 +5,10 @@
 //! 1.5 GB of disk under the temp folder while it runs). Under `cargo test` a
 //! small world.
 //!
-//! - `recount`: a new section's first collection with a 60 s timeout, so
-//!   that it reads every task's history at once (as at start, and once per
-//!   `verify_interval`): the whole cost. With the default 5 s timeout a
-//!   collection starts reads for 2 s at most and leaves the rest to the next.
+//! - `first_read`: a new section's first collection with a 60 s timeout, so
+//!   that it reads every task's history at once (as at start): the whole
+//!   cost, paid once. With the default 5 s timeout a collection starts whole
+//!   reads for 2 s at most and leaves the rest to the next.
 //! - `unchanged`: the database changed elsewhere, no new run (one `MAX(id)`).
 //! - `one_new_run`: a run was appended: that task's history is read again.
 
@@ -134,7 +134,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("history");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     // A section of its own each time: its first collection reads everything.
-    g.bench_function("recount", |b| {
+    g.bench_function("first_read", |b| {
         b.iter_batched(
             || section(&db, dir.path(), "60s"),
             |fresh| run_blocking(&fresh),

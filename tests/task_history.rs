@@ -352,10 +352,11 @@ fn task_pages_and_group_activity_match_sqlite3_and_follow_new_runs() {
     assert!(!has_reason(&get_json(run.addr, "/status"), "task t3"));
 }
 
-/// Histories are read within a budget: what is left over is read at the next
-/// refresh, a history out of date is kept until then, and nothing is lost.
+/// Histories are read whole within a budget (what is left over is read at
+/// the next refresh); new runs are added to the tasks already read, whatever
+/// the time; the windows slide with the clock without a read.
 #[test]
-fn history_reads_stop_at_their_deadline_and_resume() {
+fn histories_read_within_their_budget_follow_new_runs_and_slide() {
     use pynchy_status::sections::task_history::Histories;
     use std::time::Instant;
     if !sqlite3_present() {
@@ -366,7 +367,6 @@ fn history_reads_stop_at_their_deadline_and_resume() {
     world(&db);
     let mut c = SqliteConnection::establish(&db.to_string_lossy()).unwrap();
     let ids = ["t1", "t2", "t3"];
-    let week = Duration::from_secs(300);
     let runs = |h: &Histories, id: &str| h.get(id).map(|h| h.runs.len());
     let truth = |id: &str| -> usize {
         let n: usize = sqlite3(
@@ -377,43 +377,59 @@ fn history_reads_stop_at_their_deadline_and_resume() {
         .unwrap();
         n.min(20)
     };
+    let later = || Instant::now() + Duration::from_secs(60);
 
     let mut h = Histories::default();
     // Past the deadline already: nothing read, and it says so.
-    assert!(!h
-        .refresh(&mut c, &ids, week, Utc::now(), Instant::now())
-        .unwrap());
+    assert!(!h.refresh(&mut c, &ids, Utc::now(), Instant::now()).unwrap());
     assert_eq!(runs(&h, "t1"), None);
-    let later = || Instant::now() + Duration::from_secs(60);
-    assert!(h.refresh(&mut c, &ids, week, Utc::now(), later()).unwrap());
+    assert!(h.refresh(&mut c, &ids, Utc::now(), later()).unwrap());
     for id in ids {
         assert_eq!(runs(&h, id), Some(truth(id)), "{id}");
     }
 
-    // A new run of t3 while there is no time: t3 keeps what it had, then
-    // catches up at the next refresh with time.
+    // New runs reach the tasks read, even without time for whole reads.
     write(
         &db,
         &format!(
             "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
-             VALUES ('t3','{}',7.5,'success',NULL,NULL);",
+             VALUES ('t3','{}',7.5,'success',NULL,NULL), ('t1','{}',8.5,'error',NULL,'late');",
+            iso_ago(0),
             iso_ago(0)
         ),
     );
-    assert!(!h
-        .refresh(&mut c, &ids, week, Utc::now(), Instant::now())
-        .unwrap());
-    assert_eq!(runs(&h, "t3"), Some(0));
-    assert!(h.refresh(&mut c, &ids, week, Utc::now(), later()).unwrap());
+    assert!(h.refresh(&mut c, &ids, Utc::now(), Instant::now()).unwrap());
     assert_eq!(runs(&h, "t3"), Some(truth("t3")));
     assert_eq!(h.get("t3").unwrap().runs[0].duration_ms, Some(7.5));
-    // Nothing new: nothing to read, even without time.
-    assert!(h
-        .refresh(&mut c, &ids, week, Utc::now(), Instant::now())
-        .unwrap());
+    let t1 = h.get("t1").unwrap();
+    assert_eq!(
+        (t1.runs.len(), t1.runs[0].error.as_deref()),
+        (20, Some("late"))
+    );
+    assert_eq!(t1.stats.last_24h.runs, window(&db, "t1", "-1 day").0);
+    // Read twice, counted once.
+    assert!(h.refresh(&mut c, &ids, Utc::now(), later()).unwrap());
+    assert_eq!(
+        h.get("t1").unwrap().stats.last_7d.runs,
+        window(&db, "t1", "-7 days").0
+    );
+
+    // Two days on, without a read: the windows slid, as sqlite3 counts them
+    // from a clock two days ahead.
+    let ahead = Utc::now() + chrono::Duration::days(2);
+    h.settle(ahead);
+    for id in ["t1", "t2"] {
+        let s = &h.get(id).unwrap().stats;
+        for (w, modifier) in [(&s.last_24h, "+1 day"), (&s.last_7d, "-5 days")] {
+            let (runs, ok, failed) = window(&db, id, modifier);
+            assert_eq!(
+                (w.runs, w.successes, w.failures),
+                (runs, ok, failed),
+                "{id} {modifier}"
+            );
+        }
+    }
     // A task gone is forgotten.
-    assert!(h
-        .refresh(&mut c, &ids[..2], week, Utc::now(), later())
-        .unwrap());
+    assert!(h.refresh(&mut c, &ids[..2], Utc::now(), later()).unwrap());
     assert!(h.get("t3").is_none());
 }

@@ -1,25 +1,26 @@
 //! The run history of `tasks`: each task's last runs and its 24 h and 7 d
-//! figures from pynchy's `task_run_logs`, read through the `(task_id, run_at)`
-//! index, one task at a time, and kept between reads.
+//! figures from pynchy's `task_run_logs`, each row read once and kept.
 //!
-//! What is read again, and when (pynchy appends one row per finished run and
-//! deletes rows only with their task):
-//! - a task seen for the first time: its history;
-//! - a task with rows past the highest `id` read before: its history
-//!   (`MAX(id)` costs one lookup, so a database that changed elsewhere costs
-//!   next to nothing here);
-//! - each task again `recount` (the section's `verify_interval`) after its
-//!   last read, so that the 24 h and 7 d windows follow the clock; and every
-//!   task when `MAX(id)` went back (a database restored from a backup).
+//! pynchy appends one row per finished run (ids only grow) and deletes rows
+//! only with their task. So:
+//! - a task seen for the first time is read whole: its last 20 runs and the
+//!   runs of its last 7 days, through the `(task_id, run_at)` index;
+//! - afterwards only rows past the highest `id` seen are read, by rowid, and
+//!   added to their task (`MAX(id)` costs one lookup: a database that changed
+//!   elsewhere costs next to nothing here);
+//! - the 24 h and 7 d windows slide in memory: a task's figures are worked
+//!   out again when a run arrives or leaves a window, never by reading again;
+//! - every task is read whole again when `MAX(id)` went back (a database
+//!   restored from a backup).
 //!
-//! Reads start only within a budget (40 % of the section's timeout): a
+//! Whole reads start only within a budget (40 % of the section's timeout): a
 //! database too big for one collection is read over several, and never holds
 //! the database's gate past its deadline (which would make every database
 //! section report it unreadable).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
@@ -87,7 +88,11 @@ impl History {
 }
 
 #[derive(QueryableByName)]
-struct RecentRow {
+struct RunRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    task_id: String,
     #[diesel(sql_type = Text)]
     run_at: String,
     #[diesel(sql_type = Nullable<Double>)]
@@ -98,12 +103,13 @@ struct RecentRow {
     error: Option<String>,
 }
 
-/// One run of the last 7 days, judged in SQL (no text is loaded).
+/// One run of the last 7 days, as read (no text is loaded).
 #[derive(QueryableByName)]
 struct WindowRow {
-    /// Finished within the last 24 hours.
-    #[diesel(sql_type = Bool)]
-    today: bool,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    run_at: String,
     #[diesel(sql_type = Nullable<Double>)]
     duration_ms: Option<f64>,
     #[diesel(sql_type = Bool)]
@@ -118,23 +124,20 @@ struct MaxId {
     id: Option<i64>,
 }
 
-#[derive(QueryableByName)]
-struct TaskId {
-    #[diesel(sql_type = Text)]
-    task_id: String,
-}
-
 /// `duration_ms` is declared INTEGER but pynchy writes floats: read as REAL.
 /// The error is cut in SQL, so a huge agent output is never loaded whole.
-const RECENT_Q: &str = "SELECT run_at, CAST(duration_ms AS REAL) AS duration_ms, status, \
-    substr(error, 1, 1000) AS error FROM task_run_logs WHERE task_id = ? \
+const RECENT_Q: &str = "SELECT id, task_id, run_at, CAST(duration_ms AS REAL) AS duration_ms, \
+    status, substr(error, 1, 1000) AS error FROM task_run_logs WHERE task_id = ? \
     ORDER BY run_at DESC, id DESC LIMIT 20";
-const WINDOW_Q: &str = "SELECT run_at >= ? AS today, CAST(duration_ms AS REAL) AS duration_ms, \
+const WINDOW_Q: &str = "SELECT id, run_at, CAST(duration_ms AS REAL) AS duration_ms, \
     IFNULL(status = 'success', 0) AS ok, IFNULL(status = 'error', 0) AS failed \
     FROM task_run_logs WHERE task_id = ? AND run_at >= ?";
 const MAX_ID_Q: &str = "SELECT MAX(id) AS id FROM task_run_logs";
-/// By rowid: with `DISTINCT`, SQLite would walk the whole `(task_id, run_at)` index.
-const CHANGED_Q: &str = "SELECT task_id FROM task_run_logs WHERE id > ? ORDER BY id";
+/// New rows, by rowid (never a walk of the `(task_id, run_at)` index), a
+/// batch at a time.
+const NEW_Q: &str = "SELECT id, task_id, run_at, CAST(duration_ms AS REAL) AS duration_ms, \
+    status, substr(error, 1, 1000) AS error FROM task_run_logs WHERE id > ? AND id <= ? \
+    ORDER BY id LIMIT 1000";
 
 /// pynchy's timestamp form (Python's UTC `isoformat()`), so that bounds
 /// compare as strings the way pynchy's own queries do.
@@ -148,10 +151,40 @@ pub fn first_line(text: &str) -> Option<String> {
     Some(line.chars().take(ERROR_CHARS).collect())
 }
 
-fn window(rows: &[&WindowRow]) -> Window {
-    let runs = rows.len() as u64;
-    let successes = rows.iter().filter(|r| r.ok).count() as u64;
-    let failures = rows.iter().filter(|r| r.failed).count() as u64;
+const DAY: chrono::TimeDelta = chrono::TimeDelta::days(1);
+const WEEK: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// One run in a window: when it finished, how long it took, how it went.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    at: DateTime<Utc>,
+    duration_ms: Option<f64>,
+    ok: bool,
+    failed: bool,
+}
+
+impl Point {
+    /// A run whose finish time cannot be read counts in no window.
+    fn new(run_at: &str, duration_ms: Option<f64>, ok: bool, failed: bool) -> Option<Point> {
+        let at = DateTime::parse_from_rfc3339(run_at)
+            .ok()?
+            .with_timezone(&Utc);
+        Some(Point {
+            at,
+            duration_ms,
+            ok,
+            failed,
+        })
+    }
+}
+
+fn window<'a>(points: impl Iterator<Item = &'a Point>) -> Window {
+    let (mut runs, mut successes, mut failures) = (0u64, 0u64, 0u64);
+    for p in points {
+        runs += 1;
+        successes += u64::from(p.ok);
+        failures += u64::from(p.failed);
+    }
     Window {
         runs,
         successes,
@@ -170,54 +203,116 @@ fn durations(mut d: Vec<f64>) -> (Option<f64>, Option<f64>) {
     (Some(p50), d.last().copied())
 }
 
-/// Reads one task's history as of `now`.
-fn read_one(
-    c: &mut SqliteConnection,
-    id: &str,
-    now: DateTime<Utc>,
-) -> diesel::QueryResult<History> {
-    let recent: Vec<RecentRow> = diesel::sql_query(RECENT_Q).bind::<Text, _>(id).load(c)?;
-    let week = iso(now - chrono::Duration::days(7));
-    let day = iso(now - chrono::Duration::days(1));
-    let rows: Vec<WindowRow> = diesel::sql_query(WINDOW_Q)
-        .bind::<Text, _>(&day)
-        .bind::<Text, _>(id)
-        .bind::<Text, _>(&week)
-        .load(c)?;
-    let all: Vec<&WindowRow> = rows.iter().collect();
-    let today: Vec<&WindowRow> = rows.iter().filter(|r| r.today).collect();
-    let (p50, max) = durations(rows.iter().filter_map(|r| r.duration_ms).collect());
-    Ok(History {
-        runs: recent
-            .into_iter()
-            .map(|r| Run {
-                run_at: r.run_at,
-                duration_ms: r.duration_ms,
-                status: r.status,
-                error: r.error.as_deref().and_then(first_line),
-            })
-            .collect(),
-        stats: Stats {
-            last_24h: window(&today),
-            last_7d: window(&all),
-            duration_ms_p50: p50,
-            duration_ms_max: max,
-        },
-    })
+fn run(r: RunRow) -> Run {
+    Run {
+        run_at: r.run_at,
+        duration_ms: r.duration_ms,
+        status: r.status,
+        error: r.error.as_deref().and_then(first_line),
+    }
 }
 
-/// One task's history and when it was read (`None`: to be read again).
+/// One task's runs as kept, and its history as served.
 #[derive(Debug)]
 struct Entry {
+    /// The last [`RECENT`] runs, newest first.
+    recent: Vec<Run>,
+    /// The runs of the last 7 days (as of the last settle), oldest first.
+    points: VecDeque<Point>,
+    /// The highest row id this entry holds: newer rows are added once.
+    seen: i64,
     history: Arc<History>,
-    read_at: Option<Instant>,
+    /// The figures hold from `settled` (a clock set back makes them
+    /// worked out again) until `valid_until` (a run leaves a window).
+    settled: DateTime<Utc>,
+    valid_until: Option<DateTime<Utc>>,
 }
 
-/// The histories last read, and what is needed to tell which are out of date.
+impl Entry {
+    /// Reads task `id` whole, as of `now`.
+    fn read(c: &mut SqliteConnection, id: &str, now: DateTime<Utc>) -> diesel::QueryResult<Entry> {
+        let recent: Vec<RunRow> = diesel::sql_query(RECENT_Q).bind::<Text, _>(id).load(c)?;
+        let rows: Vec<WindowRow> = diesel::sql_query(WINDOW_Q)
+            .bind::<Text, _>(id)
+            .bind::<Text, _>(iso(now - WEEK))
+            .load(c)?;
+        let seen = recent
+            .iter()
+            .map(|r| r.id)
+            .chain(rows.iter().map(|r| r.id))
+            .max()
+            .unwrap_or(0);
+        let mut points: Vec<Point> = rows
+            .iter()
+            .filter_map(|r| Point::new(&r.run_at, r.duration_ms, r.ok, r.failed))
+            .collect();
+        points.sort_by_key(|p| p.at);
+        let mut e = Entry {
+            recent: recent.into_iter().map(run).collect(),
+            points: points.into(),
+            seen,
+            history: Arc::default(),
+            settled: now,
+            valid_until: None,
+        };
+        e.settle(now);
+        Ok(e)
+    }
+
+    /// Adds a run read after this entry's rows.
+    fn add(&mut self, r: RunRow) {
+        self.seen = self.seen.max(r.id);
+        let (ok, failed) = (
+            r.status.as_deref() == Some("success"),
+            r.status.as_deref() == Some("error"),
+        );
+        if let Some(p) = Point::new(&r.run_at, r.duration_ms, ok, failed) {
+            let at = self.points.partition_point(|q| q.at <= p.at);
+            self.points.insert(at, p);
+        }
+        // pynchy's order: run_at descending (a new run is nearly always first).
+        let at = self.recent.partition_point(|q| q.run_at >= r.run_at);
+        if at < RECENT {
+            self.recent.insert(at, run(r));
+            self.recent.truncate(RECENT);
+        }
+        self.valid_until = None;
+    }
+
+    /// Works the figures out again if a run arrived or left a window by `now`.
+    fn settle(&mut self, now: DateTime<Utc>) {
+        if self.valid_until.is_some_and(|t| now < t) && now >= self.settled {
+            return;
+        }
+        self.settled = now;
+        while self.points.front().is_some_and(|p| p.at < now - WEEK) {
+            self.points.pop_front();
+        }
+        let day = self.points.partition_point(|p| p.at < now - DAY);
+        let (p50, max) = durations(self.points.iter().filter_map(|p| p.duration_ms).collect());
+        self.history = Arc::new(History {
+            runs: self.recent.clone(),
+            stats: Stats {
+                last_24h: window(self.points.range(day..)),
+                last_7d: window(self.points.iter()),
+                duration_ms_p50: p50,
+                duration_ms_max: max,
+            },
+        });
+        // The next change with the clock: the oldest run leaving the week,
+        // or the oldest of the day leaving the day.
+        let leaves_week = self.points.front().map(|p| p.at + WEEK);
+        let leaves_day = self.points.get(day).map(|p| p.at + DAY);
+        self.valid_until = match (leaves_week, leaves_day) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b).or(Some(DateTime::<Utc>::MAX_UTC)),
+        };
+    }
+}
+
+/// The histories last read, and the highest `id` read past.
 #[derive(Debug, Default)]
 pub struct Histories {
-    /// Every kept history holds its task's rows up to this `id`, or is
-    /// marked to be read again.
     max_id: Option<i64>,
     per_task: HashMap<String, Entry>,
 }
@@ -228,64 +323,70 @@ impl Histories {
         self.per_task.get(id).map(|e| &e.history)
     }
 
-    /// Brings the histories of the tasks `ids` up to date (see the module's
-    /// header), forgetting tasks no longer there. Reads start only until
-    /// `deadline`: on a database too big for one collection, the rest are
-    /// read at the next ones (returns false then); meanwhile a task keeps
-    /// the history it had, or shows no runs if never read. On error nothing
-    /// changes.
+    /// Brings the histories of the tasks `ids` up to date as of `now` (see
+    /// the module's header), forgetting tasks no longer there. Whole reads
+    /// start only until `deadline`: on a database too big for one
+    /// collection, the rest are read at the next ones (returns false then),
+    /// and a task not read yet shows no runs. On error nothing is lost: the
+    /// rows not taken in are read again.
     pub fn refresh(
         &mut self,
         c: &mut SqliteConnection,
         ids: &[&str],
-        recount: Duration,
         now: DateTime<Utc>,
         deadline: Instant,
     ) -> diesel::QueryResult<bool> {
         let max_id = diesel::sql_query(MAX_ID_Q).get_result::<MaxId>(c)?.id;
-        let restored = max_id < self.max_id;
-        let fresh: std::collections::HashSet<String> = match self.max_id {
-            Some(last) if max_id > Some(last) && !self.per_task.is_empty() => {
-                diesel::sql_query(CHANGED_Q)
+        if max_id < self.max_id {
+            self.per_task.clear();
+        }
+        if let (Some(mut last), Some(top)) = (self.max_id, max_id) {
+            while last < top && !self.per_task.is_empty() {
+                let rows: Vec<RunRow> = diesel::sql_query(NEW_Q)
                     .bind::<BigInt, _>(last)
-                    .load::<TaskId>(c)?
-                    .into_iter()
-                    .map(|t| t.task_id)
-                    .collect()
+                    .bind::<BigInt, _>(top)
+                    .load(c)?;
+                last = rows.last().map_or(top, |r| r.id);
+                for r in rows {
+                    // A task without an entry is read whole.
+                    if let Some(e) = self.per_task.get_mut(&r.task_id).filter(|e| r.id > e.seen) {
+                        e.add(r);
+                    }
+                }
+                self.max_id = Some(last);
             }
-            _ => Default::default(),
-        };
+        }
+        self.max_id = max_id;
         let mut complete = true;
         let mut next = HashMap::with_capacity(ids.len());
         for &id in ids {
-            let kept = self.per_task.get(id).filter(|_| !restored);
-            let due = kept.is_none_or(|e| {
-                e.read_at.is_none_or(|t| t.elapsed() >= recount) || fresh.contains(id)
-            });
-            let entry = if !due {
-                kept.map(|e| Entry {
-                    history: e.history.clone(),
-                    read_at: e.read_at,
-                })
-            } else if Instant::now() < deadline {
-                Some(Entry {
-                    history: Arc::new(read_one(c, id, now)?),
-                    read_at: Some(Instant::now()),
-                })
-            } else {
-                complete = false;
-                kept.map(|e| Entry {
-                    history: e.history.clone(),
-                    read_at: None,
-                })
+            let entry = match self.per_task.remove(id) {
+                Some(e) => e,
+                None if Instant::now() < deadline => match Entry::read(c, id, now) {
+                    Ok(e) => e,
+                    Err(err) => {
+                        // Keep what was read; the rest next time.
+                        self.per_task.extend(next);
+                        return Err(err);
+                    }
+                },
+                None => {
+                    complete = false;
+                    continue;
+                }
             };
-            if let Some(e) = entry {
-                next.insert(id.to_owned(), e);
-            }
+            next.insert(id.to_owned(), entry);
         }
         self.per_task = next;
-        self.max_id = max_id;
+        self.settle(now);
         Ok(complete)
+    }
+
+    /// Works out again the figures that changed with the clock alone.
+    pub fn settle(&mut self, now: DateTime<Utc>) {
+        for e in self.per_task.values_mut() {
+            e.settle(now);
+        }
     }
 }
 

@@ -234,19 +234,14 @@ impl Cache {
     /// writes waiting. A run written between two queries is read again at
     /// the next collection (its id is past the last one read).
     /// Returns false when some histories are left for the next collection.
-    fn read(
-        &mut self,
-        db: &Db,
-        recount: Duration,
-        budget: Duration,
-    ) -> Result<bool, super::CollectError> {
+    fn read(&mut self, db: &Db, budget: Duration) -> Result<bool, super::CollectError> {
         let now = chrono::Utc::now();
         let deadline = std::time::Instant::now() + budget;
         let histories = &mut self.histories;
         let (rows, complete) = db.read(|c| {
             let rows: Vec<Row> = diesel::sql_query(QUERY).load(c)?;
             let ids: Vec<&str> = rows.iter().filter_map(|r| r.id.as_deref()).collect();
-            let complete = histories.refresh(c, &ids, recount, now, deadline)?;
+            let complete = histories.refresh(c, &ids, now, deadline)?;
             Ok((rows, complete))
         })?;
         self.rows = Some(rows);
@@ -317,18 +312,19 @@ impl Section for Tasks {
         let wait = scheduled::group_wait(&self.ctx);
         let read = self.changes.must_read(self.verify);
         let (db, changes, cache) = (self.db.clone(), self.changes.clone(), self.cache.clone());
-        let (recount, budget) = (self.verify, self.budget);
+        let budget = self.budget;
         Work::blocking_update(move || -> Collected<TasksBody> {
             let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
             let read = read || cache.rows.is_none();
             if read {
-                let complete = cache
-                    .read(&db, recount, budget)
-                    .inspect_err(|_| changes.failed())?;
+                let complete = cache.read(&db, budget).inspect_err(|_| changes.failed())?;
                 if !complete {
                     // The rest at the next collection.
                     changes.failed();
                 }
+            } else {
+                // Runs leave the 24 h and 7 d windows with the clock.
+                cache.histories.settle(chrono::Utc::now());
             }
             let rows = cache.rows.clone().unwrap_or_default();
             let empty = History::default();
