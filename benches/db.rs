@@ -59,7 +59,7 @@ fn build(path: &std::path::Path) {
 fn run_blocking(s: &Arc<dyn DynSection>) {
     match s.collect_erased() {
         // The gate only orders reads between sections: run it directly.
-        Work::Blocking(f) | Work::Gated { work: f, .. } => {
+        Work::Blocking { work: f, .. } | Work::Gated { work: f, .. } => {
             f().expect("collection succeeds");
         }
         _ => panic!("database sections are blocking work"),

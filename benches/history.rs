@@ -63,7 +63,7 @@ fn build(path: &std::path::Path, tasks: u64, runs: u64) {
 
 fn run_blocking(s: &Arc<dyn DynSection>) {
     match s.collect_erased() {
-        Work::Blocking(f) | Work::Gated { work: f, .. } => {
+        Work::Blocking { work: f, .. } | Work::Gated { work: f, .. } => {
             f().expect("collection succeeds");
         }
         _ => panic!("tasks is blocking work"),

@@ -112,7 +112,9 @@ struct Poller {
 fn start(work: Work<Arc<dyn ErasedBody>>) -> JoinHandle<Collected> {
     match work {
         // Gated work was let in by its gate (see `Poller::let_in`).
-        Work::Blocking(f) | Work::Gated { work: f, .. } => tokio::task::spawn_blocking(f),
+        Work::Blocking { work: f, .. } | Work::Gated { work: f, .. } => {
+            tokio::task::spawn_blocking(f)
+        }
         Work::Async(fut) => tokio::spawn(fut),
         Work::Done { result, .. } => tokio::spawn(std::future::ready(result)),
     }
@@ -168,13 +170,15 @@ impl Poller {
         let attempted_at = Utc::now();
         let began = Instant::now();
         let work = self.section.collect_erased();
-        let cancellable = !matches!(work, Work::Blocking(_) | Work::Gated { .. });
+        let cancellable = !matches!(work, Work::Blocking { .. } | Work::Gated { .. });
         let gate = match &work {
             Work::Gated { gate, .. } => Some(gate.clone()),
             _ => None,
         };
         let as_of = match &work {
-            Work::Done { as_of, .. } | Work::Gated { as_of, .. } => *as_of,
+            Work::Done { as_of, .. } | Work::Gated { as_of, .. } | Work::Blocking { as_of, .. } => {
+                *as_of
+            }
             _ => None,
         };
         let result = match self.let_in(work) {

@@ -429,7 +429,51 @@ fn histories_read_within_their_budget_follow_new_runs_and_slide() {
             );
         }
     }
-    // A task gone is forgotten.
-    assert!(h.refresh(&mut c, &ids[..2], Utc::now(), later()).unwrap());
+
+    // Two runs finishing at the same moment: the later row first, as
+    // sqlite3 orders them.
+    let same = iso_ago(0);
+    write(
+        &db,
+        &format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('t2','{same}',1,'success',NULL,NULL), ('t2','{same}',2,'error',NULL,'tie');"
+        ),
+    );
+    assert!(h.refresh(&mut c, &ids, Utc::now(), Instant::now()).unwrap());
+    let order = sqlite3(
+        &db,
+        "SELECT status FROM task_run_logs WHERE task_id = 't2' ORDER BY run_at DESC, id DESC LIMIT 2",
+    );
+    let shown: Vec<&str> = h.get("t2").unwrap().runs[..2]
+        .iter()
+        .map(|r| r.status.as_deref().unwrap())
+        .collect();
+    assert_eq!(shown.join("\n"), order);
+
+    // Deleting the task with the newest runs (t2 now; pynchy deletes its
+    // rows with it) lowers MAX(id) but not the ids given: the others are
+    // kept, with no time for whole reads.
+    let newest = sqlite3(
+        &db,
+        "SELECT task_id FROM task_run_logs ORDER BY id DESC LIMIT 1",
+    );
+    assert_eq!(newest, "t2");
+    write(
+        &db,
+        "DELETE FROM task_run_logs WHERE task_id = 't3'; DELETE FROM scheduled_tasks WHERE id = 't3';",
+    );
+    assert!(h
+        .refresh(&mut c, &["t1", "t2"], Utc::now(), Instant::now())
+        .unwrap());
     assert!(h.get("t3").is_none());
+    write(
+        &db,
+        "DELETE FROM task_run_logs WHERE task_id = 't2'; DELETE FROM scheduled_tasks WHERE id = 't2';",
+    );
+    assert!(h
+        .refresh(&mut c, &["t1"], Utc::now(), Instant::now())
+        .unwrap());
+    assert_eq!(runs(&h, "t1"), Some(20));
+    assert!(h.get("t2").is_none());
 }

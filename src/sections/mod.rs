@@ -147,7 +147,11 @@ pub type Collected<B> = Result<Update<B>, CollectError>;
 /// One collection, ready to run. Blocking work (git2, diesel) goes to tokio's
 /// blocking pool; async work (HTTP, Docker) to a task.
 pub enum Work<B> {
-    Blocking(Box<dyn FnOnce() -> Collected<B> + Send + 'static>),
+    /// `as_of` as for `Done` (pushed state merged with what was read).
+    Blocking {
+        work: Box<dyn FnOnce() -> Collected<B> + Send + 'static>,
+        as_of: Option<Stamp>,
+    },
     Async(Pin<Box<dyn Future<Output = Collected<B>> + Send + 'static>>),
     /// Blocking work on a source that must not pile up stuck reads: it
     /// starts only if the gate lets it in, and a timeout makes it unreadable.
@@ -169,12 +173,18 @@ pub enum Work<B> {
 impl<B: Send + 'static> Work<B> {
     /// Blocking work that reads a new body.
     pub fn blocking(f: impl FnOnce() -> Result<B, CollectError> + Send + 'static) -> Work<B> {
-        Work::Blocking(Box::new(move || f().map(Update::New)))
+        Work::Blocking {
+            work: Box::new(move || f().map(Update::New)),
+            as_of: None,
+        }
     }
 
     /// Blocking work that may find nothing changed.
     pub fn blocking_update(f: impl FnOnce() -> Collected<B> + Send + 'static) -> Work<B> {
-        Work::Blocking(Box::new(f))
+        Work::Blocking {
+            work: Box::new(f),
+            as_of: None,
+        }
     }
 
     /// Async work that reads a new body.
@@ -185,11 +195,7 @@ impl<B: Send + 'static> Work<B> {
     /// This blocking work, let in by `gate`.
     pub fn gated(self, gate: Gate) -> Work<B> {
         match self {
-            Work::Blocking(work) => Work::Gated {
-                gate,
-                work,
-                as_of: None,
-            },
+            Work::Blocking { work, as_of } => Work::Gated { gate, work, as_of },
             other => other,
         }
     }
@@ -198,6 +204,7 @@ impl<B: Send + 'static> Work<B> {
     /// its collection.
     pub fn as_of(self, stamp: Option<Stamp>) -> Work<B> {
         match self {
+            Work::Blocking { work, .. } => Work::Blocking { work, as_of: stamp },
             Work::Gated { gate, work, .. } => Work::Gated {
                 gate,
                 work,
@@ -222,7 +229,10 @@ impl<B: Send + 'static> Work<B> {
     /// The same work, its body turned by `f` once it is there.
     pub fn map<C: Send + 'static>(self, f: fn(B) -> C) -> Work<C> {
         match self {
-            Work::Blocking(g) => Work::Blocking(Box::new(move || g().map(|u| u.map(f)))),
+            Work::Blocking { work, as_of } => Work::Blocking {
+                work: Box::new(move || work().map(|u| u.map(f))),
+                as_of,
+            },
             Work::Async(fut) => Work::Async(Box::pin(async move { fut.await.map(|u| u.map(f)) })),
             Work::Gated { gate, work, as_of } => Work::Gated {
                 gate,

@@ -170,38 +170,64 @@ pub struct Queue {
     db: Arc<Db>,
     changes: Arc<Changes>,
     verify: Duration,
-    /// The activity last read.
-    activity: Arc<Mutex<Option<Vec<Activity>>>>,
+    timeout: Duration,
+    /// The activity last read, and when.
+    activity: Arc<Mutex<ActivityCache>>,
 }
+
+#[derive(Default)]
+struct ActivityCache {
+    rows: Option<Vec<Activity>>,
+    read_at: Option<std::time::Instant>,
+}
+
+/// Without database events, the activity is read at most this often (the
+/// queue itself is collected every second then).
+const POLL_ACTIVITY: Duration = Duration::from_secs(10);
 
 impl Section for Queue {
     type Body = QueueBody;
 
     /// The last push, merged with the activity: read again when the
-    /// database changed, else the last read. A failed read keeps the last
-    /// activity (the database's own sections report the failure) and is
-    /// tried again at the next collection.
+    /// database changed, else the last read. The pushed queue never waits
+    /// on the database: a failed read, or a database stuck in another
+    /// section's read (its gate), keeps the last activity (the database's
+    /// own sections report the failure), and it is tried again at the next
+    /// collection.
     fn collect(&self) -> Work<QueueBody> {
         let Some(pushed) = self.ctx.host.queue() else {
             return super::pushed(None, |q| QueueBody::merge(q, &[]), "queue");
         };
         let read = self.changes.must_read(self.verify);
-        let (db, changes, cache) = (self.db.clone(), self.changes.clone(), self.activity.clone());
+        let watching = self.changes.watching();
+        let (db, changes, cache, gate) = (
+            self.db.clone(),
+            self.changes.clone(),
+            self.activity.clone(),
+            self.gate.clone(),
+        );
+        let timeout = self.timeout;
         Work::blocking_update(move || {
             let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-            if read || cache.is_none() {
-                match super::db_rows::<Activity>(&db, ACTIVITY) {
-                    Ok(rows) => *cache = Some(rows),
+            let recent = cache.read_at.is_some_and(|t| t.elapsed() < POLL_ACTIVITY);
+            if cache.rows.is_none() || (read && (watching || !recent)) {
+                let rows = gate.enter(timeout).and_then(|_inside| {
+                    super::db_rows::<Activity>(&db, ACTIVITY).map_err(|e| e.to_string())
+                });
+                match rows {
+                    Ok(rows) => {
+                        cache.rows = Some(rows);
+                        cache.read_at = Some(std::time::Instant::now());
+                    }
                     Err(e) => {
                         tracing::debug!(error = %e, "queue: group activity not read");
                         changes.failed();
                     }
                 }
             }
-            let activity = cache.as_deref().unwrap_or_default();
+            let activity = cache.rows.as_deref().unwrap_or_default();
             Ok(Update::New(QueueBody::merge(pushed.value, activity)))
         })
-        .gated(self.gate.clone())
         .as_of(Some(pushed.stamp))
     }
 
@@ -241,6 +267,7 @@ impl Builtin for Queue {
             db: Arc::new(super::db_for(ctx, schedule)),
             changes,
             verify: schedule.verify,
+            timeout: schedule.timeout,
             activity: Arc::default(),
         }
     }

@@ -10,8 +10,8 @@
 //!   elsewhere costs next to nothing here);
 //! - the 24 h and 7 d windows slide in memory: a task's figures are worked
 //!   out again when a run arrives or leaves a window, never by reading again;
-//! - every task is read whole again when `MAX(id)` went back (a database
-//!   restored from a backup).
+//! - every task is read whole again when the highest id ever given went
+//!   back (a database put back from an older copy).
 //!
 //! Whole reads start only within a budget (40 % of the section's timeout): a
 //! database too big for one collection is read over several, and never holds
@@ -106,8 +106,6 @@ struct RunRow {
 /// One run of the last 7 days, as read (no text is loaded).
 #[derive(QueryableByName)]
 struct WindowRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
     #[diesel(sql_type = Text)]
     run_at: String,
     #[diesel(sql_type = Nullable<Double>)]
@@ -126,13 +124,31 @@ struct MaxId {
 
 /// `duration_ms` is declared INTEGER but pynchy writes floats: read as REAL.
 /// The error is cut in SQL, so a huge agent output is never loaded whole.
+/// A whole read takes the rows up to the last id seen (`id <= ?`): a run
+/// written between its two queries is left to the reads by rowid.
 const RECENT_Q: &str = "SELECT id, task_id, run_at, CAST(duration_ms AS REAL) AS duration_ms, \
-    status, substr(error, 1, 1000) AS error FROM task_run_logs WHERE task_id = ? \
+    status, substr(error, 1, 1000) AS error FROM task_run_logs WHERE task_id = ? AND id <= ? \
     ORDER BY run_at DESC, id DESC LIMIT 20";
-const WINDOW_Q: &str = "SELECT id, run_at, CAST(duration_ms AS REAL) AS duration_ms, \
+const WINDOW_Q: &str = "SELECT run_at, CAST(duration_ms AS REAL) AS duration_ms, \
     IFNULL(status = 'success', 0) AS ok, IFNULL(status = 'error', 0) AS failed \
-    FROM task_run_logs WHERE task_id = ? AND run_at >= ?";
-const MAX_ID_Q: &str = "SELECT MAX(id) AS id FROM task_run_logs";
+    FROM task_run_logs WHERE task_id = ? AND run_at >= ? AND id <= ?";
+/// The highest id ever given (AUTOINCREMENT's high-water mark, which
+/// deleting the newest rows does not lower; only a database put back from
+/// an older copy does), else the highest id there.
+const MAX_ID_Q: &str =
+    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'task_run_logs'), \
+    (SELECT MAX(id) FROM task_run_logs)) AS id";
+/// Without AUTOINCREMENT anywhere there is no `sqlite_sequence`.
+const MAX_ID_PLAIN_Q: &str = "SELECT MAX(id) AS id FROM task_run_logs";
+
+fn max_id(c: &mut SqliteConnection) -> diesel::QueryResult<Option<i64>> {
+    match diesel::sql_query(MAX_ID_Q).get_result::<MaxId>(c) {
+        Err(e) if e.to_string().contains("sqlite_sequence") => {
+            Ok(diesel::sql_query(MAX_ID_PLAIN_Q).get_result::<MaxId>(c)?.id)
+        }
+        r => Ok(r?.id),
+    }
+}
 /// New rows, by rowid (never a walk of the `(task_id, run_at)` index), a
 /// batch at a time.
 const NEW_Q: &str = "SELECT id, task_id, run_at, CAST(duration_ms AS REAL) AS duration_ms, \
@@ -230,19 +246,23 @@ struct Entry {
 }
 
 impl Entry {
-    /// Reads task `id` whole, as of `now`.
-    fn read(c: &mut SqliteConnection, id: &str, now: DateTime<Utc>) -> diesel::QueryResult<Entry> {
-        let recent: Vec<RunRow> = diesel::sql_query(RECENT_Q).bind::<Text, _>(id).load(c)?;
+    /// Reads task `id` whole, up to row `top`, as of `now`.
+    fn read(
+        c: &mut SqliteConnection,
+        id: &str,
+        top: i64,
+        now: DateTime<Utc>,
+    ) -> diesel::QueryResult<Entry> {
+        let recent: Vec<RunRow> = diesel::sql_query(RECENT_Q)
+            .bind::<Text, _>(id)
+            .bind::<BigInt, _>(top)
+            .load(c)?;
         let rows: Vec<WindowRow> = diesel::sql_query(WINDOW_Q)
             .bind::<Text, _>(id)
             .bind::<Text, _>(iso(now - WEEK))
+            .bind::<BigInt, _>(top)
             .load(c)?;
-        let seen = recent
-            .iter()
-            .map(|r| r.id)
-            .chain(rows.iter().map(|r| r.id))
-            .max()
-            .unwrap_or(0);
+        let seen = top;
         let mut points: Vec<Point> = rows
             .iter()
             .filter_map(|r| Point::new(&r.run_at, r.duration_ms, r.ok, r.failed))
@@ -273,7 +293,8 @@ impl Entry {
             self.points.insert(at, p);
         }
         // pynchy's order: run_at descending (a new run is nearly always first).
-        let at = self.recent.partition_point(|q| q.run_at >= r.run_at);
+        // Ties: the newer row (higher id) first, as `ORDER BY run_at DESC, id DESC`.
+        let at = self.recent.partition_point(|q| q.run_at > r.run_at);
         if at < RECENT {
             self.recent.insert(at, run(r));
             self.recent.truncate(RECENT);
@@ -339,10 +360,12 @@ impl Histories {
         now: DateTime<Utc>,
         deadline: Instant,
     ) -> diesel::QueryResult<bool> {
-        let max_id = diesel::sql_query(MAX_ID_Q).get_result::<MaxId>(c)?.id;
+        let max_id = max_id(c)?;
         if max_id < self.max_id {
+            // An older copy of the database: ids may be given again.
             self.per_task.clear();
         }
+        let top = max_id.unwrap_or(0);
         if let (Some(mut last), Some(top)) = (self.max_id, max_id) {
             while last < top && !self.per_task.is_empty() {
                 let rows: Vec<RunRow> = diesel::sql_query(NEW_Q)
@@ -365,7 +388,7 @@ impl Histories {
         for &id in ids {
             let entry = match self.per_task.remove(id) {
                 Some(e) => e,
-                None if Instant::now() < deadline => match Entry::read(c, id, now) {
+                None if Instant::now() < deadline => match Entry::read(c, id, top, now) {
                     Ok(e) => e,
                     Err(err) => {
                         // Keep what was read; the rest next time.

@@ -225,6 +225,8 @@ struct Cache {
     pages: HashMap<String, (TaskBody, Arc<History>, Rendered)>,
     served: Arc<Pages>,
     last: Option<TasksBody>,
+    /// The history of a task not read yet (one, so its page is kept).
+    no_history: Arc<History>,
 }
 
 impl Cache {
@@ -252,8 +254,8 @@ impl Cache {
     /// only when its task or history changed).
     fn body(&mut self, tasks: Vec<TaskBody>) -> TasksBody {
         let mut old = std::mem::take(&mut self.pages);
-        let mut changed = old.len() != tasks.len();
-        let empty = Arc::new(History::default());
+        let mut changed = false;
+        let empty = self.no_history.clone();
         for t in &tasks {
             let Some(id) = &t.id else { continue };
             let h = self.histories.get(id).unwrap_or(&empty).clone();
@@ -275,6 +277,8 @@ impl Cache {
             };
             self.pages.insert(entry.0, entry.1);
         }
+        // A page left over is a task gone.
+        changed |= !old.is_empty();
         if changed {
             self.served = Arc::new(Pages {
                 what: "task",
