@@ -253,6 +253,18 @@ fn a_hung_database_is_unreadable_stuck_reads_do_not_pile_up_and_git_still_answer
         &d,
         "messages: database cannot be read: pynchy's database did not answer"
     ));
+    // The pushed queue does not wait on the hung database: served, without
+    // an error, its groups' activity unknown.
+    push(
+        addr,
+        "queue",
+        json!({"active_containers": 2, "max_concurrent": 4, "groups_waiting": 0,
+               "per_group": {"a": {"active": true, "is_task": false, "pending_messages": false, "pending_tasks": 0}}}),
+    );
+    let q = get_json(addr, "/status/queue");
+    assert_eq!(q["meta"]["queue"]["error"], Value::Null, "{q}");
+    assert_eq!(q["queue"]["active_containers"], json!(2));
+    assert_eq!(q["queue"]["per_group"]["a"]["last_message_at"], Value::Null);
     // Ten more seconds of ticks every 500 ms: no thread piles up.
     let before = threads(child.id());
     std::thread::sleep(Duration::from_secs(10));
