@@ -4,7 +4,6 @@
 //! 1,000 host jobs; `queue` with its per-group activity. Criterion;
 //! `cargo bench --bench db` (the run history at scale: `--bench history`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -12,8 +11,11 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use pynchy_status::app::Daemon;
 use pynchy_status::config::Config;
-use pynchy_status::sections::{DynSection, Work};
 use pynchy_status::SectionId;
+
+#[path = "support/collect.rs"]
+mod collect;
+use collect::run_blocking;
 
 fn build(path: &std::path::Path) {
     let mut c = SqliteConnection::establish(&path.to_string_lossy()).unwrap();
@@ -54,16 +56,6 @@ fn build(path: &std::path::Path) {
          COMMIT;",
     )
     .unwrap();
-}
-
-fn run_blocking(s: &Arc<dyn DynSection>) {
-    match s.collect_erased() {
-        // The gate only orders reads between sections: run it directly.
-        Work::Blocking { work: f, .. } | Work::Gated { work: f, .. } => {
-            f().expect("collection succeeds");
-        }
-        _ => panic!("database sections are blocking work"),
-    }
 }
 
 fn bench(c: &mut Criterion) {

@@ -20,8 +20,14 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use pynchy_status::app::Daemon;
 use pynchy_status::config::Config;
-use pynchy_status::sections::{DynSection, Work};
+use pynchy_status::sections::DynSection;
 use pynchy_status::SectionId;
+
+#[path = "support/collect.rs"]
+mod collect;
+#[path = "support/proc.rs"]
+mod proc;
+use collect::run_blocking;
 
 fn sizes() -> (u64, u64) {
     if std::env::args().any(|a| a == "--bench") {
@@ -61,15 +67,6 @@ fn build(path: &std::path::Path, tasks: u64, runs: u64) {
     .unwrap();
 }
 
-fn run_blocking(s: &Arc<dyn DynSection>) {
-    match s.collect_erased() {
-        Work::Blocking { work: f, .. } | Work::Gated { work: f, .. } => {
-            f().expect("collection succeeds");
-        }
-        _ => panic!("tasks is blocking work"),
-    }
-}
-
 /// The tasks section; `timeout` sets its read budget (40 % of it).
 fn section(db: &std::path::Path, dir: &std::path::Path, timeout: &str) -> Arc<dyn DynSection> {
     let cfg = Config::parse(
@@ -85,17 +82,6 @@ fn section(db: &std::path::Path, dir: &std::path::Path, timeout: &str) -> Arc<dy
     let ctx = daemon.context().clone();
     let e = pynchy_status::sections::lookup(SectionId::Tasks).unwrap();
     (e.build)(&ctx, e.schedule(&ctx.config))
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn bench(c: &mut Criterion) {
@@ -122,13 +108,13 @@ fn bench(c: &mut Criterion) {
     );
     // With a long timeout one collection reads everything: the whole cost.
     let steady = section(&db, dir.path(), "60s");
-    let before = rss_kib();
+    let before = proc::rss_kib(std::process::id());
     let t = Instant::now();
     run_blocking(&steady);
     eprintln!(
         "history: every history in one collection: {:.1?}, RSS +{} KiB for the histories and pages",
         t.elapsed(),
-        rss_kib().saturating_sub(before)
+        proc::rss_kib(std::process::id()).saturating_sub(before)
     );
 
     let mut g = c.benchmark_group("history");

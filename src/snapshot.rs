@@ -64,15 +64,26 @@ impl Rendered {
 /// the pointer on.
 #[derive(Debug, Default)]
 pub struct Pages {
-    /// What a key names ("task"), for the 404's text.
-    pub what: &'static str,
     pub pages: std::collections::HashMap<String, Rendered>,
+    /// The 404's JSON for a key not there (`{"error": "unknown task"}`).
+    pub missing: Bytes,
+}
+
+impl Pages {
+    /// `pages`, whose keys name a `what` ("task").
+    pub fn new(what: &str, pages: std::collections::HashMap<String, Rendered>) -> Pages {
+        let missing = serde_json::json!({ "error": format!("unknown {what}") });
+        Pages {
+            pages,
+            missing: Bytes::from(missing.to_string()),
+        }
+    }
 }
 
 impl PartialEq for Pages {
     /// Same keys, same bytes (by their tags).
     fn eq(&self, other: &Pages) -> bool {
-        self.what == other.what
+        self.missing == other.missing
             && self.pages.len() == other.pages.len()
             && self
                 .pages

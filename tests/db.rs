@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,26 +13,6 @@ use common::*;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use serde_json::{json, Value};
-
-fn sqlite3_present() -> bool {
-    Command::new("sqlite3").arg("--version").output().is_ok()
-}
-
-/// What `sqlite3` prints for `sql` (read-only).
-fn sqlite3(db: &Path, sql: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("sqlite3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn create(path: &Path, extra_sql: &str) {
     let mut c = SqliteConnection::establish(&path.to_string_lossy()).unwrap();
@@ -122,7 +101,7 @@ fn sections_match_sqlite3() {
     let run = start_in(dir.path(), &config(&db, ""), vec![]);
 
     let m = section(run.addr, "messages")["messages"].clone();
-    let truth = sqlite3(&db, pynchy_status::sections::messages::QUERY);
+    let truth = sqlite3_read(&db, pynchy_status::sections::messages::QUERY);
     let f: Vec<&str> = truth.split('|').collect();
     assert_eq!(m["total_inbound"], json!(f[0].parse::<i64>().unwrap()));
     assert_eq!(m["total_outbound"], json!(f[1].parse::<i64>().unwrap()));
@@ -135,11 +114,11 @@ fn sections_match_sqlite3() {
     let g = section(run.addr, "groups")["groups"].clone();
     assert_eq!(
         g["total"].to_string(),
-        sqlite3(&db, "SELECT COUNT(*) FROM registered_groups")
+        sqlite3_read(&db, "SELECT COUNT(*) FROM registered_groups")
     );
     assert_eq!(
         g["active_sessions"].to_string(),
-        sqlite3(
+        sqlite3_read(
             &db,
             "SELECT COUNT(*) FROM sessions s JOIN registered_groups g \
              ON g.folder = s.group_folder WHERE s.session_id <> ''"
@@ -153,12 +132,12 @@ fn sections_match_sqlite3() {
         .iter()
         .map(|t| t["id"].as_str().unwrap())
         .collect();
-    let truth_ids = sqlite3(
+    let truth_ids = sqlite3_read(
         &db,
         "SELECT id FROM scheduled_tasks ORDER BY created_at DESC, id",
     );
     assert_eq!(ids.join("\n"), truth_ids);
-    let rows = sqlite3(
+    let rows = sqlite3_read(
         &db,
         "SELECT id, group_folder, schedule_type, schedule_value, status, IFNULL(next_run,'null'), IFNULL(last_run,'null'), IFNULL(last_result,'null') FROM scheduled_tasks ORDER BY created_at DESC, id",
     );
@@ -220,12 +199,12 @@ fn sections_match_sqlite3() {
         .collect();
     assert_eq!(
         names.join("\n"),
-        sqlite3(
+        sqlite3_read(
             &db,
             "SELECT name FROM host_jobs ORDER BY created_at DESC, name"
         )
     );
-    let enabled = sqlite3(
+    let enabled = sqlite3_read(
         &db,
         "SELECT enabled FROM host_jobs ORDER BY created_at DESC, name",
     );
@@ -390,7 +369,7 @@ fn exclusive_lock_fails_the_cycle_then_recovers() {
 
 fn sqlite3_or(db: &Path, sql: &str, fallback: &str) -> String {
     if sqlite3_present() {
-        sqlite3(db, sql)
+        sqlite3_read(db, sql)
     } else {
         fallback.to_string()
     }
@@ -516,7 +495,7 @@ fn inbound_count_follows_appends_and_deletes() {
     count(43);
     if sqlite3_present() {
         assert_eq!(
-            sqlite3(&db, "SELECT COUNT(*) FROM messages WHERE is_from_me = 0"),
+            sqlite3_read(&db, "SELECT COUNT(*) FROM messages WHERE is_from_me = 0"),
             "43"
         );
     }

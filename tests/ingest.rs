@@ -346,10 +346,11 @@ fn pull_mode_reads_a_local_document() {
         (get_json(run.addr, "/status/channels")["channels"]["whatsapp"]["connected"] == json!(true))
             .then_some(())
     });
-    assert_eq!(
-        get_json(run.addr, "/status/queue")["queue"]["max_concurrent"],
-        json!(10)
-    );
+    // Each pulled section is published as soon as it is collected (the
+    // queue reads its groups' activity, so it may land a moment later).
+    wait_for(Duration::from_secs(5), "pulled queue", || {
+        (get_json(run.addr, "/status/queue")["queue"]["max_concurrent"] == json!(10)).then_some(())
+    });
     *doc.lock().unwrap() = json!({"channels": {"whatsapp": {"connected": false}}}).to_string();
     wait_for(Duration::from_secs(5), "pulled change", || {
         (get_json(run.addr, "/status/channels")["channels"]["whatsapp"]["connected"]

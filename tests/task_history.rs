@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -16,25 +15,6 @@ use common::*;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use serde_json::{json, Value};
-
-fn sqlite3_present() -> bool {
-    Command::new("sqlite3").arg("--version").output().is_ok()
-}
-
-fn sqlite3(db: &Path, sql: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("sqlite3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// pynchy's own timestamp: UTC isoformat with microseconds.
 fn iso_ago(minutes: i64) -> String {
@@ -123,6 +103,19 @@ fn world(db: &Path) {
     c.batch_execute(&sql).unwrap();
 }
 
+/// The world in a temp folder; None (said loudly, a failure with `CI=true`)
+/// without the sqlite3 CLI, the tests' ground truth.
+fn world_in_temp() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    if !sqlite3_present() {
+        missing_part("the sqlite3 CLI");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("messages.db");
+    world(&db);
+    Some((dir, db))
+}
+
 fn config(db: &Path) -> String {
     format!(
         "[pynchy]\nroot = \"nowhere\"\ndatabase = \"{}\"\n\
@@ -141,7 +134,7 @@ fn page(addr: std::net::SocketAddr, id: &str) -> Value {
 
 /// What sqlite3 says of a task's window: runs, successes, failures.
 fn window(db: &Path, id: &str, modifier: &str) -> (u64, u64, u64) {
-    let out = sqlite3(
+    let out = sqlite3_read(
         db,
         &format!(
             "SELECT COUNT(*), IFNULL(SUM(status = 'success'), 0), IFNULL(SUM(status = 'error'), 0) \
@@ -155,7 +148,7 @@ fn window(db: &Path, id: &str, modifier: &str) -> (u64, u64, u64) {
 
 fn check_page(db: &Path, p: &Value, id: &str) {
     // The last 20 runs, newest first, as sqlite3 lists them.
-    let truth = sqlite3(
+    let truth = sqlite3_read(
         db,
         &format!(
             "SELECT run_at, CAST(duration_ms AS REAL), status, \
@@ -197,14 +190,14 @@ fn check_page(db: &Path, p: &Value, id: &str) {
         "FROM task_run_logs WHERE task_id = '{id}' \
          AND run_at >= strftime('%Y-%m-%dT%H:%M:%f', 'now', '-7 days')"
     );
-    let p50 = sqlite3(
+    let p50 = sqlite3_read(
         db,
         &format!(
             "SELECT CAST(duration_ms AS REAL) {week} ORDER BY duration_ms \
              LIMIT 1 OFFSET (SELECT (COUNT(*) + 1) / 2 - 1 {week})"
         ),
     );
-    let max = sqlite3(db, &format!("SELECT CAST(MAX(duration_ms) AS REAL) {week}"));
+    let max = sqlite3_read(db, &format!("SELECT CAST(MAX(duration_ms) AS REAL) {week}"));
     assert_eq!(
         p["stats"]["duration_ms_p50"].as_f64(),
         Some(p50.parse().unwrap())
@@ -219,12 +212,9 @@ fn check_page(db: &Path, p: &Value, id: &str) {
 
 #[test]
 fn task_pages_and_group_activity_match_sqlite3_and_follow_new_runs() {
-    if !sqlite3_present() {
-        return missing_part("the sqlite3 CLI");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("messages.db");
-    world(&db);
+    let Some((dir, db)) = world_in_temp() else {
+        return;
+    };
     let run = start_in(dir.path(), &config(&db), vec![]);
     ready(run.addr);
 
@@ -251,7 +241,7 @@ fn task_pages_and_group_activity_match_sqlite3_and_follow_new_runs() {
         .find(|t| t["id"] == "t1")
         .unwrap()
         .clone();
-    let newest = sqlite3(
+    let newest = sqlite3_read(
         &db,
         "SELECT status FROM task_run_logs WHERE task_id = 't1' ORDER BY run_at DESC LIMIT 1",
     );
@@ -274,12 +264,12 @@ fn task_pages_and_group_activity_match_sqlite3_and_follow_new_runs() {
     );
     let q = get_json(run.addr, "/status/queue")["queue"].clone();
     // pynchy's own query (install notes, section 5).
-    let last_in = sqlite3(
+    let last_in = sqlite3_read(
         &db,
         "SELECT g.folder, IFNULL(MAX(m.timestamp), 'null') FROM registered_groups g \
          LEFT JOIN messages m ON m.chat_jid = g.jid AND m.is_from_me = 0 GROUP BY g.jid ORDER BY g.folder",
     );
-    let last_run = sqlite3(
+    let last_run = sqlite3_read(
         &db,
         "SELECT g.folder, IFNULL(MAX(l.run_at), 'null') FROM registered_groups g \
          LEFT JOIN scheduled_tasks t ON t.group_folder = g.folder \
@@ -325,7 +315,7 @@ fn task_pages_and_group_activity_match_sqlite3_and_follow_new_runs() {
     wait_for(Duration::from_secs(10), "task_failing clears", || {
         (!has_reason(&get_json(run.addr, "/status"), "task t1:")).then_some(())
     });
-    let newest = sqlite3(
+    let newest = sqlite3_read(
         &db,
         "SELECT MAX(run_at) FROM task_run_logs WHERE task_id IN ('t1','t3')",
     );
@@ -359,17 +349,14 @@ fn task_pages_and_group_activity_match_sqlite3_and_follow_new_runs() {
 fn histories_read_within_their_budget_follow_new_runs_and_slide() {
     use pynchy_status::sections::task_history::Histories;
     use std::time::Instant;
-    if !sqlite3_present() {
-        return missing_part("the sqlite3 CLI");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("messages.db");
-    world(&db);
+    let Some((_dir, db)) = world_in_temp() else {
+        return;
+    };
     let mut c = SqliteConnection::establish(&db.to_string_lossy()).unwrap();
     let ids = ["t1", "t2", "t3"];
     let runs = |h: &Histories, id: &str| h.get(id).map(|h| h.runs.len());
     let truth = |id: &str| -> usize {
-        let n: usize = sqlite3(
+        let n: usize = sqlite3_read(
             &db,
             &format!("SELECT COUNT(*) FROM task_run_logs WHERE task_id = '{id}'"),
         )
@@ -441,7 +428,7 @@ fn histories_read_within_their_budget_follow_new_runs_and_slide() {
         ),
     );
     assert!(h.refresh(&mut c, &ids, Utc::now(), Instant::now()).unwrap());
-    let order = sqlite3(
+    let order = sqlite3_read(
         &db,
         "SELECT status FROM task_run_logs WHERE task_id = 't2' ORDER BY run_at DESC, id DESC LIMIT 2",
     );
@@ -454,7 +441,7 @@ fn histories_read_within_their_budget_follow_new_runs_and_slide() {
     // Deleting the task with the newest runs (t2 now; pynchy deletes its
     // rows with it) lowers MAX(id) but not the ids given: the others are
     // kept, with no time for whole reads.
-    let newest = sqlite3(
+    let newest = sqlite3_read(
         &db,
         "SELECT task_id FROM task_run_logs ORDER BY id DESC LIMIT 1",
     );

@@ -187,7 +187,9 @@ async fn page(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) ->
     match snap.pages(name) {
         Some(p) => match p.pages.get(key) {
             Some(r) => respond(&req, r),
-            None => json_error(StatusCode::NOT_FOUND, &format!("unknown {}", p.what)),
+            None => HttpResponse::NotFound()
+                .insert_header((CONTENT_TYPE, JSON))
+                .body(p.missing.clone()),
         },
         None => json_error(StatusCode::NOT_FOUND, "not found"),
     }

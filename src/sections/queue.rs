@@ -86,19 +86,13 @@ impl QueueBody {
         };
         let mut per_group: BTreeMap<String, GroupBody> = q
             .per_group
-            .iter()
-            .map(|(k, g)| (k.clone(), group(g)))
+            .into_iter()
+            .map(|(k, g)| (k, group(&g)))
             .collect();
         for a in activity {
-            let idle = GroupQueue {
-                active: false,
-                is_task: false,
-                pending_messages: false,
-                pending_tasks: 0,
-            };
             let g = per_group
                 .entry(a.folder.clone())
-                .or_insert_with(|| group(&idle));
+                .or_insert_with(|| group(&GroupQueue::default()));
             g.last_message_at.clone_from(&a.last_message_at);
             g.last_run_at.clone_from(&a.last_run_at);
         }
@@ -119,34 +113,35 @@ pub static SATURATED: Rule = Rule {
 
 impl Body for QueueBody {
     fn findings(&self, _cfg: &RollupConfig, out: &mut Vec<Finding>) {
-        let q = self;
-        if q.max_concurrent > 0 && q.active_containers >= q.max_concurrent && q.groups_waiting > 0 {
+        if self.max_concurrent > 0
+            && self.active_containers >= self.max_concurrent
+            && self.groups_waiting > 0
+        {
             out.push(Finding::new(
                 &SATURATED,
                 format!(
                     "queue at max_concurrent ({}) with {} groups waiting",
-                    q.max_concurrent, q.groups_waiting
+                    self.max_concurrent, self.groups_waiting
                 ),
             ));
         }
     }
 
     fn metrics(&self, reg: &mut Registry) {
-        let q = self;
         for (name, v, help) in [
             (
                 "pynchy_queue_active_containers",
-                q.active_containers,
+                self.active_containers,
                 "Agent containers running",
             ),
             (
                 "pynchy_queue_max_concurrent",
-                q.max_concurrent,
+                self.max_concurrent,
                 "The queue's concurrency limit",
             ),
             (
                 "pynchy_queue_groups_waiting",
-                q.groups_waiting,
+                self.groups_waiting,
                 "Groups waiting for a container",
             ),
         ] {
@@ -155,10 +150,9 @@ impl Body for QueueBody {
     }
 
     fn summary(&self) -> String {
-        let q = self;
         format!(
             "active {}/{} waiting {}",
-            q.active_containers, q.max_concurrent, q.groups_waiting
+            self.active_containers, self.max_concurrent, self.groups_waiting
         )
     }
 }

@@ -262,7 +262,6 @@ impl Entry {
             .bind::<Text, _>(iso(now - WEEK))
             .bind::<BigInt, _>(top)
             .load(c)?;
-        let seen = top;
         let mut points: Vec<Point> = rows
             .iter()
             .filter_map(|r| Point::new(&r.run_at, r.duration_ms, r.ok, r.failed))
@@ -272,7 +271,7 @@ impl Entry {
         let mut e = Entry {
             recent: recent.into_iter().map(run).collect(),
             points: points.into(),
-            seen,
+            seen: top,
             history: Arc::default(),
             settled: now,
             valid_until: None,

@@ -250,15 +250,19 @@ impl Cache {
         Ok(complete)
     }
 
+    /// Task `id`'s history, or none yet.
+    fn history(&self, id: &str) -> &Arc<History> {
+        self.histories.get(id).unwrap_or(&self.no_history)
+    }
+
     /// The body of these tasks: each judged, each with its page (made again
     /// only when its task or history changed).
     fn body(&mut self, tasks: Vec<TaskBody>) -> TasksBody {
         let mut old = std::mem::take(&mut self.pages);
         let mut changed = false;
-        let empty = self.no_history.clone();
         for t in &tasks {
             let Some(id) = &t.id else { continue };
-            let h = self.histories.get(id).unwrap_or(&empty).clone();
+            let h = self.history(id).clone();
             let kept = old
                 .remove_entry(id)
                 .filter(|(_, (task, history, _))| task == t && Arc::ptr_eq(history, &h));
@@ -280,14 +284,9 @@ impl Cache {
         // A page left over is a task gone.
         changed |= !old.is_empty();
         if changed {
-            self.served = Arc::new(Pages {
-                what: "task",
-                pages: self
-                    .pages
-                    .iter()
-                    .map(|(id, (_, _, page))| (id.clone(), page.clone()))
-                    .collect(),
-            });
+            let pages = self.pages.iter();
+            let pages = pages.map(|(id, (_, _, page))| (id.clone(), page.clone()));
+            self.served = Arc::new(Pages::new("task", pages.collect()));
         }
         TasksBody {
             tasks,
@@ -331,14 +330,12 @@ impl Section for Tasks {
                 cache.histories.settle(chrono::Utc::now());
             }
             let rows = cache.rows.clone().unwrap_or_default();
-            let empty = History::default();
             let tasks = rows
                 .into_iter()
                 .map(|r| {
                     let waits = wait(r.group_folder.as_deref());
-                    let id = r.id.clone().unwrap_or_default();
-                    let h = cache.histories.get(&id).map_or(&empty, |h| h.as_ref());
-                    task(&judge, waits, r, h)
+                    let h = cache.history(r.id.as_deref().unwrap_or_default()).clone();
+                    task(&judge, waits, r, &h)
                 })
                 .collect();
             let body = cache.body(tasks);

@@ -18,6 +18,10 @@ use std::path::{Path, PathBuf};
 
 use git2::{ErrorCode, Oid, Repository, RepositoryOpenFlags, RepositoryState, StatusOptions};
 
+/// git's folder under the main git dir holding each linked worktree's own
+/// git dir (`$GIT_DIR/worktrees/<name>`): a git layout name, not a field.
+const LINKED_WORKTREES_DIR: &str = "worktrees";
+
 /// Why a repo could not be read at all.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GitError {
@@ -498,7 +502,9 @@ impl Classifier {
             let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
             return match parts.next().as_deref() {
                 Some("objects") | Some("logs") => None,
-                Some("worktrees") => parts.next().map(|n| Touched::Worktree(n.into_owned())),
+                Some(LINKED_WORKTREES_DIR) => {
+                    parts.next().map(|n| Touched::Worktree(n.into_owned()))
+                }
                 Some("refs") | Some("packed-refs") => Some(Touched::Repo),
                 _ => Some(Touched::Main),
             };

@@ -117,8 +117,8 @@ impl<'de> Deserialize<'de> for ChannelState {
 /// `channels`: each channel's name and whether it is connected.
 pub type Channels = BTreeMap<String, ChannelState>;
 
-/// One group in `queue.per_group`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+/// One group in `queue.per_group` (the default: nothing running or pending).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupQueue {
     pub active: bool,

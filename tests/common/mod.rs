@@ -267,6 +267,30 @@ pub fn in_ci() -> bool {
         .unwrap_or(false)
 }
 
+/// True when the `sqlite3` CLI (the ground truth of the database tests) is here.
+pub fn sqlite3_present() -> bool {
+    std::process::Command::new("sqlite3")
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+/// What `sqlite3 -readonly` prints for `sql` on `db`, trimmed.
+pub fn sqlite3_read(db: &Path, sql: &str) -> String {
+    let out = std::process::Command::new("sqlite3")
+        .arg("-readonly")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("sqlite3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Skips loudly outside CI, fails in CI.
 pub fn missing_part(what: &str) {
     if in_ci() {
