@@ -52,6 +52,9 @@ pub struct Context {
     pub db_gate: Arc<crate::gate::SourceGate>,
     /// pynchy's checkout (the deploy section's git reads), likewise.
     pub checkout_gate: Arc<crate::gate::SourceGate>,
+    /// Whether pynchy runs, as the service section last observed it (true
+    /// until it has looked): the scheduled sections' judge reads it.
+    pub pynchy_up: Arc<AtomicBool>,
 }
 
 impl Context {
@@ -82,6 +85,7 @@ impl Context {
             watcher,
             db_gate: crate::gate::SourceGate::new("pynchy's database"),
             checkout_gate: crate::gate::SourceGate::new("pynchy's checkout"),
+            pynchy_up: Arc::new(AtomicBool::new(true)),
             config,
             started_at: Utc::now(),
             shutting_down: AtomicBool::new(false),
@@ -100,6 +104,7 @@ impl Context {
             Ok(mut ctx) => {
                 ctx.db_gate = old.db_gate.clone();
                 ctx.checkout_gate = old.checkout_gate.clone();
+                ctx.pynchy_up = old.pynchy_up.clone();
                 ctx.started_at = old.started_at;
                 Arc::new(ctx)
             }

@@ -9,36 +9,96 @@ use std::time::{Duration, Instant};
 use indexmap::IndexMap;
 use pynchy_status::config::{RollupConfig, Severity};
 use pynchy_status::rollup::{compute, Level};
-use pynchy_status::sections::channels::ChannelsBody;
+use pynchy_status::sections::channels::{self, ChannelsBody};
 use pynchy_status::sections::gateway::{GatewayBody, LitellmBody};
 use pynchy_status::sections::host_jobs::{HostJobBody, HostJobsBody};
 use pynchy_status::sections::mcp::{McpBody, McpContainerBody};
 use pynchy_status::sections::messages::MessagesBody;
-use pynchy_status::sections::queue::QueueBody;
+use pynchy_status::sections::queue::{
+    self, ContainerBody, ContainerKind, DockerView, GroupBody, QueueBody,
+};
 use pynchy_status::sections::repos::{RepoBody, ReposBody, WorktreeBody};
-use pynchy_status::sections::service::{ServiceBody, ServiceStatus};
+use pynchy_status::sections::service::{self, ProcessView, ServiceBody, ServiceStatus, UnitBody};
 use pynchy_status::sections::tasks::{TaskBody, TasksBody};
 use pynchy_status::sections::{CollectError, ErrorKind};
 use pynchy_status::sources::host_state::ChannelState;
 use pynchy_status::testing::{fresh, SectionState};
 use pynchy_status::SectionId;
 
+fn service_body(status: ServiceStatus) -> ServiceBody {
+    ServiceBody {
+        status,
+        started_at: None,
+        uptime_seconds: None,
+        source: service::Source::Observed,
+        port: 8484,
+        process: ProcessView::Readable,
+        pid: Some(4242),
+        last_answer_at: None,
+        unresponsive_since: None,
+        probe_error: None,
+        restarts_last_10m: 0,
+        deploys_last_10m: 0,
+        last_exit_at: None,
+        deploy_at: None,
+        unit: None,
+        unit_error: None,
+    }
+}
+
 fn service(status: ServiceStatus) -> SectionState {
-    fresh(
-        SectionId::Service,
-        ServiceBody {
-            status,
-            started_at: None,
-            uptime_seconds: None,
-        },
-    )
+    fresh(SectionId::Service, service_body(status))
+}
+
+fn service_with(status: ServiceStatus, f: impl FnOnce(&mut ServiceBody)) -> SectionState {
+    let mut b = service_body(status);
+    f(&mut b);
+    fresh(SectionId::Service, b)
+}
+
+/// pynchy.service as systemd says it after six failed starts.
+fn failed_unit() -> UnitBody {
+    UnitBody {
+        name: "pynchy.service".into(),
+        active_state: "failed".into(),
+        sub_state: "failed".into(),
+        result: "exit-code".into(),
+        n_restarts: 6,
+        exec_main: Some("exit code 1".into()),
+        active_enter_at: None,
+    }
 }
 
 fn channels(slack: bool) -> SectionState {
     let mut m = BTreeMap::new();
     m.insert("whatsapp".to_string(), ChannelState { connected: true });
     m.insert("slack".to_string(), ChannelState { connected: slack });
-    fresh(SectionId::Channels, ChannelsBody(m))
+    fresh(
+        SectionId::Channels,
+        ChannelsBody {
+            connected: Some(true),
+            source: channels::Source::Pushed,
+            channels: m,
+            checked_at: None,
+            error: None,
+        },
+    )
+}
+
+/// pynchy's `/health` said `channels_connected: any`.
+fn channels_observed(any: Option<bool>) -> SectionState {
+    fresh(
+        SectionId::Channels,
+        ChannelsBody {
+            connected: any,
+            source: channels::Source::Observed,
+            channels: BTreeMap::new(),
+            checked_at: None,
+            error: any
+                .is_none()
+                .then(|| "GET /health: connection refused".into()),
+        },
+    )
 }
 
 fn litellm(f: impl FnOnce(&mut LitellmBody)) -> SectionState {
@@ -81,10 +141,42 @@ fn queue(active: u64, waiting: u64) -> SectionState {
     fresh(
         SectionId::Queue,
         QueueBody {
-            active_containers: active,
+            active_containers: Some(active),
             max_concurrent: 2,
-            groups_waiting: waiting,
+            groups_waiting: Some(waiting),
+            source: queue::Source::Pushed,
+            docker: DockerView::Ok,
             per_group: BTreeMap::new(),
+            overrun_after_seconds: 2100,
+        },
+    )
+}
+
+/// One task container of group `ops` that started `minutes` ago.
+fn agent_running(minutes: i64) -> SectionState {
+    let started = chrono::Utc::now() - chrono::Duration::minutes(minutes);
+    let c = ContainerBody {
+        name: "pynchy-ops-1767225600000".into(),
+        kind: ContainerKind::Task,
+        state: "running".into(),
+        started_at: Some(started.to_rfc3339()),
+    };
+    let g = GroupBody {
+        active: true,
+        is_task: true,
+        containers: vec![c],
+        ..GroupBody::default()
+    };
+    fresh(
+        SectionId::Queue,
+        QueueBody {
+            active_containers: Some(1),
+            max_concurrent: 10,
+            groups_waiting: None,
+            source: queue::Source::Observed,
+            docker: DockerView::Ok,
+            per_group: BTreeMap::from([("ops".to_string(), g)]),
+            overrun_after_seconds: 2100,
         },
     )
 }
@@ -234,17 +326,52 @@ fn cases() -> Vec<Case> {
             Down,
         ),
         case(
-            "service_unreachable",
-            service(ServiceStatus::Unreachable),
+            "service_down",
+            service_with(ServiceStatus::Down, |b| {
+                b.process = ProcessView::None;
+                b.pid = None;
+                b.unit = Some(failed_unit());
+            }),
             service(ServiceStatus::Ok),
-            "pynchy stopped pushing its state (unreachable)",
+            "pynchy is not running: nothing listens on port 8484; pynchy.service failed, last exit: exit code 1, 6 restarts",
             Down,
         ),
         case(
-            "service_unknown",
-            service(ServiceStatus::Unknown),
+            "service_unresponsive",
+            service_with(ServiceStatus::Unresponsive, |b| {
+                b.unresponsive_since = Some("2026-12-02T10:00:00Z".into());
+            }),
             service(ServiceStatus::Ok),
-            "pynchy has not pushed its state yet",
+            "pynchy holds port 8484 but does not answer (since 2026-12-02T10:00:00Z)",
+            Degraded,
+        ),
+        case(
+            "service_restarting",
+            service_with(ServiceStatus::Restarting, |b| {
+                b.deploy_at = Some("2026-12-02T10:00:00.123456+00:00".into());
+            }),
+            service(ServiceStatus::Ok),
+            "pynchy is restarting after a deploy (deploy at 2026-12-02T10:00:00.123456+00:00)",
+            Degraded,
+        ),
+        case(
+            "service_starting",
+            service(ServiceStatus::Starting),
+            service(ServiceStatus::Ok),
+            "pynchy is starting (pid 4242): port 8484 is not open yet",
+            Degraded,
+        ),
+        case(
+            "service_crash_loop",
+            service_with(ServiceStatus::Ok, |b| {
+                b.restarts_last_10m = 7;
+                b.deploys_last_10m = 1;
+            }),
+            service_with(ServiceStatus::Ok, |b| {
+                b.restarts_last_10m = 3;
+                b.deploys_last_10m = 1;
+            }),
+            "pynchy restarted 6 times in the last 10 min",
             Degraded,
         ),
         case(
@@ -252,6 +379,20 @@ fn cases() -> Vec<Case> {
             channels(false),
             channels(true),
             "channel slack disconnected",
+            Degraded,
+        ),
+        case(
+            "channel_disconnected",
+            channels_observed(Some(false)),
+            channels_observed(None),
+            "no chat channel connected (pynchy's /health)",
+            Degraded,
+        ),
+        case(
+            "agent_overrun",
+            agent_running(40),
+            agent_running(30),
+            "agent container pynchy-ops-1767225600000 (a task of ops) has run for 40 min, past pynchy's timeout",
             Degraded,
         ),
         case(

@@ -58,6 +58,16 @@ pub fn render(cfg: &Config) -> String {
     o.line("pynchy.overdue_grace", dur(p.overdue_grace));
     o.line("pynchy.poll_interval", dur(p.poll_interval));
     o.line("pynchy.container_timeout", dur(p.container_timeout));
+    o.line("pynchy.url", quote(&p.url));
+    o.line("pynchy.max_concurrent", p.max_concurrent.to_string());
+    o.line("pynchy.unresponsive_grace", dur(p.unresponsive_grace));
+    o.line("pynchy.restart_grace", dur(p.restart_grace));
+    o.line("pynchy.agent_slack", dur(p.agent_slack));
+    o.line("pynchy.systemd_unit", quote(&p.systemd_unit));
+    o.line(
+        "pynchy.systemd_bus",
+        quote(p.systemd_bus.as_deref().unwrap_or("off")),
+    );
     for r in &cfg.repos {
         let _ = writeln!(o.text, "\n[[repos]]  # {}", origin_of(cfg, "repos"));
         let _ = writeln!(o.text, "slug = {}", quote(&r.slug));
@@ -131,6 +141,10 @@ fn rollup(o: &mut Out) {
         r.pending_deliveries_max.to_string(),
     );
     o.line("rollup.mcp_restarts_max", r.mcp_restarts_max.to_string());
+    o.line(
+        "rollup.service_restarts_max",
+        r.service_restarts_max.to_string(),
+    );
     o.line("rollup.task_failing_runs", r.task_failing_runs.to_string());
     o.line("rollup.ok_http_status", r.ok_http_status.to_string());
     o.line(

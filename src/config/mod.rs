@@ -41,6 +41,22 @@ pub mod defaults {
     pub const POLL_INTERVAL: Duration = Duration::from_secs(60);
     /// pynchy's `[container] timeout_ms` default (30 min).
     pub const CONTAINER_TIMEOUT: Duration = Duration::from_secs(1800);
+    /// pynchy's HTTP server: `[server] port` 8484 on every interface.
+    pub const PYNCHY_URL: &str = "http://127.0.0.1:8484";
+    /// pynchy's `[container] max_concurrent` default.
+    pub const MAX_CONCURRENT: u64 = 10;
+    /// How long pynchy may hold its port without answering before it is down.
+    pub const UNRESPONSIVE_GRACE: Duration = Duration::from_secs(60);
+    /// How long a deploy's restart (or a start) may take before pynchy is down:
+    /// its unit runs `git pull` and `uv sync` first and waits `RestartSec=10`.
+    pub const RESTART_GRACE: Duration = Duration::from_secs(180);
+    /// How long a task's agent container may outlive pynchy's container
+    /// timeout before it counts as stuck.
+    pub const AGENT_SLACK: Duration = Duration::from_secs(300);
+    /// pynchy's systemd user unit.
+    pub const SYSTEMD_UNIT: &str = "pynchy.service";
+    /// Restarts of pynchy within 10 minutes (not deploys) before it is a crash loop.
+    pub const SERVICE_RESTARTS_MAX: u64 = 2;
     pub const GATEWAY_MODE: GatewayMode = GatewayMode::Litellm;
     /// pynchy's `[gateway] port` default, in both modes.
     pub const GATEWAY_URL: &str = "http://127.0.0.1:4010";
@@ -93,6 +109,12 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
         ("pynchy.overdue_grace", d(OVERDUE_GRACE)),
         ("pynchy.poll_interval", d(POLL_INTERVAL)),
         ("pynchy.container_timeout", d(CONTAINER_TIMEOUT)),
+        ("pynchy.url", s(PYNCHY_URL)),
+        ("pynchy.max_concurrent", n(MAX_CONCURRENT)),
+        ("pynchy.unresponsive_grace", d(UNRESPONSIVE_GRACE)),
+        ("pynchy.restart_grace", d(RESTART_GRACE)),
+        ("pynchy.agent_slack", d(AGENT_SLACK)),
+        ("pynchy.systemd_unit", s(SYSTEMD_UNIT)),
         ("gateway.mode", s(GATEWAY_MODE.as_str())),
         ("gateway.url", s(GATEWAY_URL)),
         ("gateway.key_env", s(GATEWAY_KEY_ENV)),
@@ -109,6 +131,7 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
         ("limits.pull_body", s(&size_text(PULL_BODY))),
         ("rollup.pending_deliveries_max", n(PENDING_DELIVERIES_MAX)),
         ("rollup.mcp_restarts_max", n(MCP_RESTARTS_MAX)),
+        ("rollup.service_restarts_max", n(SERVICE_RESTARTS_MAX)),
         ("rollup.task_failing_runs", n(TASK_FAILING_RUNS)),
         ("rollup.ok_http_status", n(OK_HTTP_STATUS.into())),
         (
@@ -362,6 +385,7 @@ pub struct WatchConfig {
 struct RawRollup {
     pending_deliveries_max: Option<u64>,
     mcp_restarts_max: Option<u64>,
+    service_restarts_max: Option<u64>,
     task_failing_runs: Option<u64>,
     ok_http_status: Option<u16>,
     degraded_http_status: Option<u16>,
@@ -382,6 +406,16 @@ struct RawPynchy {
     poll_interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     container_timeout: Option<Duration>,
+    url: Option<String>,
+    max_concurrent: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    unresponsive_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    restart_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    agent_slack: Option<Duration>,
+    systemd_unit: Option<String>,
+    systemd_bus: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -460,6 +494,22 @@ pub struct PynchyConfig {
     pub poll_interval: Duration,
     /// How long a due task may wait for its group's running container.
     pub container_timeout: Duration,
+    /// pynchy's own HTTP server (its `[server] port` on loopback).
+    pub url: String,
+    /// The port of `url`: the process listening there is pynchy.
+    pub port: u16,
+    /// pynchy's `[container] max_concurrent`.
+    pub max_concurrent: u64,
+    /// How long pynchy may hold its port without answering before it is down.
+    pub unresponsive_grace: Duration,
+    /// How long a deploy's restart, or a start, may take before it is down.
+    pub restart_grace: Duration,
+    /// How long a task's agent container may run past `container_timeout`.
+    pub agent_slack: Duration,
+    /// pynchy's systemd user unit.
+    pub systemd_unit: String,
+    /// The D-Bus address of pynchy's user manager: `None` when off.
+    pub systemd_bus: Option<String>,
 }
 
 /// One `[[repos]]` entry.
@@ -522,6 +572,8 @@ pub struct RollupConfig {
     pub pending_deliveries_max: u64,
     /// `mcp_restarting` fires past this many restarts in an hour.
     pub mcp_restarts_max: u64,
+    /// pynchy restarts (not deploys) within 10 minutes before `service_crash_loop`.
+    pub service_restarts_max: u64,
     /// `task_failing` fires when this many of a task's last runs all failed (1 to 20).
     pub task_failing_runs: u64,
     /// Severity overrides by rule name (checked against the rules when the
@@ -537,6 +589,7 @@ impl Default for RollupConfig {
         RollupConfig {
             pending_deliveries_max: defaults::PENDING_DELIVERIES_MAX,
             mcp_restarts_max: defaults::MCP_RESTARTS_MAX,
+            service_restarts_max: defaults::SERVICE_RESTARTS_MAX,
             task_failing_runs: defaults::TASK_FAILING_RUNS,
             severity: BTreeMap::new(),
             ok_http_status: defaults::OK_HTTP_STATUS,
@@ -589,7 +642,42 @@ fn listen(raw: Option<&str>) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+/// The port of pynchy's `url`, which must be `http://` (pynchy serves no TLS).
+fn pynchy_port(url: &str) -> Result<u16, ConfigError> {
+    let bad = || {
+        invalid(
+            "pynchy.url",
+            format!("`{url}` is not an http:// URL like http://127.0.0.1:8484"),
+        )
+    };
+    if !url.starts_with("http://") {
+        return Err(bad());
+    }
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
+        .ok_or_else(bad)
+}
+
+/// `[pynchy] systemd_bus`: `"off"`, an address, or (unset) the session bus
+/// of `$DBUS_SESSION_BUS_ADDRESS`, else this user's `/run/user/<uid>/bus`.
+fn systemd_bus(raw: Option<String>) -> Option<String> {
+    match raw {
+        Some(v) if v.trim().eq_ignore_ascii_case("off") => None,
+        Some(v) if !v.trim().is_empty() => Some(v),
+        _ => secret("DBUS_SESSION_BUS_ADDRESS").or_else(|| {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::getuid() };
+            Some(format!("unix:path=/run/user/{uid}/bus"))
+        }),
+    }
+}
+
 fn pynchy(raw: RawPynchy, r: &Resolver) -> Result<PynchyConfig, ConfigError> {
+    let url = raw
+        .url
+        .clone()
+        .unwrap_or_else(|| defaults::PYNCHY_URL.to_string());
     let root = r.path(raw.root.as_deref().unwrap_or(Path::new(defaults::ROOT)));
     let database = match &raw.database {
         Some(p) => r.path(p),
@@ -612,6 +700,23 @@ fn pynchy(raw: RawPynchy, r: &Resolver) -> Result<PynchyConfig, ConfigError> {
             .unwrap_or(defaults::POLL_INTERVAL),
         container_timeout: bounded_any("pynchy.container_timeout", raw.container_timeout)?
             .unwrap_or(defaults::CONTAINER_TIMEOUT),
+        port: pynchy_port(&url)?,
+        url,
+        max_concurrent: match raw.max_concurrent {
+            Some(0) => return Err(invalid("pynchy.max_concurrent", "must be at least 1")),
+            Some(n) => n,
+            None => defaults::MAX_CONCURRENT,
+        },
+        unresponsive_grace: bounded_any("pynchy.unresponsive_grace", raw.unresponsive_grace)?
+            .unwrap_or(defaults::UNRESPONSIVE_GRACE),
+        restart_grace: bounded_any("pynchy.restart_grace", raw.restart_grace)?
+            .unwrap_or(defaults::RESTART_GRACE),
+        agent_slack: bounded_any("pynchy.agent_slack", raw.agent_slack)?
+            .unwrap_or(defaults::AGENT_SLACK),
+        systemd_unit: raw
+            .systemd_unit
+            .unwrap_or_else(|| defaults::SYSTEMD_UNIT.to_string()),
+        systemd_bus: systemd_bus(raw.systemd_bus),
     })
 }
 
@@ -767,6 +872,7 @@ fn rollup(raw: RawRollup) -> Result<RollupConfig, ConfigError> {
             .pending_deliveries_max
             .unwrap_or(d.pending_deliveries_max),
         mcp_restarts_max: raw.mcp_restarts_max.unwrap_or(d.mcp_restarts_max),
+        service_restarts_max: raw.service_restarts_max.unwrap_or(d.service_restarts_max),
         task_failing_runs: raw.task_failing_runs.unwrap_or(d.task_failing_runs),
         severity: raw.severity,
         ok_http_status: raw.ok_http_status.unwrap_or(d.ok_http_status),
@@ -824,10 +930,22 @@ fn discover_host(
     install: &Install,
     o: &mut Origins,
 ) -> Result<(), ConfigError> {
+    let (port, origin) = install
+        .number("server.port")?
+        .unwrap_or((8484.0, Origin::Default));
+    if raw.pynchy.url.is_none() {
+        raw.pynchy.url = Some(format!("http://127.0.0.1:{}", port as u64));
+        let from = format!("pynchy's [server] port ({origin})");
+        set(o, "pynchy.url", Origin::Derived(from));
+    }
+    if raw.pynchy.max_concurrent.is_none() {
+        if let Some((n, origin)) = install.number("container.max_concurrent")? {
+            // pynchy clamps it to at least 1.
+            raw.pynchy.max_concurrent = Some((n as u64).max(1));
+            set(o, "pynchy.max_concurrent", origin);
+        }
+    }
     if raw.listen.is_none() {
-        let (port, origin) = install
-            .number("server.port")?
-            .unwrap_or((8484.0, Origin::Default));
         // pynchy's own server has that port: take the next one.
         raw.listen = Some(format!("127.0.0.1:{}", port as u64 + 1));
         let from = format!("pynchy's [server] port ({origin}) + 1");

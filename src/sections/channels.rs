@@ -1,27 +1,59 @@
-//! `channels`: which chat channels (WhatsApp, Slack, ...) are connected, as
-//! pynchy last pushed it. Fresh for `[ingest] ttl` after the push.
+//! `channels`: whether pynchy's chat channels (WhatsApp, Slack, ...) are
+//! connected.
+//!
+//! Without a push, from pynchy's own `GET /health`: its `channels_connected`
+//! is true when any channel is connected. That read costs pynchy three git
+//! subprocesses run inside its event loop, so it is asked once a minute
+//! (`[sections.channels] interval`, 60 s), and never while a push is fresh.
+//! Per-channel detail needs a push (`PUT /ingest/channels`), which wins while
+//! fresh (`[ingest] ttl`). No channel connected is a reason; pynchy not
+//! answering is not (the service section says so), nor is a missing push.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::{SecondsFormat, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
-use super::{prom, Body, Builtin, Finding, Health, Rule, Schedule, Section, Work};
+use super::{prom, Body, Builtin, Finding, Health, Rule, Schedule, Section, Update, Work};
 use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::section_id::SectionId;
-use crate::sources::host_state::Channels;
+use crate::sources::host_state::ChannelState;
+use crate::sources::pynchy::{self as observe, Probe};
 
-/// The `channels` body: `{"<name>": {"connected": bool}, ...}`, as pushed.
+/// Where the channels' state came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// pynchy's `GET /health` (`channels_connected`: any channel connected).
+    Observed,
+    /// pynchy's own push, fresh: each channel.
+    Pushed,
+}
+
+/// The `channels` body.
 #[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-#[serde(transparent)]
-pub struct ChannelsBody(pub Channels);
+pub struct ChannelsBody {
+    /// Whether any channel is connected; null while pynchy has not answered.
+    pub connected: Option<bool>,
+    pub source: Source,
+    /// Each channel by name: only from a push (empty without one).
+    pub channels: BTreeMap<String, ChannelState>,
+    /// When pynchy's `/health` last answered (observed).
+    pub checked_at: Option<String>,
+    /// Why `/health` could not be read, if it could not (not a reason:
+    /// the service section reports pynchy itself).
+    pub error: Option<String>,
+}
 
 pub static DISCONNECTED: Rule = Rule {
     name: "channel_disconnected",
     default: Severity::Degraded,
-    what: "a chat channel is disconnected",
+    what: "a pushed chat channel is disconnected, or pynchy's /health says no channel is connected",
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,22 +63,34 @@ struct ChannelLabel {
 
 impl Body for ChannelsBody {
     fn findings(&self, _cfg: &RollupConfig, out: &mut Vec<Finding>) {
-        for (name, c) in &self.0 {
-            if !c.connected {
-                out.push(Finding::new(
-                    &DISCONNECTED,
-                    format!("channel {name} disconnected"),
-                ));
+        match self.source {
+            Source::Pushed => {
+                for (name, c) in &self.channels {
+                    if !c.connected {
+                        out.push(Finding::new(
+                            &DISCONNECTED,
+                            format!("channel {name} disconnected"),
+                        ));
+                    }
+                }
+            }
+            Source::Observed => {
+                if self.connected == Some(false) {
+                    out.push(Finding::new(
+                        &DISCONNECTED,
+                        "no chat channel connected (pynchy's /health)",
+                    ));
+                }
             }
         }
     }
 
+    /// `pynchy_channel_connected{channel}`: each pushed channel, or
+    /// `channel="any"` when observed.
     fn metrics(&self, reg: &mut Registry) {
-        prom::family(
-            reg,
-            "pynchy_channel_connected",
-            "1 if the chat channel is connected",
-            self.0
+        let series: Vec<(ChannelLabel, f64)> = match self.source {
+            Source::Pushed => self
+                .channels
                 .iter()
                 .map(|(name, c)| {
                     let label = ChannelLabel {
@@ -55,36 +99,130 @@ impl Body for ChannelsBody {
                     (label, prom::flag(c.connected))
                 })
                 .collect(),
+            Source::Observed => self
+                .connected
+                .map(|c| {
+                    let label = ChannelLabel {
+                        channel: "any".into(),
+                    };
+                    (label, prom::flag(c))
+                })
+                .into_iter()
+                .collect(),
+        };
+        prom::family(
+            reg,
+            "pynchy_channel_connected",
+            "1 if the chat channel is connected (channel=\"any\": pynchy's /health, any channel)",
+            series,
         );
     }
 
     fn health(&self, h: &mut Health) {
-        h.channels_connected = Some(self.0.values().all(|c| c.connected));
+        h.channels_connected = match self.source {
+            Source::Pushed => Some(self.channels.values().all(|c| c.connected)),
+            Source::Observed => self.connected,
+        };
     }
 
     fn summary(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, c)| format!("{k}={}", if c.connected { "up" } else { "DOWN" }))
-            .collect::<Vec<_>>()
-            .join(" ")
+        match self.source {
+            Source::Pushed => self
+                .channels
+                .iter()
+                .map(|(k, c)| format!("{k}={}", if c.connected { "up" } else { "DOWN" }))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Source::Observed => match self.connected {
+                Some(true) => "connected".into(),
+                Some(false) => "NONE connected".into(),
+                None => "unknown".into(),
+            },
+        }
     }
 }
 
 pub struct ChannelsSection {
     ctx: Arc<Context>,
+    http: Option<reqwest::Client>,
+    timeout: Duration,
+}
+
+/// The most read of pynchy's `/health` answer (it is about 200 bytes).
+const HEALTH_BODY: u64 = 64 * 1024;
+
+async fn observed(http: Option<reqwest::Client>, url: String, timeout: Duration) -> ChannelsBody {
+    let mut body = ChannelsBody {
+        connected: None,
+        source: Source::Observed,
+        channels: BTreeMap::new(),
+        checked_at: None,
+        error: None,
+    };
+    let Some(http) = http else {
+        body.error = Some("no HTTP client".into());
+        return body;
+    };
+    match observe::probe(&http, &url, "/health", timeout, HEALTH_BODY).await {
+        Probe::Answered(b) => match observe::channels_connected(&b) {
+            Some(c) => {
+                body.connected = Some(c);
+                body.checked_at = Some(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));
+            }
+            None => body.error = Some("GET /health: no channels_connected in the answer".into()),
+        },
+        Probe::Status(code) => body.error = Some(format!("GET /health answered {code}")),
+        Probe::TimedOut => body.error = Some("GET /health: no answer in time".into()),
+        Probe::Unreachable(e) => body.error = Some(format!("GET /health: {e}")),
+    }
+    body
 }
 
 impl Section for ChannelsSection {
     type Body = ChannelsBody;
 
     fn collect(&self) -> Work<ChannelsBody> {
-        super::pushed(self.ctx.host.channels(), ChannelsBody, "channel")
+        let ttl = self.ctx.config.ingest.ttl;
+        let pushed = self
+            .ctx
+            .host
+            .channels()
+            .filter(|p| p.stamp.instant.elapsed() < ttl);
+        if let Some(p) = pushed {
+            let any = p.value.values().any(|c| c.connected);
+            let body = ChannelsBody {
+                connected: Some(any),
+                source: Source::Pushed,
+                channels: p.value,
+                checked_at: None,
+                error: None,
+            };
+            return Work::Done {
+                result: Ok(Update::New(body)),
+                as_of: Some(p.stamp),
+            };
+        }
+        let (http, url, timeout) = (
+            self.http.clone(),
+            self.ctx.config.pynchy.url.clone(),
+            self.timeout,
+        );
+        Work::future(async move { Ok(observed(http, url, timeout).await) })
     }
 
     /// A push collects it at once.
     fn refresh(&self) -> super::Refresh {
         super::Refresh::Event
+    }
+
+    /// When the last push's TTL runs out: `/health` is read from then on.
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        let pushed = self.ctx.host.channels()?;
+        let at = pushed
+            .stamp
+            .instant
+            .checked_add(self.ctx.config.ingest.ttl)?;
+        (at > std::time::Instant::now()).then_some(at)
     }
 }
 
@@ -92,11 +230,17 @@ impl Builtin for ChannelsSection {
     const ID: SectionId = SectionId::Channels;
     const RULES: &'static [&'static Rule] = &[&DISCONNECTED];
 
-    fn default_schedule(config: &Config) -> Schedule {
-        super::pushed_schedule(config)
+    /// Once a minute: each read of pynchy's `/health` runs three git
+    /// subprocesses inside its event loop.
+    fn default_schedule(_: &Config) -> Schedule {
+        Schedule::every(Duration::from_secs(60), Duration::from_secs(5))
     }
 
-    fn new(ctx: &Arc<Context>, _: Schedule) -> Self {
-        ChannelsSection { ctx: ctx.clone() }
+    fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
+        ChannelsSection {
+            ctx: ctx.clone(),
+            http: crate::client::outbound().ok(),
+            timeout: schedule.timeout * 9 / 10,
+        }
     }
 }

@@ -178,7 +178,7 @@ impl Section for Mcp {
         };
         let (timeout, history) = (self.timeout, self.history.clone());
         Work::future(async move {
-            let list = docker::containers_named(&d, PREFIX, timeout)
+            let list = docker::containers_named(&d, PREFIX, false, timeout)
                 .await
                 .map_err(|e| match e {
                     ListError::Unreachable => CollectError::new("Docker daemon unreachable"),
@@ -236,6 +236,7 @@ mod tests {
             started_at: None,
             restart_count: count,
             health: None,
+            ipc_folder: None,
         }
     }
 

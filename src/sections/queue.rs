@@ -1,51 +1,115 @@
-//! `queue`: pynchy's container queue (active containers, the concurrency
-//! limit, groups waiting, and per group what is running and pending), as pynchy
-//! last pushed it, fresh for `[ingest] ttl` after the push; and per group its
-//! last activity from pynchy's database (latest inbound message, latest task
-//! run), including registered groups the push does not name (idle).
+//! `queue`: pynchy's agent containers per group, and each group's last
+//! activity.
+//!
+//! Without a push, from Docker, followed by its event stream (a container
+//! started or stopped shows within a second): every running container
+//! named `pynchy-<folder>` (a group's interactive session, kept warm) or
+//! `pynchy-<folder>-<epoch ms>` (one scheduled-task run), its group read
+//! exactly from its mount of `data/ipc/<folder>` at `/workspace/ipc`; never
+//! the LiteLLM pair or `pynchy-mcp-*`. `max_concurrent` is pynchy's
+//! `[container] max_concurrent`. What only pynchy's memory knows (groups
+//! waiting, pending messages and tasks) is null without a push; a push
+//! (`PUT /ingest/queue`) wins while fresh. Every registered group appears,
+//! with its latest inbound message and latest task run from the database.
+//! A task's container running past pynchy's container timeout plus
+//! `[pynchy] agent_slack` raises `agent_overrun`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::Utc;
 use diesel::sql_types::{Nullable, Text};
 use diesel::QueryableByName;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
-use super::{prom, Body, Builtin, Finding, Rule, Schedule, Section, Update, Work};
+use super::{prom, Body, Builtin, CollectError, Finding, Rule, Schedule, Section, Work};
 use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::db::Db;
+use crate::sources::docker::{self, ContainerInfo, ListError};
 use crate::sources::host_state::{GroupQueue, QueueState};
 use crate::sources::watch::Changes;
 
-/// One group of `queue.per_group`: what pynchy pushed for it (a registered
-/// group the push does not name is idle: nothing active or pending) and its
-/// last activity.
+/// Where the queue's counts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Docker's running agent containers and pynchy's config.
+    Observed,
+    /// pynchy's own push, fresh.
+    Pushed,
+}
+
+/// Whether Docker could be asked for the agent containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DockerView {
+    Ok,
+    Unreachable,
+}
+
+/// What an agent container is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerKind {
+    /// `pynchy-<folder>`: the group's interactive session, kept warm.
+    Session,
+    /// `pynchy-<folder>-<epoch ms>`: one scheduled-task run.
+    Task,
+}
+
+/// One live agent container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ContainerBody {
+    pub name: String,
+    pub kind: ContainerKind,
+    /// Docker's `State.Status`.
+    pub state: String,
+    /// `State.StartedAt`.
+    pub started_at: Option<String>,
+}
+
+/// One group of `queue.per_group`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct GroupBody {
+    /// A run holds a container (pushed), or an agent container runs (observed).
     pub active: bool,
+    /// The active run is a scheduled task's.
     pub is_task: bool,
-    pub pending_messages: bool,
-    pub pending_tasks: u64,
-    /// Nothing running and nothing pending.
+    /// Messages waiting for the group: null without a push.
+    pub pending_messages: Option<bool>,
+    /// Tasks waiting for the group: null without a push.
+    pub pending_tasks: Option<u64>,
+    /// Nothing running and nothing known to be pending.
     pub idle: bool,
     /// The latest inbound message of the workspace (`messages.timestamp`,
     /// `is_from_me = 0`), or null (none, or not a registered group).
     pub last_message_at: Option<String>,
     /// The latest finished run of the group's tasks (`task_run_logs.run_at`), or null.
     pub last_run_at: Option<String>,
+    /// Its live agent containers, from Docker.
+    pub containers: Vec<ContainerBody>,
 }
 
-/// The `queue` body: the pushed counts, and each group.
+/// The `queue` body.
 #[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct QueueBody {
-    pub active_containers: u64,
+    /// Runs holding a container (pushed), or running agent containers
+    /// (observed: a warm, idle session counts here, not in pynchy's own
+    /// count); null when neither is known.
+    pub active_containers: Option<u64>,
     pub max_concurrent: u64,
-    pub groups_waiting: u64,
+    /// Groups waiting for a container: null without a push.
+    pub groups_waiting: Option<u64>,
+    pub source: Source,
+    pub docker: DockerView,
     pub per_group: BTreeMap<String, GroupBody>,
+    /// pynchy's container timeout plus `[pynchy] agent_slack`, in seconds:
+    /// a task's container running longer is stuck.
+    pub overrun_after_seconds: u64,
 }
 
 /// One registered group's last activity, as read.
@@ -71,36 +135,115 @@ const ACTIVITY: &str = "SELECT g.folder AS folder, \
      AS last_run_at \
     FROM registered_groups g";
 
+/// The group folder as pynchy writes it into container names: any
+/// character other than a letter, digit or `-` becomes `-`.
+fn name_part(folder: &str) -> String {
+    folder
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// An agent container's body, or `None` when it is not one of pynchy's
+/// agent containers (no IPC mount, another name).
+fn agent(c: &ContainerInfo) -> Option<(String, ContainerBody)> {
+    let folder = c.ipc_folder.clone()?;
+    let base = format!("pynchy-{}", name_part(&folder));
+    let kind = if c.name == base {
+        ContainerKind::Session
+    } else {
+        let ms = c.name.strip_prefix(&base)?.strip_prefix('-')?;
+        if ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        ContainerKind::Task
+    };
+    let body = ContainerBody {
+        name: c.name.clone(),
+        kind,
+        state: c.state.clone(),
+        started_at: c.started_at.clone(),
+    };
+    Some((folder, body))
+}
+
+/// Whether a container name can be one of pynchy's agent containers (the
+/// LiteLLM pair and the MCP servers are not).
+pub fn agent_name(name: &str, litellm: &[&str]) -> bool {
+    name.starts_with("pynchy-") && !name.starts_with(super::mcp::PREFIX) && !litellm.contains(&name)
+}
+
 impl QueueBody {
-    /// The pushed queue with each group's activity; registered groups the
-    /// push does not name join it as idle.
-    fn merge(q: QueueState, activity: &[Activity]) -> QueueBody {
-        let group = |g: &GroupQueue| GroupBody {
+    /// The fresh push (if any), Docker's agent containers (`None`: Docker
+    /// unreachable) and each registered group's activity, merged.
+    fn merge(
+        push: Option<QueueState>,
+        containers: Option<&[ContainerInfo]>,
+        activity: &[Activity],
+        max_concurrent: u64,
+        overrun_after: Duration,
+    ) -> QueueBody {
+        let mut per_group: BTreeMap<String, GroupBody> = BTreeMap::new();
+        let pushed_group = |g: &GroupQueue| GroupBody {
             active: g.active,
             is_task: g.is_task,
-            pending_messages: g.pending_messages,
-            pending_tasks: g.pending_tasks,
-            idle: !g.active && !g.pending_messages && g.pending_tasks == 0,
-            last_message_at: None,
-            last_run_at: None,
+            pending_messages: Some(g.pending_messages),
+            pending_tasks: Some(g.pending_tasks),
+            ..GroupBody::default()
         };
-        let mut per_group: BTreeMap<String, GroupBody> = q
-            .per_group
-            .into_iter()
-            .map(|(k, g)| (k, group(&g)))
+        if let Some(q) = &push {
+            for (k, g) in &q.per_group {
+                per_group.insert(k.clone(), pushed_group(g));
+            }
+        }
+        let agents: Vec<(String, ContainerBody)> = containers
+            .unwrap_or_default()
+            .iter()
+            .filter_map(agent)
             .collect();
+        for (folder, c) in &agents {
+            let g = per_group.entry(folder.clone()).or_default();
+            if push.is_none() && c.state == "running" {
+                g.active = true;
+                g.is_task |= c.kind == ContainerKind::Task;
+            }
+            g.containers.push(c.clone());
+        }
         for a in activity {
-            let g = per_group
-                .entry(a.folder.clone())
-                .or_insert_with(|| group(&GroupQueue::default()));
+            let g = per_group.entry(a.folder.clone()).or_default();
             g.last_message_at.clone_from(&a.last_message_at);
             g.last_run_at.clone_from(&a.last_run_at);
         }
+        for g in per_group.values_mut() {
+            g.idle =
+                !g.active && g.pending_messages != Some(true) && g.pending_tasks.unwrap_or(0) == 0;
+        }
+        let running = agents.iter().filter(|(_, c)| c.state == "running").count() as u64;
         QueueBody {
-            active_containers: q.active_containers,
-            max_concurrent: q.max_concurrent,
-            groups_waiting: q.groups_waiting,
+            active_containers: match &push {
+                Some(q) => Some(q.active_containers),
+                None => containers.map(|_| running),
+            },
+            max_concurrent: push.as_ref().map_or(max_concurrent, |q| q.max_concurrent),
+            groups_waiting: push.as_ref().map(|q| q.groups_waiting),
+            source: if push.is_some() {
+                Source::Pushed
+            } else {
+                Source::Observed
+            },
+            docker: if containers.is_some() {
+                DockerView::Ok
+            } else {
+                DockerView::Unreachable
+            },
             per_group,
+            overrun_after_seconds: overrun_after.as_secs(),
         }
     }
 }
@@ -108,51 +251,82 @@ impl QueueBody {
 pub static SATURATED: Rule = Rule {
     name: "queue_saturated",
     default: Severity::Degraded,
-    what: "the queue is at max_concurrent with groups waiting",
+    what: "the queue is at max_concurrent with groups waiting (pushed only)",
+};
+
+pub static OVERRUN: Rule = Rule {
+    name: "agent_overrun",
+    default: Severity::Degraded,
+    what: "a scheduled task's agent container runs past pynchy's container timeout plus [pynchy] agent_slack",
 };
 
 impl Body for QueueBody {
     fn findings(&self, _cfg: &RollupConfig, out: &mut Vec<Finding>) {
-        if self.max_concurrent > 0
-            && self.active_containers >= self.max_concurrent
-            && self.groups_waiting > 0
-        {
+        let waiting = self.groups_waiting.unwrap_or(0);
+        let active = self.active_containers.unwrap_or(0);
+        if self.max_concurrent > 0 && active >= self.max_concurrent && waiting > 0 {
             out.push(Finding::new(
                 &SATURATED,
                 format!(
-                    "queue at max_concurrent ({}) with {} groups waiting",
-                    self.max_concurrent, self.groups_waiting
+                    "queue at max_concurrent ({}) with {waiting} groups waiting",
+                    self.max_concurrent
                 ),
             ));
+        }
+        let now = Utc::now();
+        for (folder, g) in &self.per_group {
+            for c in &g.containers {
+                if c.kind != ContainerKind::Task || c.state != "running" {
+                    continue;
+                }
+                let Some(started) = c.started_at.as_deref().and_then(crate::overdue::parse_time)
+                else {
+                    continue;
+                };
+                let ran = (now - started).num_seconds();
+                if ran > 0 && ran as u64 > self.overrun_after_seconds {
+                    out.push(Finding::new(
+                        &OVERRUN,
+                        format!(
+                            "agent container {} (a task of {folder}) has run for {} min, past pynchy's timeout",
+                            c.name,
+                            ran / 60
+                        ),
+                    ));
+                }
+            }
         }
     }
 
     fn metrics(&self, reg: &mut Registry) {
-        for (name, v, help) in [
-            (
-                "pynchy_queue_active_containers",
-                self.active_containers,
-                "Agent containers running",
-            ),
-            (
-                "pynchy_queue_max_concurrent",
-                self.max_concurrent,
-                "The queue's concurrency limit",
-            ),
-            (
-                "pynchy_queue_groups_waiting",
-                self.groups_waiting,
-                "Groups waiting for a container",
-            ),
-        ] {
-            prom::gauge(reg, name, help, v as f64);
+        let mut gauges = vec![(
+            "pynchy_queue_max_concurrent",
+            Some(self.max_concurrent),
+            "The queue's concurrency limit",
+        )];
+        gauges.push((
+            "pynchy_queue_active_containers",
+            self.active_containers,
+            "Agent containers running (pushed: runs holding a slot)",
+        ));
+        gauges.push((
+            "pynchy_queue_groups_waiting",
+            self.groups_waiting,
+            "Groups waiting for a container (pushed only)",
+        ));
+        for (name, v, help) in gauges {
+            if let Some(v) = v {
+                prom::gauge(reg, name, help, v as f64);
+            }
         }
     }
 
     fn summary(&self) -> String {
         format!(
             "active {}/{} waiting {}",
-            self.active_containers, self.max_concurrent, self.groups_waiting
+            super::show(&self.active_containers),
+            self.max_concurrent,
+            super::show(&self.groups_waiting)
         )
     }
 }
@@ -162,11 +336,26 @@ pub struct Queue {
     /// One read of the database at a time, across sections.
     gate: super::Gate,
     db: Arc<Db>,
+    /// The database's events.
     changes: Arc<Changes>,
+    /// Docker's events for agent containers.
+    docker_changes: Arc<Changes>,
     verify: Duration,
     timeout: Duration,
     /// The activity last read, and when.
     activity: Arc<Mutex<ActivityCache>>,
+    docker: Mutex<Option<bollard::Docker>>,
+    /// The task following Docker's events: ends with the section (a reload).
+    events: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        let events = self.events.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(task) = events.take() {
+            task.abort();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -175,23 +364,60 @@ struct ActivityCache {
     read_at: Option<std::time::Instant>,
 }
 
-/// Without database events, the activity is read at most this often (the
-/// queue itself is collected every second then).
+/// Without database events, the activity is read at most this often.
 const POLL_ACTIVITY: Duration = Duration::from_secs(10);
 
-impl Section for Queue {
-    type Body = QueueBody;
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
-    /// The last push, merged with the activity: read again when the
-    /// database changed, else the last read. The pushed queue never waits
-    /// on the database: a failed read, or a database stuck in another
-    /// section's read (its gate), keeps the last activity (the database's
-    /// own sections report the failure), and it is tried again at the next
-    /// collection.
-    fn collect(&self) -> Work<QueueBody> {
-        let Some(pushed) = self.ctx.host.queue() else {
-            return super::pushed(None, |q| QueueBody::merge(q, &[]), "queue");
-        };
+impl Queue {
+    /// The Docker client, made once the socket is there.
+    fn docker(&self) -> Option<bollard::Docker> {
+        let mut slot = lock(&self.docker);
+        if slot.is_none() {
+            let cfg = &self.ctx.config;
+            *slot = docker::client(
+                &cfg.gateway.docker_host,
+                self.timeout,
+                cfg.limits.docker_body,
+            )
+            .ok();
+        }
+        slot.clone()
+    }
+
+    /// Follows Docker's events for agent containers (once, from the first
+    /// collection, which runs inside the runtime).
+    fn follow_events(&self) {
+        let cfg = &self.ctx.config;
+        if !cfg.watch.enabled {
+            return;
+        }
+        let mut events = lock(&self.events);
+        if events.is_some() {
+            return;
+        }
+        let litellm = [
+            cfg.gateway.litellm_container.clone(),
+            cfg.gateway.postgres_container.clone(),
+        ];
+        let c = self.docker_changes.clone();
+        *events = Some(tokio::spawn(docker::follow_events_where(
+            cfg.gateway.docker_host.clone(),
+            cfg.limits.docker_body,
+            Vec::new(),
+            move |name| agent_name(name, &[litellm[0].as_str(), litellm[1].as_str()]),
+            self.docker_changes.watching_flag(),
+            move || c.mark(),
+        )));
+    }
+
+    /// The group activity: read again when the database changed, else the
+    /// last read. A failed read, or a database stuck in another section's
+    /// read (its gate), keeps the last activity (the database's own
+    /// sections report the failure); it is tried again at the next collection.
+    fn activity(&self) -> impl FnOnce() -> Vec<Activity> + Send + 'static {
         let read = self.changes.must_read(self.verify);
         let watching = self.changes.watching();
         let (db, changes, cache, gate) = (
@@ -201,8 +427,8 @@ impl Section for Queue {
             self.gate.clone(),
         );
         let timeout = self.timeout;
-        Work::blocking_update(move || {
-            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+        move || {
+            let mut cache = lock(&cache);
             let recent = cache.read_at.is_some_and(|t| t.elapsed() < POLL_ACTIVITY);
             if cache.rows.is_none() || (read && (watching || !recent)) {
                 let rows = gate.enter(timeout).and_then(|_inside| {
@@ -219,50 +445,175 @@ impl Section for Queue {
                     }
                 }
             }
-            let activity = cache.rows.as_deref().unwrap_or_default();
-            Ok(Update::New(QueueBody::merge(pushed.value, activity)))
+            cache.rows.clone().unwrap_or_default()
+        }
+    }
+}
+
+impl Section for Queue {
+    type Body = QueueBody;
+
+    /// Docker's agent containers (and the push, while fresh) with each
+    /// group's activity. Docker away is said in the body, never an error:
+    /// the queue's own counts are then unknown.
+    fn collect(&self) -> Work<QueueBody> {
+        self.follow_events();
+        let cfg = &self.ctx.config;
+        let ttl = cfg.ingest.ttl;
+        let push = self
+            .ctx
+            .host
+            .queue()
+            .filter(|p| p.stamp.instant.elapsed() < ttl)
+            .map(|p| p.value);
+        let docker = self.docker();
+        let activity = self.activity();
+        let (timeout, max) = (self.timeout, cfg.pynchy.max_concurrent);
+        let overrun = cfg.pynchy.container_timeout + cfg.pynchy.agent_slack;
+        let litellm = [
+            cfg.gateway.litellm_container.clone(),
+            cfg.gateway.postgres_container.clone(),
+        ];
+        Work::future(async move {
+            let containers = match docker {
+                Some(d) => match docker::containers_named(&d, "pynchy-", true, timeout).await {
+                    Ok(list) => Some(list),
+                    Err(ListError::TooLarge(why)) => return Err(CollectError::new(why)),
+                    Err(ListError::Unreachable) => None,
+                },
+                None => None,
+            };
+            let containers = containers.map(|list| {
+                list.into_iter()
+                    .filter(|c| agent_name(&c.name, &[litellm[0].as_str(), litellm[1].as_str()]))
+                    .collect::<Vec<_>>()
+            });
+            let activity = tokio::task::spawn_blocking(activity)
+                .await
+                .map_err(|_| CollectError::new("the activity read panicked"))?;
+            Ok(QueueBody::merge(
+                push,
+                containers.as_deref(),
+                &activity,
+                max,
+                overrun,
+            ))
         })
-        .as_of(Some(pushed.stamp))
     }
 
+    /// Docker's and the database's events (either wakes it).
     fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
         Some(self.changes.notify.clone())
     }
 
-    /// A push collects it at once; the database by its events (or polled).
+    /// A push collects it at once; Docker and the database by their events (or polled).
     fn refresh(&self) -> super::Refresh {
-        super::refresh_of(&self.changes)
+        if self.changes.watching() && self.docker_changes.watching() {
+            super::Refresh::Event
+        } else {
+            super::Refresh::Poll
+        }
     }
 
     fn failed(&self) {
         self.changes.failed();
     }
+
+    /// When the last push's TTL runs out: observation from then on.
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        let pushed = self.ctx.host.queue()?;
+        let at = pushed
+            .stamp
+            .instant
+            .checked_add(self.ctx.config.ingest.ttl)?;
+        (at > std::time::Instant::now()).then_some(at)
+    }
 }
 
 impl Builtin for Queue {
     const ID: SectionId = SectionId::Queue;
-    const RULES: &'static [&'static Rule] = &[&SATURATED];
+    const RULES: &'static [&'static Rule] = &[&SATURATED, &OVERRUN];
 
-    /// Stale a TTL after the push; 5 s for the database read, as the
-    /// database's own sections.
-    fn default_schedule(config: &Config) -> Schedule {
-        Schedule {
-            timeout: Duration::from_secs(5),
-            ..super::pushed_schedule(config)
-        }
+    /// Every 10 s (a Docker list and the database's activity, read again only
+    /// when it changed), and at once on Docker's and the database's events.
+    fn default_schedule(_: &Config) -> Schedule {
+        Schedule::every(Duration::from_secs(10), Duration::from_secs(5))
     }
 
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
         let changes = Changes::new();
         super::watch_database(ctx, &changes);
+        // Docker's events wake the same poller as the database's.
+        let docker_changes = Changes::sharing(&changes);
         Queue {
             ctx: ctx.clone(),
             gate: super::db_gate(ctx),
             db: Arc::new(super::db_for(ctx, schedule)),
             changes,
+            docker_changes,
             verify: schedule.verify,
-            timeout: schedule.timeout,
+            timeout: schedule.timeout * 9 / 10,
             activity: Arc::default(),
+            docker: Mutex::new(None),
+            events: Mutex::new(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(name: &str, folder: Option<&str>) -> ContainerInfo {
+        ContainerInfo {
+            name: name.into(),
+            state: "running".into(),
+            started_at: Some("2026-01-01T00:00:00Z".into()),
+            restart_count: 0,
+            health: None,
+            ipc_folder: folder.map(String::from),
+        }
+    }
+
+    #[test]
+    fn agents_by_name_and_mount() {
+        let s = agent(&container("pynchy-admin", Some("admin"))).unwrap();
+        assert_eq!((s.0.as_str(), s.1.kind), ("admin", ContainerKind::Session));
+        let t = agent(&container(
+            "pynchy-code-improver-1767225600000",
+            Some("code-improver"),
+        ))
+        .unwrap();
+        assert_eq!(t.1.kind, ContainerKind::Task);
+        // pynchy writes `_` as `-` in names; the mount keeps the folder exact.
+        let u = agent(&container("pynchy-my-group", Some("my_group"))).unwrap();
+        assert_eq!(u.0, "my_group");
+        assert!(agent(&container("pynchy-admin", None)).is_none());
+        assert!(agent(&container("pynchy-admin-x1", Some("admin"))).is_none());
+        assert!(!agent_name(
+            "pynchy-litellm",
+            &["pynchy-litellm", "pynchy-litellm-db"]
+        ));
+        assert!(!agent_name("pynchy-mcp-gdrive", &[]));
+        assert!(agent_name("pynchy-admin", &["pynchy-litellm"]));
+    }
+
+    #[test]
+    fn observed_groups_are_active_while_a_container_runs() {
+        let list = [container("pynchy-admin-1", Some("admin"))];
+        let b = QueueBody::merge(None, Some(&list), &[], 10, Duration::from_secs(60));
+        assert_eq!(b.active_containers, Some(1));
+        assert_eq!(b.groups_waiting, None);
+        let g = &b.per_group["admin"];
+        assert!(g.active && g.is_task && !g.idle);
+        assert_eq!(g.pending_tasks, None);
+        // Started in 2026-01-01, long past 60 s.
+        let mut f = Vec::new();
+        b.findings(&RollupConfig::default(), &mut f);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].rule.name, "agent_overrun");
+        let away = QueueBody::merge(None, None, &[], 10, Duration::from_secs(60));
+        assert_eq!(away.active_containers, None);
+        assert_eq!(away.docker, DockerView::Unreachable);
     }
 }

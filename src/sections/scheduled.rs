@@ -12,14 +12,14 @@ use crate::overdue::Judge;
 use crate::sources::host_state::PushedStatus;
 use crate::sources::watch::Changes;
 
-/// The judge for this moment: pynchy counts as up unless its pushes say it
-/// is shutting down or have stopped (then nothing runs, and the service
-/// section says so once). Without any push it cannot be known: judged as up.
+/// The judge for this moment: pynchy counts as up while a fresh push says
+/// it is, else as the service section last observed it (nothing runs while
+/// it is down, and the service section says so once).
 pub fn judge(ctx: &Context) -> Judge {
     let ttl = ctx.config.ingest.ttl;
     let up = match ctx.host.service() {
-        None => true,
-        Some(s) => s.stamp.instant.elapsed() < ttl && s.value.status == PushedStatus::Ok,
+        Some(s) if s.stamp.instant.elapsed() < ttl => s.value.status == PushedStatus::Ok,
+        _ => ctx.pynchy_up.load(std::sync::atomic::Ordering::Acquire),
     };
     Judge::now(&ctx.config.pynchy, up)
 }

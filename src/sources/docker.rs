@@ -246,6 +246,20 @@ pub async fn follow_events(
     connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
     on_event: impl Fn() + Send + Sync + 'static,
 ) {
+    follow_events_where(host, limit, names, |_| true, connected, on_event).await
+}
+
+/// [`follow_events`] for the containers whose name `accept` takes; with no
+/// `names`, every container's events are read and `accept` alone chooses
+/// (Docker filters by whole names only, not by prefix).
+pub async fn follow_events_where(
+    host: String,
+    limit: u64,
+    names: Vec<String>,
+    accept: impl Fn(&str) -> bool + Send + Sync + 'static,
+    connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    on_event: impl Fn() + Send + Sync + 'static,
+) {
     use futures_util::StreamExt;
     use std::sync::atomic::Ordering;
     let mut backoff = Duration::from_secs(1);
@@ -254,10 +268,13 @@ pub async fn follow_events(
         // Each connection reads at most `limit`: past it the stream ends and
         // is opened again (events for two containers are small).
         if let Ok(d) = client(&host, Duration::from_secs(24 * 3600), limit) {
-            let filters = std::collections::HashMap::from([
-                ("container".to_string(), names.clone()),
-                ("type".to_string(), vec!["container".to_string()]),
-            ]);
+            let mut filters = std::collections::HashMap::from([(
+                "type".to_string(),
+                vec!["container".to_string()],
+            )]);
+            if !names.is_empty() {
+                filters.insert("container".to_string(), names.clone());
+            }
             let options = bollard::query_parameters::EventsOptions {
                 filters: Some(filters),
                 ..Default::default()
@@ -269,10 +286,17 @@ pub async fn follow_events(
                 // What happened while nobody listened is read now.
                 on_event();
                 while let Some(ev) = stream.next().await {
-                    if ev.is_err() {
-                        break;
+                    let Ok(ev) = ev else { break };
+                    let name = ev
+                        .actor
+                        .as_ref()
+                        .and_then(|a| a.attributes.as_ref())
+                        .and_then(|a| a.get("name"))
+                        .map(String::as_str)
+                        .unwrap_or("");
+                    if accept(name) {
+                        on_event();
                     }
-                    on_event();
                 }
             }
             if connected.swap(false, Ordering::AcqRel) {
@@ -298,6 +322,23 @@ pub struct ContainerInfo {
     pub restart_count: u64,
     /// `State.Health.Status`, when it has a healthcheck.
     pub health: Option<String>,
+    /// The folder of its `data/ipc/<folder>` mount at `/workspace/ipc` (a
+    /// pynchy agent container's group).
+    pub ipc_folder: Option<String>,
+}
+
+/// Where pynchy mounts a group's IPC folder in its agent containers.
+pub const IPC_MOUNT: &str = "/workspace/ipc";
+
+/// The group folder of an agent container: the last part of the source of
+/// its mount at [`IPC_MOUNT`], when that source is `…/ipc/<folder>`.
+fn ipc_folder(mounts: &[bollard::models::MountPoint]) -> Option<String> {
+    let m = mounts
+        .iter()
+        .find(|m| m.destination.as_deref() == Some(IPC_MOUNT))?;
+    let source = std::path::Path::new(m.source.as_deref()?);
+    let parent = source.parent()?.file_name()?;
+    (parent == "ipc").then(|| source.file_name().map(|f| f.to_string_lossy().into_owned()))?
 }
 
 /// Why containers could not be listed.
@@ -309,10 +350,12 @@ pub enum ListError {
     TooLarge(String),
 }
 
-/// Every container (running or not) whose name starts with `prefix`, inspected.
+/// Every container (running or not, unless `running_only`) whose name
+/// starts with `prefix`, inspected.
 pub async fn containers_named(
     docker: &Docker,
     prefix: &str,
+    running_only: bool,
     timeout: Duration,
 ) -> Result<Vec<ContainerInfo>, ListError> {
     let fail = |e: BollardError| match too_large(&e) {
@@ -324,7 +367,7 @@ pub async fn containers_named(
     };
     let filters = std::collections::HashMap::from([("name", vec![format!("^/{prefix}")])]);
     let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .all(true)
+        .all(!running_only)
         .filters(&filters)
         .build();
     let list = tokio::time::timeout(timeout, docker.list_containers(Some(options)))
@@ -361,6 +404,7 @@ pub async fn containers_named(
                 .and_then(|h| h.status)
                 .map(|s| s.to_string())
                 .filter(|s| s != "none" && !s.is_empty()),
+            ipc_folder: info.mounts.as_deref().and_then(ipc_folder),
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -6,4 +6,6 @@ pub mod docker;
 pub mod git;
 pub mod host_state;
 pub mod litellm;
+pub mod pynchy;
+pub mod systemd;
 pub mod watch;

@@ -118,6 +118,17 @@ impl Changes {
         })
     }
 
+    /// A second source of changes that wakes the same poller as `other`
+    /// (its own dirty flag and watching state).
+    pub fn sharing(other: &Changes) -> Arc<Changes> {
+        Arc::new(Changes {
+            dirty: std::sync::atomic::AtomicBool::new(true),
+            watching: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            notify: other.notify.clone(),
+            last_read: Mutex::new(None),
+        })
+    }
+
     /// The source changed: read at the next collection, which starts soon.
     pub fn mark(&self) {
         self.dirty.store(true, std::sync::atomic::Ordering::Release);
