@@ -35,6 +35,8 @@ pub enum DemoError {
 pub struct World {
     dir: tempfile::TempDir,
     pub config_path: PathBuf,
+    /// pynchy's `[server] port` in the world's config.
+    pub pynchy_port: u16,
 }
 
 impl World {
@@ -45,6 +47,16 @@ impl World {
     /// pynchy's install root (its checkout).
     pub fn pynchy_root(&self) -> PathBuf {
         self.dir.path().join("pynchy")
+    }
+
+    /// pynchy's database.
+    pub fn database(&self) -> PathBuf {
+        self.pynchy_root().join("data/messages.db")
+    }
+
+    /// Starts the stand-in pynchy (`exe stand-in`) on the world's port.
+    pub fn start_pynchy(&self, exe: &Path) -> std::io::Result<Pynchy> {
+        start_pynchy(exe, self.pynchy_port, &self.database(), true)
     }
 
     /// The linked worktree of the demo repo called `name`.
@@ -60,7 +72,7 @@ pub const WORKTREES: &str = "data/worktrees/crypdick/pynchy";
 /// such as the images, are there because pynchy requires them).
 const PYNCHY_CONFIG: &str = r#"# pynchy's config.toml (written by `pynchy-status demo`)
 [server]
-port = 8484
+port = PYNCHY_PORT                  # the stand-in pynchy's HTTP server
 
 [gateway]
 litellm_config = "litellm_config.yaml"
@@ -325,7 +337,14 @@ pub fn build(listen: &str) -> Result<World, DemoError> {
     .map_err(|e| DemoError::Db(e.to_string()))?;
     drop(conn);
 
-    write(&checkout.join("config.toml"), PYNCHY_CONFIG)?;
+    // pynchy's HTTP server (the stand-in) on a port free now.
+    let pynchy_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    write(
+        &checkout.join("config.toml"),
+        &PYNCHY_CONFIG.replace("PYNCHY_PORT", &pynchy_port.to_string()),
+    )?;
     write(
         &checkout.join(".env"),
         "GATEWAY__MASTER_KEY=sk-demo-not-a-real-key\n",
@@ -340,7 +359,70 @@ pub fn build(listen: &str) -> Result<World, DemoError> {
              listen = \"{listen}\"\n\n[pynchy]\nroot = \"pynchy\"\n"
         ),
     )?;
-    Ok(World { dir, config_path })
+    Ok(World {
+        dir,
+        config_path,
+        pynchy_port,
+    })
+}
+
+/// A stand-in pynchy process (`pynchy-status stand-in`): killed when dropped.
+pub struct Pynchy {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Pynchy {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Pynchy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `exe stand-in` (this binary) as pynchy's HTTP server on
+/// `127.0.0.1:port`, serving the groups of `db`; returns once it listens.
+pub fn start_pynchy(
+    exe: &Path,
+    port: u16,
+    db: &Path,
+    channels_connected: bool,
+) -> std::io::Result<Pynchy> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(exe)
+        .arg("stand-in")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--db")
+        .arg(db)
+        .arg("--channels-connected")
+        .arg(channels_connected.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        std::io::BufReader::new(out).read_line(&mut line)?;
+    }
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok());
+    match addr {
+        Some(addr) => Ok(Pynchy { child, addr }),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(std::io::Error::other(format!(
+                "the stand-in pynchy did not start: {line:?}"
+            )))
+        }
+    }
 }
 
 /// The state a pynchy process would push: one channel disconnected, one group

@@ -52,6 +52,7 @@ pub mod sections;
 mod snapshot;
 pub mod sources;
 mod stamp;
+pub mod stand_in;
 mod state;
 mod store;
 mod transitions;

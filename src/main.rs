@@ -58,6 +58,21 @@ enum Command {
         /// Listen address.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: String,
+        /// Play a patched pynchy that pushes its state (exact queue and
+        /// channel detail) instead of an unpatched one.
+        #[arg(long)]
+        push: bool,
+    },
+    /// A stand-in for pynchy's own HTTP server (the demo's and the tests').
+    #[command(hide = true)]
+    StandIn {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// pynchy's database, for `/api/groups`.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        channels_connected: bool,
     },
     /// Fetch /status and print one line per section and the reasons.
     /// Exit code: 0 ok, 1 degraded, 2 down, 3 unreachable or unparsable.
@@ -221,7 +236,7 @@ fn serve(
     run_daemon(daemon, listener, std::sync::Arc::new(reload))
 }
 
-fn demo(listen: String) -> anyhow::Result<()> {
+fn demo(listen: String, push: bool) -> anyhow::Result<()> {
     let listener = bind(&listen)?;
     let addr = listener.local_addr()?;
     let world =
@@ -236,8 +251,22 @@ fn demo(listen: String) -> anyhow::Result<()> {
         world.pynchy_root().display()
     );
     println!("serving http://{addr}/status  (Ctrl-C stops and deletes the world)");
-    println!("pushing sample pynchy state every 10 s (one channel disconnected, one pending task)");
-    pynchy_status::demo::keep_pushing(addr);
+    let exe =
+        std::env::current_exe().context("cannot find this program to run pynchy's stand-in")?;
+    let pynchy = world
+        .start_pynchy(&exe)
+        .context("cannot start the stand-in pynchy")?;
+    println!(
+        "an unpatched pynchy (a stand-in of its HTTP server, pid {}) on http://{}",
+        pynchy.pid(),
+        pynchy.addr
+    );
+    if push {
+        println!(
+            "pushing sample pynchy state every 10 s (one channel disconnected, one pending task)"
+        );
+        pynchy_status::demo::keep_pushing(addr);
+    }
     let root = world.pynchy_root();
     let reload = move || {
         let mut cfg = Config::resolve(None, Some(&root))?;
@@ -245,6 +274,7 @@ fn demo(listen: String) -> anyhow::Result<()> {
         Ok(cfg)
     };
     let result = run_daemon(daemon, listener, std::sync::Arc::new(reload));
+    drop(pynchy);
     drop(world);
     result
 }
@@ -308,7 +338,13 @@ fn main() {
             config,
             pynchy_root,
         } => resolve(config, pynchy_root).map(|cfg| print!("{}", config::effective_toml(&cfg))),
-        Command::Demo { listen } => demo(listen),
+        Command::Demo { listen, push } => demo(listen, push),
+        Command::StandIn {
+            listen,
+            db,
+            channels_connected,
+        } => pynchy_status::stand_in::run(&listen, db.as_deref(), channels_connected)
+            .context("the stand-in pynchy stopped"),
         Command::Check { .. } => Ok(()),
     };
     // Exit now: leaked runtimes (see `run_to_end`) must not run their thread-local
