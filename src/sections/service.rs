@@ -383,6 +383,7 @@ impl Service {
     fn follow(&self) {
         let mut f = lock(&self.follower);
         if f.is_none() {
+            observe::look(self.cfg.port, &self.observed);
             *f = Some(tokio::spawn(observe::follow_port(
                 self.cfg.port,
                 self.observed.clone(),
@@ -567,7 +568,10 @@ async fn body(ask: Ask) -> ServiceBody {
     let mut source = Source::Observed;
     let mut status = status;
     if let Some(p) = &ask.pushed {
-        if held || o.holder.is_none() {
+        // A push wins while fresh, unless the process holding the port
+        // ended after it (a dead pynchy's last push is not its state).
+        let died_after = !held && o.last_exit.is_some_and(|e| e.instant > p.stamp.instant);
+        if !died_after {
             source = Source::Pushed;
             status = match p.value.status {
                 PushedStatus::Ok => ServiceStatus::Ok,

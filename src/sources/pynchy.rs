@@ -299,6 +299,19 @@ pub async fn follow_port(port: u16, state: Arc<Mutex<Observed>>, changes: Arc<Ch
     }
 }
 
+/// Looks once at who holds `port`, recording it in `state`: what a first
+/// collection does before the follower has run, so it never reports a
+/// running pynchy as down.
+pub fn look(port: u16, state: &Mutex<Observed>) {
+    let inodes = listening_inodes(port);
+    let now = if inodes.is_empty() {
+        Holder::Nobody
+    } else {
+        holder(&inodes, None)
+    };
+    record(state, &now);
+}
+
 /// Records `now` as the port's holder; true when that is a change.
 fn record(state: &Mutex<Observed>, now: &Holder) -> bool {
     let held = |h: &Holder| matches!(h, Holder::Process { .. } | Holder::Hidden { .. });

@@ -1,0 +1,279 @@
+//! `service` and `channels` beside an unpatched pynchy: a stand-in of
+//! pynchy's HTTP server (`pynchy-status stand-in`, its wire format) run as a
+//! real process on pynchy's port, nothing pushed. Ground truth for its start
+//! from `ps -o lstart`; SIGKILL, SIGSTOP, a new process on the port and a
+//! deploy-style restart (`router_state.last_deploy_at` written with the
+//! sqlite3 CLI, as pynchy's `finalize_deploy` writes it) each show as pynchy's
+//! state says; the stand-in's request counts show what is never asked.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const EXE: &str = env!("CARGO_BIN_EXE_pynchy-status");
+
+/// A healthy pynchy install with nothing wrong: pynchy's schema, one
+/// registered group, no repos, no gateway.
+fn healthy_install(dir: &Path) -> std::path::PathBuf {
+    // pynchy's checkout, clean, with one commit.
+    git_ok(dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join(".gitignore"), "data/\npynchy-status.toml\n").unwrap();
+    git_ok(dir, &["add", "."]);
+    git_ok(dir, &["commit", "-q", "-m", "pynchy"]);
+    let db = dir.join("data/messages.db");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let sql = format!(
+        "{}\nINSERT INTO registered_groups (jid, name, folder, trigger_pattern, added_at) \
+         VALUES ('120363@g.us', 'Admin', 'admin', '@pynchy', '2026-01-01T00:00:00+00:00');",
+        pynchy_status::demo::SCHEMA
+    );
+    sqlite3_write(&db, &sql);
+    db
+}
+
+/// Runs `sql` with the sqlite3 CLI (given on its standard input), as a
+/// writer other than pynchy-status.
+fn sqlite3_write(db: &Path, sql: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sqlite3")
+        .arg(db)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sqlite3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn config(port: u16, extra: &str) -> String {
+    format!(
+        "[pynchy]\nroot = \".\"\nurl = \"http://127.0.0.1:{port}\"\nsystemd_bus = \"off\"\n\
+         {extra}\n[gateway]\nmode = \"none\"\n\
+         [sections.service]\ninterval = \"1s\"\ntimeout = \"3s\"\n"
+    )
+}
+
+fn service(addr: std::net::SocketAddr) -> Value {
+    get_json(addr, "/status/service")["service"].clone()
+}
+
+/// `ps -o lstart=` of `pid`, in UTC: when the kernel says it started.
+fn ps_started(pid: u32) -> chrono::DateTime<chrono::Utc> {
+    let out = std::process::Command::new("ps")
+        .args(["-o", "lstart=", "-p", &pid.to_string()])
+        .env("TZ", "UTC")
+        .env("LC_ALL", "C")
+        .output()
+        .expect("ps runs");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let naive = chrono::NaiveDateTime::parse_from_str(&text, "%a %b %e %H:%M:%S %Y")
+        .unwrap_or_else(|e| panic!("ps said {text:?}: {e}"));
+    naive.and_utc()
+}
+
+fn counts(pynchy: &pynchy_status::demo::Pynchy) -> Value {
+    get_json(pynchy.addr, "/__stand_in/counts")
+}
+
+#[test]
+fn an_unpatched_pynchy_observed_from_outside() {
+    if !sqlite3_present() {
+        return missing_part("the sqlite3 CLI");
+    }
+    let began = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let db = healthy_install(dir.path());
+    let port = free_port();
+    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let run = start_in(
+        dir.path(),
+        &config(port, "unresponsive_grace = \"4s\"\nrestart_grace = \"40s\""),
+        vec![],
+    );
+    // Healthy and unpatched: ok, with no reason at all, and /health 200.
+    let doc = wait_for(Duration::from_secs(15), "ok with no reasons", || {
+        let d = get_json(run.addr, "/status");
+        (d["status"] == "ok"
+            && d["service"]["status"] == "ok"
+            && d["channels"]["connected"] == true)
+            .then_some(d)
+    });
+    assert_eq!(doc["reasons"], json!([]), "{doc:#}");
+    assert_eq!(get(run.addr, "/health").status, 200);
+    let s = &doc["service"];
+    assert_eq!(s["source"], "observed");
+    assert_eq!(s["process"], "readable");
+    assert_eq!(s["pid"], json!(pynchy.pid()));
+    let ours = chrono::DateTime::parse_from_rfc3339(s["started_at"].as_str().unwrap()).unwrap();
+    let truth = ps_started(pynchy.pid());
+    assert!(
+        (ours.timestamp() - truth.timestamp()).abs() <= 1,
+        "started_at {ours} vs ps {truth}"
+    );
+    assert_eq!(doc["channels"]["source"], "observed");
+    assert_eq!(doc["queue"]["per_group"]["admin"]["idle"], true);
+    assert_eq!(doc["queue"]["max_concurrent"], 10);
+    assert_eq!(doc["queue"]["groups_waiting"], Value::Null);
+
+    // SIGSTOP: holds the port, answers nothing: unresponsive, then down.
+    let pid = pynchy.pid().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    signal("-STOP");
+    wait_for(Duration::from_secs(10), "unresponsive", || {
+        (service(run.addr)["status"] == "unresponsive").then_some(())
+    });
+    let d = get_json(run.addr, "/status");
+    assert_eq!(d["status"], "degraded", "{:?}", reasons(&d));
+    assert!(has_reason(&d, "does not answer"), "{:?}", reasons(&d));
+    wait_for(Duration::from_secs(15), "down past the grace", || {
+        (service(run.addr)["status"] == "down").then_some(())
+    });
+    assert!(has_reason(
+        &get_json(run.addr, "/status"),
+        "event loop is stuck"
+    ));
+    signal("-CONT");
+    wait_for(Duration::from_secs(10), "ok again", || {
+        (service(run.addr)["status"] == "ok").then_some(())
+    });
+
+    // SIGKILL: down (its pidfd), then a new process on the port: ok again,
+    // one restart counted.
+    drop(pynchy);
+    wait_for(Duration::from_secs(3), "down after SIGKILL", || {
+        (service(run.addr)["status"] == "down").then_some(())
+    });
+    let d = get_json(run.addr, "/status");
+    assert_eq!(d["status"], "down");
+    assert!(
+        has_reason(&d, &format!("nothing listens on port {port}")),
+        "{:?}",
+        reasons(&d)
+    );
+    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let s = wait_for(Duration::from_secs(5), "the new process", || {
+        let s = service(run.addr);
+        (s["status"] == "ok" && s["pid"] == json!(pynchy.pid())).then_some(s)
+    });
+    assert_eq!(s["restarts_last_10m"], 1);
+    assert_eq!(s["deploys_last_10m"], 0);
+
+    // A deploy's restart: pynchy writes last_deploy_at, then stops itself;
+    // its unit starts it again later (20 s here): restarting, never down.
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00");
+    let write = format!(
+        "INSERT OR REPLACE INTO router_state (key, value) VALUES ('last_deploy_at', '{now}');"
+    );
+    sqlite3_write(&db, &write);
+    drop(pynchy);
+    let gone = Instant::now();
+    wait_for(Duration::from_secs(3), "restarting", || {
+        (service(run.addr)["status"] == "restarting").then_some(())
+    });
+    while gone.elapsed() < Duration::from_secs(20) {
+        let d = get_json(run.addr, "/status");
+        assert_eq!(d["service"]["status"], "restarting", "{:#}", d["service"]);
+        assert_eq!(d["status"], "degraded", "{:?}", reasons(&d));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(has_reason(
+        &get_json(run.addr, "/status"),
+        &format!("restarting after a deploy (deploy at {now})")
+    ));
+    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let s = wait_for(Duration::from_secs(5), "back after the deploy", || {
+        let s = service(run.addr);
+        (s["status"] == "ok").then_some(s)
+    });
+    assert_eq!(s["restarts_last_10m"], 2);
+    assert_eq!(s["deploys_last_10m"], 1);
+
+    // What was asked: never /status or /api/events, never a POST; /health at
+    // most once a minute (the new process counts afresh).
+    let c = counts(&pynchy);
+    for (k, _) in c.as_object().unwrap() {
+        assert!(
+            k == "GET /api/groups" || k == "GET /health",
+            "asked {k}: {c}"
+        );
+    }
+    let minutes = began.elapsed().as_secs() / 60 + 1;
+    assert!(c["GET /health"].as_u64().unwrap_or(0) <= minutes, "{c}");
+}
+
+#[test]
+fn no_channel_connected_is_a_reason_and_a_missing_pynchy_is_not_channels_fault() {
+    if !sqlite3_present() {
+        return missing_part("the sqlite3 CLI");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = healthy_install(dir.path());
+    let port = free_port();
+    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, false).unwrap();
+    let run = start_in(
+        dir.path(),
+        &(config(port, "") + "[sections.channels]\ninterval = \"1s\"\n"),
+        vec![],
+    );
+    let d = wait_for(Duration::from_secs(10), "no channel connected", || {
+        let d = get_json(run.addr, "/status");
+        (d["channels"]["connected"] == false).then_some(d)
+    });
+    assert_eq!(
+        reasons(&d),
+        vec!["channels: no chat channel connected (pynchy's /health)".to_string()],
+        "{:#}",
+        d["service"]
+    );
+    assert_eq!(get_json(run.addr, "/health")["channels_connected"], false);
+    let m = String::from_utf8(get(run.addr, "/metrics").body).unwrap();
+    assert!(
+        m.contains("pynchy_channel_connected{channel=\"any\"} 0"),
+        "{m}"
+    );
+    // pynchy gone: service says so; channels only notes it cannot ask.
+    drop(pynchy);
+    let d = wait_for(Duration::from_secs(10), "channels unknown", || {
+        let d = get_json(run.addr, "/status");
+        (d["channels"]["connected"].is_null() && d["channels"]["error"].is_string()).then_some(d)
+    });
+    assert!(
+        reasons(&d).iter().all(|r| r.starts_with("service:")),
+        "{:?}",
+        reasons(&d)
+    );
+    // A push still wins while fresh, with each channel.
+    push(
+        run.addr,
+        "channels",
+        json!({"whatsapp": {"connected": true}, "slack": false}),
+    );
+    let c = get_json(run.addr, "/status/channels")["channels"].clone();
+    assert_eq!(c["source"], "pushed");
+    assert_eq!(c["channels"]["slack"]["connected"], false);
+    assert!(has_reason(
+        &get_json(run.addr, "/status"),
+        "channel slack disconnected"
+    ));
+}
