@@ -210,9 +210,13 @@ impl Section for ChannelsSection {
         Work::future(async move { Ok(observed(http, url, timeout).await) })
     }
 
-    /// A push collects it at once.
+    /// A push collects it at once; pynchy's `/health` is read every interval.
     fn refresh(&self) -> super::Refresh {
-        super::Refresh::Event
+        let ttl = self.ctx.config.ingest.ttl;
+        match self.ctx.host.channels() {
+            Some(p) if p.stamp.instant.elapsed() < ttl => super::Refresh::Event,
+            _ => super::Refresh::Poll,
+        }
     }
 
     /// When the last push's TTL runs out: `/health` is read from then on.
