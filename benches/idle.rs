@@ -13,7 +13,10 @@
 //! daemon of `scripts/dockerd`, PYNCHY_TEST_DOCKER_HOST).
 //!
 //! `cargo bench --bench idle` (IDLE_SECONDS per measurement, default 60;
-//! IDLE_TRIALS, default 20). Under `cargo test` a small world and short runs.
+//! IDLE_TRIALS, default 20). Beside the demo world, its stand-in pynchy
+//! runs (probed as an unpatched pynchy is); its process killed and a new one
+//! started, and an agent container started and removed, each until `/status`
+//! shows it. Under `cargo test` a small world and short runs.
 //! Loopback only; bounded in time and count.
 
 use std::net::SocketAddr;
@@ -380,6 +383,91 @@ fn container_latency(root: &Path, poll: bool, trials: usize) {
     );
 }
 
+/// The stand-in pynchy's process ending (SIGKILL) and a new one taking its
+/// port, each until `/status` shows it; and, with Docker, an agent container
+/// started and stopped until the queue shows it.
+fn pynchy_latency(world: &pynchy_status::demo::World, trials: usize) {
+    let bin = std::env::var("PYNCHY_STATUS_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_pynchy-status").to_string());
+    let mut pynchy = Some(world.start_pynchy(Path::new(&bin)).unwrap());
+    let d = start(&world.pynchy_root(), false);
+    let status = |v: &serde_json::Value| v["service"]["status"].clone();
+    let (mut died, mut back) = (vec![], vec![]);
+    for _ in 0..trials {
+        let t = Instant::now();
+        while status(&get(d.addr, "/status")) != serde_json::json!("ok") {
+            assert!(t.elapsed() < Duration::from_secs(60), "pynchy never ok");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        died.push(latency(
+            d.addr,
+            || drop(pynchy.take()),
+            |v| status(v) == serde_json::json!("down"),
+        ));
+        back.push(latency(
+            d.addr,
+            || pynchy = Some(world.start_pynchy(Path::new(&bin)).unwrap()),
+            |v| status(v) == serde_json::json!("ok"),
+        ));
+    }
+    println!(
+        "    pynchy killed -> service down:            {}",
+        stats(died)
+    );
+    println!(
+        "    new pynchy on its port -> ok:             {}",
+        stats(back)
+    );
+    drop(d);
+    let Some(host) = std::env::var("PYNCHY_TEST_DOCKER_HOST")
+        .ok()
+        .filter(|h| docker(h, &["version"]).is_some())
+    else {
+        return;
+    };
+    let folder = format!("psidle{}", std::process::id());
+    let ipc = world.pynchy_root().join("data/ipc").join(&folder);
+    std::fs::create_dir_all(&ipc).unwrap();
+    let name = format!("pynchy-{folder}");
+    let mount = format!("{}:/workspace/ipc", ipc.display());
+    let extra = format!("[gateway]\nmode = \"none\"\ndocker_host = \"{host}\"\n");
+    let d = start_with(&world.pynchy_root(), false, &extra);
+    let group = |v: &serde_json::Value| v["queue"]["per_group"][&folder]["active"].clone();
+    let (mut up, mut down) = (vec![], vec![]);
+    for _ in 0..trials {
+        up.push(latency(
+            d.addr,
+            || {
+                let args = [
+                    "run",
+                    "-d",
+                    "--network",
+                    "none",
+                    "--name",
+                    &name,
+                    "-v",
+                    &mount,
+                ];
+                let img = ["pynchy-status-test/busybox:latest", "sleep", "3600"];
+                let all: Vec<&str> = args.iter().chain(img.iter()).copied().collect();
+                assert!(docker(&host, &all).is_some(), "docker run {name}");
+            },
+            |v| group(v) == serde_json::json!(true),
+        ));
+        down.push(latency(
+            d.addr,
+            || assert!(docker(&host, &["rm", "-f", &name]).is_some()),
+            |v| group(v) != serde_json::json!(true),
+        ));
+    }
+    let _ = docker(&host, &["rm", "-f", &name]);
+    println!("    agent container started -> queue:        {}", stats(up));
+    println!(
+        "    agent container removed -> queue:        {}",
+        stats(down)
+    );
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let env = |k: &str, d: u64| {
@@ -448,6 +536,10 @@ fn main() {
         checkout_cost(&wts, &d);
     }
     let world = pynchy_status::demo::build("127.0.0.1:0").unwrap();
+    // The demo's unpatched pynchy: probed every 10 s, /health every minute.
+    let bin = std::env::var("PYNCHY_STATUS_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_pynchy-status").to_string());
+    let pynchy = world.start_pynchy(Path::new(&bin)).unwrap();
     for poll in [false, true].into_iter().filter(|p| wanted(*p)) {
         let d = start(&world.pynchy_root(), poll);
         std::thread::sleep(Duration::from_secs(if bench { 10 } else { 1 }));
@@ -466,5 +558,9 @@ fn main() {
         if trials > 0 {
             container_latency(&world.pynchy_root(), poll, trials);
         }
+    }
+    drop(pynchy);
+    if wanted(false) {
+        pynchy_latency(&world, size.trials);
     }
 }

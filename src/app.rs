@@ -328,7 +328,7 @@ impl Daemon {
             self.ctx.config.limits.pull_body,
             move |accepted| {
                 let delivery = delivery.clone();
-                async move { delivery.publish(&accepted).await }
+                async move { delivery.pushed(&accepted).await }
             },
         )))
     }

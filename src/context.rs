@@ -45,6 +45,9 @@ pub struct Context {
     pub pushed: Arc<MemoryHostState>,
     /// Refreshes asked for over HTTP.
     pub refresh: Refresh,
+    /// Sections whose push just arrived: their next collection builds the
+    /// body from the push and the last observation, with no I/O.
+    pub push_arrived: Refresh,
     /// File events, unless `[watch] enabled = false` or the platform has none.
     pub watcher: Option<Arc<crate::sources::watch::Watcher>>,
     /// pynchy's database, across the sections that read it: a read that
@@ -92,6 +95,7 @@ impl Context {
             host,
             pushed,
             refresh: Refresh::default(),
+            push_arrived: Refresh::default(),
         })
     }
 

@@ -40,6 +40,16 @@ impl Delivery {
         true
     }
 
+    /// A push (or pull) of these sections was accepted: each builds its body
+    /// from the push and what it last observed, with no I/O, and delivery
+    /// waits until a published snapshot holds them.
+    pub async fn pushed(&self, sections: &[SectionId]) {
+        for s in sections {
+            self.ctx.push_arrived.request(*s);
+        }
+        self.publish(sections).await;
+    }
+
     /// Collects these sections and waits (at most 2 s) until a published
     /// snapshot holds them.
     pub async fn publish(&self, sections: &[SectionId]) {

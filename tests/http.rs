@@ -11,11 +11,14 @@ use serde_json::{json, Value};
 fn status_has_service_and_meta() {
     let (_dir, run) = still();
     let doc = get_json(run.addr, "/status");
-    // Before pynchy's first push.
-    assert_eq!(
-        doc["service"],
-        json!({"status": "unknown", "started_at": null, "uptime_seconds": null})
-    );
+    // Nothing listens on pynchy's port (9 here), nothing pushed: down, observed.
+    let s = &doc["service"];
+    assert_eq!(s["status"], "down");
+    assert_eq!(s["source"], "observed");
+    assert_eq!(s["process"], "none");
+    assert_eq!(s["port"], 9);
+    assert_eq!(s["started_at"], Value::Null);
+    assert_eq!(s["uptime_seconds"], Value::Null);
     let started = Utc::now() - chrono::Duration::seconds(125);
     let push = json!({"status": "ok", "started_at": started.to_rfc3339()}).to_string();
     let r = request(run.addr, "PUT", "/ingest/service", &[], push.as_bytes());

@@ -15,6 +15,7 @@ fn metrics_pass_promtool_and_carry_the_numbers() {
     let (dir, cfg) = demo_world("");
     let run = start_in(dir.path(), &cfg, vec![]);
     ready(run.addr);
+    healthy_service(run.addr);
     push(
         run.addr,
         "channels",
@@ -68,6 +69,7 @@ fn metrics_pass_promtool_and_carry_the_numbers() {
         "pynchy_host_jobs_overdue 0.0",
         "pynchy_repo_dirty{repo=\"me/pynchy\"} 0.0",
         "pynchy_status_rollup 1.0",
+        "pynchy_service_up 1.0",
         "pynchy_status_section_success{section=\"repos\"} 1.0",
         "pynchy_status_section_stale{section=\"repos\"} 0.0",
     ] {

@@ -149,21 +149,34 @@ fn a_real_prometheus_finds_every_alert_and_panel_query() {
     };
     let litellm = litellm_stand_in();
     let (dir, cfg) = demo_world("");
-    let cfg = cfg.replace(
-        "[gateway]\nmode = \"none\"\n",
-        &format!(
-            "[gateway]\nmode = \"litellm\"\nurl = \"{litellm}\"\n\
-             docker_host = \"unix:///nonexistent/pynchy-status-prom.sock\"\n"
-        ),
-    );
+    // An unpatched pynchy: its stand-in process; service and channels observed.
+    let port = free_port();
+    let pynchy = pynchy_status::demo::start_pynchy(
+        std::path::Path::new(env!("CARGO_BIN_EXE_pynchy-status")),
+        port,
+        &dir.path().join("pynchy/data/messages.db"),
+        true,
+    )
+    .unwrap();
+    let cfg = cfg
+        .replace(
+            "[gateway]\nmode = \"none\"\n",
+            &format!(
+                "[gateway]\nmode = \"litellm\"\nurl = \"{litellm}\"\n\
+                 docker_host = \"unix:///nonexistent/pynchy-status-prom.sock\"\n"
+            ),
+        )
+        .replace(
+            "url = \"http://127.0.0.1:9\"",
+            &format!("url = \"http://{}\"", pynchy.addr),
+        );
     let run = start_in(dir.path(), &cfg, vec![]);
     ready(run.addr);
-    healthy_service(run.addr);
-    push(
-        run.addr,
-        "channels",
-        json!({"slack": {"connected": true}, "whatsapp": {"connected": false}}),
-    );
+    wait_for(Duration::from_secs(20), "pynchy observed", || {
+        let d = get_json(run.addr, "/status");
+        (d["service"]["status"] == "ok" && d["channels"]["connected"] == true).then_some(())
+    });
+    // The queue's groups_waiting panel needs a push (pynchy's memory alone knows it).
     push(
         run.addr,
         "queue",

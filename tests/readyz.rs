@@ -76,13 +76,17 @@ fn down_rules_give_503() {
     let (dir, cfg) = demo_world("[ingest]\nttl = \"1s\"\n");
     let run = start_in(dir.path(), &cfg, vec![]);
     ready(run.addr);
-    // Before any push: pynchy's state unknown (degraded).
+    // Nothing listens on pynchy's port: down, whatever was pushed or not.
     let doc = get_json(run.addr, "/status");
     assert!(
-        has_reason(&doc, "service: pynchy has not pushed its state yet"),
+        has_reason(
+            &doc,
+            "service: pynchy is not running: nothing listens on port 9"
+        ),
         "{:#?}",
         reasons(&doc)
     );
+    assert_eq!(get(run.addr, "/health").status, 503);
     push(
         run.addr,
         "service",
@@ -94,11 +98,15 @@ fn down_rules_give_503() {
     let h = get(run.addr, "/health");
     assert_eq!(h.status, 503);
     assert_eq!(h.json()["status"], "down");
-    // Pushes stop: unreachable once the TTL passes.
+    // A healthy push wins while fresh; when pushes stop, observation again.
     healthy_service(run.addr);
-    wait_for(Duration::from_secs(4), "unreachable", || {
+    assert_eq!(
+        get_json(run.addr, "/status/service")["service"]["status"],
+        "ok"
+    );
+    wait_for(Duration::from_secs(4), "observed again", || {
         let d = get_json(run.addr, "/status");
-        has_reason(&d, "pynchy stopped pushing its state").then_some(())
+        has_reason(&d, "pynchy is not running").then_some(())
     });
     assert_eq!(get(run.addr, "/health").status, 503);
 }
@@ -119,14 +127,14 @@ fn unreadable_database_is_down_and_severity_is_configurable() {
     assert_eq!(get(run.addr, "/health").status, 503);
     drop(run);
     let cfg = format!(
-        "{cfg}[rollup]\ndown_http_status = 500\n[rollup.severity]\nservice_unknown = \"ignore\"\n"
+        "{cfg}[rollup]\ndown_http_status = 500\n[rollup.severity]\nservice_down = \"ignore\"\n"
     );
     let run = start_in(dir.path(), &cfg, vec![]);
     ready(run.addr);
     assert_eq!(get(run.addr, "/health").status, 500);
     assert!(!has_reason(
         &get_json(run.addr, "/status"),
-        "has not pushed"
+        "is not running"
     ));
     drop(run);
     let cfg = format!("{cfg}database_unreadable = \"degraded\"\n");

@@ -109,7 +109,10 @@ fn sighup_applies_a_new_config_and_keeps_streams_and_pushes() {
         after["reasons"]
     );
     assert_eq!(after["meta"]["deploy"]["interval_seconds"], json!(0.25));
-    assert_eq!(after["channels"], json!({"slack": {"connected": true}}));
+    assert_eq!(
+        after["channels"]["channels"],
+        json!({"slack": {"connected": true}})
+    );
     // The stream is still open and still sends.
     let n = stream.read(&mut buf).unwrap();
     assert!(n > 0, "the stream ended at the reload");

@@ -101,7 +101,10 @@ fn initial_event_then_one_per_change() {
     let (event, t) = sse.next_event();
     assert_eq!(event, "transition", "{t}");
     let next = sse.next();
-    assert_eq!(next["channels"]["slack"]["connected"], Value::Bool(false));
+    assert_eq!(
+        next["channels"]["channels"]["slack"]["connected"],
+        Value::Bool(false)
+    );
     let events = get_json(run.addr, "/status/events")["events"].clone();
     let appeared = events
         .as_array()

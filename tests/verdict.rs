@@ -99,7 +99,7 @@ fn dead_litellm_container_is_down() {
 
 #[test]
 fn an_older_schema_is_degraded_not_down() {
-    let (dir, cfg) = demo_world("[rollup.severity]\nservice_unknown = \"ignore\"\n");
+    let (dir, cfg) = demo_world("[rollup.severity]\nservice_down = \"ignore\"\n");
     // An older pynchy: no host_jobs table.
     let db = dir.path().join("pynchy/data/messages.db");
     let out = std::process::Command::new("sqlite3")

@@ -74,7 +74,7 @@ pub async fn put(
     }
     match delivery.memory().accept(id, &body, Stamp::now()) {
         Ok(()) => {
-            delivery.publish(&[id]).await;
+            delivery.pushed(&[id]).await;
             HttpResponse::Ok()
                 .content_type("application/json")
                 .body(serde_json::json!({ "accepted": section }).to_string())

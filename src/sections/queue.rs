@@ -345,6 +345,8 @@ pub struct Queue {
     /// The activity last read, and when.
     activity: Arc<Mutex<ActivityCache>>,
     docker: Mutex<Option<bollard::Docker>>,
+    /// The agent containers last listed (`None`: Docker unreachable).
+    containers: Arc<Mutex<Option<Vec<ContainerInfo>>>>,
     /// The task following Docker's events: ends with the section (a reload).
     events: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -363,6 +365,11 @@ struct ActivityCache {
     rows: Option<Vec<Activity>>,
     read_at: Option<std::time::Instant>,
 }
+
+/// The longest a collection waits for the activity read before it serves
+/// the last one (the query walks two indexes: about a millisecond on a
+/// million messages).
+const ACTIVITY_DEADLINE: Duration = Duration::from_secs(1);
 
 /// Without database events, the activity is read at most this often.
 const POLL_ACTIVITY: Duration = Duration::from_secs(10);
@@ -428,16 +435,22 @@ impl Queue {
         );
         let timeout = self.timeout;
         move || {
-            let mut cache = lock(&cache);
-            let recent = cache.read_at.is_some_and(|t| t.elapsed() < POLL_ACTIVITY);
-            if cache.rows.is_none() || (read && (watching || !recent)) {
+            // The cache is never locked across the read: a push builds its
+            // body from it while a read is stuck.
+            let due = {
+                let c = lock(&cache);
+                let recent = c.read_at.is_some_and(|t| t.elapsed() < POLL_ACTIVITY);
+                c.rows.is_none() || (read && (watching || !recent))
+            };
+            if due {
                 let rows = gate.enter(timeout).and_then(|_inside| {
                     super::db_rows::<Activity>(&db, ACTIVITY).map_err(|e| e.to_string())
                 });
                 match rows {
                     Ok(rows) => {
-                        cache.rows = Some(rows);
-                        cache.read_at = Some(std::time::Instant::now());
+                        let mut c = lock(&cache);
+                        c.rows = Some(rows);
+                        c.read_at = Some(std::time::Instant::now());
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "queue: group activity not read");
@@ -445,7 +458,7 @@ impl Queue {
                     }
                 }
             }
-            cache.rows.clone().unwrap_or_default()
+            lock(&cache).rows.clone().unwrap_or_default()
         }
     }
 }
@@ -466,10 +479,23 @@ impl Section for Queue {
             .queue()
             .filter(|p| p.stamp.instant.elapsed() < ttl)
             .map(|p| p.value);
-        let docker = self.docker();
-        let activity = self.activity();
         let (timeout, max) = (self.timeout, cfg.pynchy.max_concurrent);
         let overrun = cfg.pynchy.container_timeout + cfg.pynchy.agent_slack;
+        if self.ctx.push_arrived.take(SectionId::Queue) {
+            // A push: merged with the last observation, asking nothing, so
+            // it is in `/status` at once.
+            let containers = lock(&self.containers).clone();
+            let activity = lock(&self.activity).rows.clone().unwrap_or_default();
+            let body = QueueBody::merge(push, containers.as_deref(), &activity, max, overrun);
+            return Work::Done {
+                result: Ok(super::Update::New(body)),
+                as_of: None,
+            };
+        }
+        let docker = self.docker();
+        let activity = self.activity();
+        let last_activity = self.activity.clone();
+        let cache = self.containers.clone();
         let litellm = [
             cfg.gateway.litellm_container.clone(),
             cfg.gateway.postgres_container.clone(),
@@ -488,9 +514,22 @@ impl Section for Queue {
                     .filter(|c| agent_name(&c.name, &[litellm[0].as_str(), litellm[1].as_str()]))
                     .collect::<Vec<_>>()
             });
-            let activity = tokio::task::spawn_blocking(activity)
-                .await
-                .map_err(|_| CollectError::new("the activity read panicked"))?;
+            lock(&cache).clone_from(&containers);
+            // The activity never holds up the queue: past its deadline (a
+            // database stuck in this read) the last one read stands, and the
+            // read finishes on its own thread, inside the database's gate.
+            let read =
+                tokio::time::timeout(ACTIVITY_DEADLINE, tokio::task::spawn_blocking(activity));
+            let activity = match read.await {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(_)) => return Err(CollectError::new("the activity read panicked")),
+                Err(_) => last_activity
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .rows
+                    .clone()
+                    .unwrap_or_default(),
+            };
             Ok(QueueBody::merge(
                 push,
                 containers.as_deref(),
@@ -555,6 +594,7 @@ impl Builtin for Queue {
             timeout: schedule.timeout * 9 / 10,
             activity: Arc::default(),
             docker: Mutex::new(None),
+            containers: Arc::default(),
             events: Mutex::new(None),
         }
     }

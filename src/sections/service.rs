@@ -301,6 +301,10 @@ struct Memory {
     probed: Option<Holder>,
     /// Exits already classified: (when it ended, the deploy it followed).
     exits: Vec<(Instant, Option<String>)>,
+    /// The unit as last read, or why it could not be.
+    unit: (Option<UnitBody>, Option<String>),
+    /// The last probe's error.
+    probe_error: Option<String>,
 }
 
 pub struct Service {
@@ -376,6 +380,9 @@ struct Ask {
     db_timeout: Duration,
     /// Where the verdict "pynchy runs" is shared with the scheduled sections.
     up: Arc<AtomicBool>,
+    /// A push just arrived: build the body from it and the last
+    /// observation, asking nothing (the push is in `/status` at once).
+    io: bool,
 }
 
 impl Service {
@@ -423,12 +430,15 @@ async fn probe(ask: &Ask, held: bool) -> Option<String> {
     if !held {
         return None;
     }
+    if !ask.io {
+        return lock(&ask.memory).probe_error.clone();
+    }
     let Some(http) = &ask.http else {
         return Some("no HTTP client".into());
     };
     let answer = observe::probe(http, &ask.cfg.url, "/api/groups", PROBE_TIMEOUT, PROBE_BODY).await;
     let mut m = lock(&ask.memory);
-    match answer {
+    let error = match answer {
         // Any answer proves the event loop turns.
         Probe::Answered(_) | Probe::Status(_) => {
             m.unresponsive_since = None;
@@ -448,11 +458,23 @@ async fn probe(ask: &Ask, held: bool) -> Option<String> {
                 .get_or_insert_with(|| (Instant::now(), Utc::now()));
             Some(format!("GET /api/groups: {e}"))
         }
-    }
+    };
+    m.probe_error.clone_from(&error);
+    error
 }
 
-/// The unit's state, or why it could not be read.
+/// The unit's state, or why it could not be read (remembered for the
+/// collections that ask nothing).
 async fn unit(ask: &Ask) -> (Option<UnitBody>, Option<String>) {
+    if !ask.io {
+        return lock(&ask.memory).unit.clone();
+    }
+    let read = read_unit(ask).await;
+    lock(&ask.memory).unit = read.clone();
+    read
+}
+
+async fn read_unit(ask: &Ask) -> (Option<UnitBody>, Option<String>) {
     let Some(address) = &ask.cfg.systemd_bus else {
         return (None, Some("off ([pynchy] systemd_bus)".into()));
     };
@@ -508,6 +530,9 @@ async fn deploy_of_exit(ask: &Ask) -> Option<String> {
     if let Some(d) = known {
         return d;
     }
+    if !ask.io {
+        return None;
+    }
     let db = ask.db.clone();
     let read = super::gated(&ask.gate, ask.db_timeout, move || last_deploy_at(&db)).await;
     let deploy = read.ok().flatten().filter(|d| follows_deploy(d, exit.at));
@@ -540,7 +565,7 @@ async fn body(ask: Ask) -> ServiceBody {
     };
     let grace = ask.cfg.restart_grace;
     let exit_recent = o.last_exit.is_some_and(|e| e.instant.elapsed() < grace);
-    let starting = if held {
+    let starting = if held || !ask.io {
         None
     } else {
         observe::starting_in(&ask.cfg.root).filter(|pid| {
@@ -637,6 +662,7 @@ impl Section for Service {
             shutting_down: self.ctx.is_shutting_down(),
             db_timeout: Duration::from_secs(1),
             up: self.ctx.pynchy_up.clone(),
+            io: !self.ctx.push_arrived.take(SectionId::Service),
         };
         Work::future(async move { Ok(body(ask).await) })
     }

@@ -350,7 +350,8 @@ pub fn checksums(dir: &Path, out: &mut std::collections::BTreeMap<std::path::Pat
 
 /// Every section is collected once an hour: after the first round the snapshot
 /// holds still (the others fail: no repo, no database, and keep no deadline).
-pub const STILL: &str = "[sections.service]\ninterval = \"1h\"\n\
+pub const STILL: &str = "[pynchy]\nurl = \"http://127.0.0.1:9\"\nsystemd_bus = \"off\"\n\
+    [sections.service]\ninterval = \"1h\"\n\
     [sections.deploy]\ninterval = \"1h\"\n[sections.repos]\ninterval = \"1h\"\n\
     [sections.messages]\ninterval = \"1h\"\n[sections.tasks]\ninterval = \"1h\"\n\
     [sections.host_jobs]\ninterval = \"1h\"\n[sections.groups]\ninterval = \"1h\"\n";
@@ -373,7 +374,7 @@ pub fn demo_world(extra: &str) -> (tempfile::TempDir, String) {
     let checkout = pynchy_status::demo::build_git(dir.path()).unwrap();
     pynchy_status::demo::build_db(&checkout.join("data/messages.db")).unwrap();
     let cfg = format!(
-        "[pynchy]\nroot = \"pynchy\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \"pynchy\"\nworktrees = \"pynchy/{}\"\n\
+        "[pynchy]\nroot = \"pynchy\"\nurl = \"http://127.0.0.1:9\"\nsystemd_bus = \"off\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \"pynchy\"\nworktrees = \"pynchy/{}\"\n\
          [gateway]\nmode = \"none\"\n{extra}",
         pynchy_status::demo::WORKTREES
     );
