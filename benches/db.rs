@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
     )
     .unwrap();
     // pynchy's queue, as pushed: five of the 50 workspaces busy.
-    let host = pynchy_status::sources::host_state::MemoryHostState::new();
+    let host = pynchy_status::sources::push::PushStore::new();
     let per_group: serde_json::Map<String, serde_json::Value> = (0..5)
         .map(|i| {
             let g = serde_json::json!({"active": true, "is_task": false, "pending_messages": false, "pending_tasks": 0});
@@ -79,13 +79,13 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     let queue = serde_json::json!({"active_containers": 5, "max_concurrent": 5, "groups_waiting": 0, "per_group": per_group});
-    host.accept(
+    host.push(
         SectionId::Queue,
         queue.to_string().as_bytes(),
         pynchy_status::Stamp::now(),
     )
     .unwrap();
-    let daemon = Daemon::with_host_state(cfg, host).unwrap();
+    let daemon = Daemon::with_push_source(cfg, host).unwrap();
     let ctx = daemon.context().clone();
     let mut g = c.benchmark_group("db");
     g.sample_size(20).measurement_time(Duration::from_secs(8));

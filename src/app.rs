@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
 use crate::context::Context;
-use crate::delivery::Delivery;
 use crate::http::auth::Access;
 use crate::http::stream::{Streams, KEEP_ALIVE};
 use crate::poller::{self, PollerHandle};
+use crate::publish::Publisher;
 use crate::rollup::GENERIC_RULES;
 use crate::section_id::SectionId;
 use crate::sections::{self, DynSection, Rule, Schedule, Section};
@@ -30,7 +30,7 @@ struct Slot {
 /// What runs for one config: stopped and started again on a reload.
 struct Engine {
     pollers: Vec<PollerHandle>,
-    delivery: Arc<Delivery>,
+    publisher: Arc<Publisher>,
     pull_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -98,12 +98,12 @@ impl Daemon {
 
     /// For a Rust host embedding pynchy-status: the pushed sections (service,
     /// channels, queue, live sessions) read `host` instead of HTTP pushes.
-    pub fn with_host_state(
+    pub fn with_push_source(
         config: Config,
-        host: Arc<dyn crate::sources::host_state::HostState>,
+        host: Arc<dyn crate::sources::push::PushSource>,
     ) -> Result<Daemon, ConfigError> {
-        let pushed = crate::sources::host_state::MemoryHostState::new();
-        Daemon::with_context(Context::with_host(Arc::new(config), host, pushed))
+        let pushed = crate::sources::push::PushStore::new();
+        Daemon::with_context(Context::with_push_source(Arc::new(config), host, pushed))
     }
 
     fn with_context(ctx: Arc<Context>) -> Result<Daemon, ConfigError> {
@@ -174,9 +174,9 @@ impl Daemon {
         let store_task = tokio::spawn(store.run());
         let mut engine = self.start_engine(&handle);
         let config = &self.ctx.config;
-        let ingest = Arc::new(crate::http::ingest::Ingest::new(
-            engine.delivery.clone(),
-            crate::config::secret(&config.ingest.token_env),
+        let push_route = Arc::new(crate::http::push::PushRoute::new(
+            engine.publisher.clone(),
+            crate::config::secret(&config.push.token_env),
         ));
         let access = Arc::new(Access::new(server_token(config)));
         let (closing_tx, closing) = tokio::sync::watch::channel(false);
@@ -184,7 +184,7 @@ impl Daemon {
         let server = self.http_server(
             listener,
             handle.clone(),
-            ingest.clone(),
+            push_route.clone(),
             access.clone(),
             (closing, reauth),
         )?;
@@ -199,7 +199,7 @@ impl Daemon {
                 Some(config) = reloads.recv() => {
                     engine.stop();
                     self.reconfigure(config);
-                    engine = self.restart(&handle, &ingest, &access, &reauth_tx);
+                    engine = self.restart(&handle, &push_route, &access, &reauth_tx);
                     self.log_start(addr);
                 }
             }
@@ -222,12 +222,12 @@ impl Daemon {
     }
 
     /// After [`Daemon::reconfigure`]: the store's schedules and rules, new
-    /// pollers, and the HTTP layer's delivery and tokens; streams let in
+    /// pollers, and the HTTP layer's publisher and tokens; streams let in
     /// under a server token that changed are told to end (`reauth`).
     fn restart(
         &self,
         handle: &StoreHandle,
-        ingest: &crate::http::ingest::Ingest,
+        push_route: &crate::http::push::PushRoute,
         access: &Access,
         reauth: &tokio::sync::watch::Sender<u64>,
     ) -> Engine {
@@ -235,9 +235,9 @@ impl Daemon {
         let config = &self.ctx.config;
         handle.reconfigure(self.schedules(), config.rollup.clone());
         let engine = self.start_engine(handle);
-        ingest.delivery.store(engine.delivery.clone());
-        let push_token = crate::config::secret(&config.ingest.token_env);
-        ingest.token.store(push_token.map(Arc::new));
+        push_route.publisher.store(engine.publisher.clone());
+        let push_token = crate::config::secret(&config.push.token_env);
+        push_route.token.store(push_token.map(Arc::new));
         access.token.store(server_token(config).map(Arc::new));
         if access.token.load_full() != token_before {
             reauth.send_modify(|n| *n += 1);
@@ -245,7 +245,7 @@ impl Daemon {
         engine
     }
 
-    /// The pollers, the delivery of pushes and the pull loop of this config.
+    /// The pollers, the publisher of pushes and the pull loop of this config.
     fn start_engine(&self, handle: &StoreHandle) -> Engine {
         let pollers: Vec<PollerHandle> = self
             .slots
@@ -258,15 +258,15 @@ impl Daemon {
                 followers.entry(*pushed).or_default().push(e.id);
             }
         }
-        let delivery = Arc::new(Delivery {
+        let publisher = Arc::new(Publisher {
             ctx: self.ctx.clone(),
             kicks: pollers.iter().map(|p| (p.id, p.kick.clone())).collect(),
             followers,
         });
-        let pull_task = self.spawn_pull(&delivery);
+        let pull_task = self.spawn_pull(&publisher);
         Engine {
             pollers,
-            delivery,
+            publisher,
             pull_task,
         }
     }
@@ -315,20 +315,20 @@ impl Daemon {
         );
     }
 
-    /// The pull loop of `[ingest] pull_url`, if set: once a second (what a
+    /// The pull loop of `[push] pull_url`, if set: once a second (what a
     /// push would tell at once).
-    fn spawn_pull(&self, delivery: &Arc<Delivery>) -> Option<tokio::task::JoinHandle<()>> {
-        let url = self.ctx.config.ingest.pull_url.clone()?;
+    fn spawn_pull(&self, publisher: &Arc<Publisher>) -> Option<tokio::task::JoinHandle<()>> {
+        let url = self.ctx.config.push.pull_url.clone()?;
         let interval = Duration::from_secs(1);
-        let delivery = delivery.clone();
-        Some(tokio::spawn(crate::sources::host_state::pull_loop(
+        let publisher = publisher.clone();
+        Some(tokio::spawn(crate::sources::push::pull_loop(
             url,
-            self.ctx.pushed.clone(),
+            self.ctx.push_store.clone(),
             interval,
             self.ctx.config.limits.pull_body,
             move |accepted| {
-                let delivery = delivery.clone();
-                async move { delivery.pushed(&accepted).await }
+                let publisher = publisher.clone();
+                async move { publisher.after_push(&accepted).await }
             },
         )))
     }
@@ -337,7 +337,7 @@ impl Daemon {
         &self,
         listener: TcpListener,
         store: StoreHandle,
-        ingest: Arc<crate::http::ingest::Ingest>,
+        push_route: Arc<crate::http::push::PushRoute>,
         access: Arc<Access>,
         (closing, reauth): (
             tokio::sync::watch::Receiver<bool>,
@@ -354,7 +354,7 @@ impl Daemon {
         crate::http::server(
             listener,
             store,
-            ingest,
+            push_route,
             access,
             streams,
             config.server.workers,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::section_id::SectionId;
-use crate::sources::host_state::{HostState, MemoryHostState};
+use crate::sources::push::{PushSource, PushStore};
 
 /// Sections asked to refresh what they otherwise check rarely (the gateway's
 /// paid model check), by `POST /refresh/{section}`. A section takes its
@@ -39,10 +39,10 @@ pub struct Context {
     /// When this daemon started.
     pub started_at: DateTime<Utc>,
     shutting_down: AtomicBool,
-    /// What the pushed sections read: by default `pushed`, or a host's own.
-    pub host: Arc<dyn HostState>,
-    /// Where `PUT /ingest/{section}` and the pull loop write.
-    pub pushed: Arc<MemoryHostState>,
+    /// The pushes sections read: by default `push_store`, or a host's own.
+    pub push_source: Arc<dyn PushSource>,
+    /// Where `PUT /push/{section}` and the pull loop write.
+    pub push_store: Arc<PushStore>,
     /// Refreshes asked for over HTTP.
     pub refresh: Refresh,
     /// Sections whose push just arrived: their next collection builds the
@@ -61,17 +61,18 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context whose host state is fed by pushes and pulls.
+    /// A context whose pushes arrive over HTTP (pushes and pulls).
     pub fn new(config: Arc<Config>) -> Arc<Context> {
-        let pushed = MemoryHostState::new();
-        Context::with_host(config, pushed.clone(), pushed)
+        let store = PushStore::new();
+        Context::with_push_source(config, store.clone(), store)
     }
 
-    /// A context whose pushed sections read `host` (an embedding host's own state).
-    pub fn with_host(
+    /// A context whose sections read pushes from `source` (an embedding
+    /// host's own state).
+    pub fn with_push_source(
         config: Arc<Config>,
-        host: Arc<dyn HostState>,
-        pushed: Arc<MemoryHostState>,
+        source: Arc<dyn PushSource>,
+        store: Arc<PushStore>,
     ) -> Arc<Context> {
         let watcher = if config.watch.enabled {
             match crate::sources::watch::Watcher::new() {
@@ -92,18 +93,19 @@ impl Context {
             config,
             started_at: Utc::now(),
             shutting_down: AtomicBool::new(false),
-            host,
-            pushed,
+            push_source: source,
+            push_store: store,
             refresh: Refresh::default(),
             push_arrived: Refresh::default(),
         })
     }
 
     /// A context for a reloaded `config` that keeps what must outlive a
-    /// reload: the host state and pushes, the sources' gates (a read stuck
+    /// reload: the pushes, the sources' gates (a read stuck
     /// before the reload still counts), and when the daemon started.
     pub fn reloaded(config: Arc<Config>, old: &Context) -> Arc<Context> {
-        let fresh = Context::with_host(config, old.host.clone(), old.pushed.clone());
+        let fresh =
+            Context::with_push_source(config, old.push_source.clone(), old.push_store.clone());
         match Arc::try_unwrap(fresh) {
             Ok(mut ctx) => {
                 ctx.db_gate = old.db_gate.clone();

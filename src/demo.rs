@@ -454,14 +454,14 @@ pub fn sample_pushes(started_at: chrono::DateTime<Utc>) -> Vec<(&'static str, St
     ]
 }
 
-/// Pushes `body` to `PUT /ingest/{section}` on `addr`, as pynchy would.
+/// Pushes `body` to `PUT /push/{section}` on `addr`, as a patched pynchy would.
 pub fn push(addr: std::net::SocketAddr, section: &str, body: &str) -> std::io::Result<u16> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     write!(
         s,
-        "PUT /ingest/{section} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "PUT /push/{section} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut answer = String::new();

@@ -4,7 +4,8 @@
 //! Data flows one way:
 //!
 //! ```text
-//! sources (git, SQLite, Docker, LiteLLM, pynchy's pushes)
+//! sources (git, SQLite, Docker, LiteLLM, pynchy's process and HTTP server, its
+//!          systemd unit, pushes)
 //!   -> sections (one file per part of /status: typed body, rules, metrics, summary)
 //!   -> poller (schedule, timeout, single-flight, panic isolation)
 //!   -> store (last good bodies + meta; staleness deadlines)
@@ -26,10 +27,11 @@
 //!   state, the verdict, the Prometheus text, the rendered snapshot, and the
 //!   task that keeps them.
 //! - `poller`: runs sections on their schedules.
-//! - `delivery`: pushed and pulled state, published at once.
+//! - `publish`: pushed and pulled state, and refreshes, published at once.
 //! - `http`: the actix-web routes and the token check.
 //! - [`app`]: wiring and shutdown.
-//! - [`demo`]: the self-contained demo world.
+//! - [`demo`], [`stand_in`]: the self-contained demo world, and the stand-in
+//!   of pynchy's HTTP server it (and the tests) run as pynchy.
 //! - [`check`]: the `check` command's screen and exit code.
 
 pub mod app;
@@ -37,13 +39,13 @@ pub mod check;
 mod client;
 pub mod config;
 mod context;
-mod delivery;
 pub mod demo;
 mod gate;
 mod http;
 mod metrics;
 mod overdue;
 mod poller;
+mod publish;
 mod render;
 pub mod rollup;
 pub mod schema;

@@ -1,6 +1,6 @@
 //! [`SectionId`]: the name of every part of the status document, as a type, so
 //! that a misspelt section is a compile error rather than a silent miss. A leaf:
-//! the config (`[sections.<name>]`), the registry, the store, ingest and the
+//! the config (`[sections.<name>]`), the registry, the store, pushes and the
 //! HTTP layer all name sections through it.
 
 use std::fmt;

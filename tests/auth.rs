@@ -77,7 +77,7 @@ fn refused_tokens_are_counted_and_logged_once_a_minute() {
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let config = "[pynchy]\nroot = \".\"\n[gateway]\nmode = \"none\"\n\
-                  [server]\ntoken_env = \"PST_AUTH_T\"\n[ingest]\ntoken_env = \"PST_AUTH_PUSH_T\"\n";
+                  [server]\ntoken_env = \"PST_AUTH_T\"\n[push]\ntoken_env = \"PST_AUTH_PUSH_T\"\n";
     let env = [
         ("PST_AUTH_T", "view-token"),
         ("PST_AUTH_PUSH_T", "push-token"),
@@ -93,7 +93,7 @@ fn refused_tokens_are_counted_and_logged_once_a_minute() {
     for _ in 0..5 {
         assert_eq!(get(addr, "/status/deploy").status, 401);
     }
-    let push = request(addr, "PUT", "/ingest/channels", &wrong, b"{}");
+    let push = request(addr, "PUT", "/push/channels", &wrong, b"{}");
     assert_eq!(push.status, 403);
     let auth = [("Authorization", "Bearer view-token")];
     let m = request(addr, "GET", "/metrics", &auth, b"");
@@ -101,7 +101,7 @@ fn refused_tokens_are_counted_and_logged_once_a_minute() {
     let text = String::from_utf8(m.body).unwrap();
     assert_eq!(failures(&text, "/status"), Some(30), "{text}");
     assert_eq!(failures(&text, "/status/{section}"), Some(5), "{text}");
-    assert_eq!(failures(&text, "/ingest/{section}"), Some(1), "{text}");
+    assert_eq!(failures(&text, "/push/{section}"), Some(1), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert_eq!(text.matches("# EOF").count(), 1);
     // 36 refusals within a minute: one log line.

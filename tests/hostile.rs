@@ -18,7 +18,7 @@ fn push_with_host(addr: SocketAddr, host: &str, body: &str) -> u16 {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "PUT /ingest/channels HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+        "PUT /push/channels HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
@@ -43,7 +43,7 @@ fn pushes_are_validated_whole_and_addressed_to_loopback() {
     assert_eq!(push_with_host(run.addr, "[::1]:8485", body), 200);
     // Two values, or trailing garbage: 400, and the last push stands.
     for bad in [format!("{body}{body}"), format!("{body} garbage")] {
-        let r = request(run.addr, "PUT", "/ingest/channels", &[], bad.as_bytes());
+        let r = request(run.addr, "PUT", "/push/channels", &[], bad.as_bytes());
         assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     }
     let d = get_json(run.addr, "/status/channels");
@@ -97,8 +97,8 @@ fn durations_out_of_range_are_config_errors_naming_the_key() {
             "[sections.deploy]\nstale_after = \"300000000000y\"\n",
             "sections.deploy.stale_after",
         ),
-        ("[ingest]\nttl = \"300000000000y\"\n", "ingest.ttl"),
-        ("[ingest]\nttl = \"1ns\"\n", "ingest.ttl"),
+        ("[push]\nttl = \"300000000000y\"\n", "push.ttl"),
+        ("[push]\nttl = \"1ns\"\n", "push.ttl"),
         (
             "[sections.repos]\ninterval = \"10s\"\nstale_after = \"5s\"\n",
             "sections.repos.stale_after",

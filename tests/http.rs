@@ -21,7 +21,7 @@ fn status_has_service_and_meta() {
     assert_eq!(s["uptime_seconds"], Value::Null);
     let started = Utc::now() - chrono::Duration::seconds(125);
     let push = json!({"status": "ok", "started_at": started.to_rfc3339()}).to_string();
-    let r = request(run.addr, "PUT", "/ingest/service", &[], push.as_bytes());
+    let r = request(run.addr, "PUT", "/push/service", &[], push.as_bytes());
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let doc = get_json(run.addr, "/status");
     let svc = &doc["service"];

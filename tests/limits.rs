@@ -1,5 +1,5 @@
 //! Bounded memory and bounded work against what outside sources answer: an
-//! endless body from the LiteLLM proxy, from `[ingest] pull_url` or from the
+//! endless body from the LiteLLM proxy, from `[push] pull_url` or from the
 //! `/status` that `check --url` reads stops at its limit and is "answer too
 //! large"; a proxy listing 100,000 unhealthy endpoints makes one reason and a
 //! capped list, and pushes, staleness and SIGTERM stay prompt. The real binary
@@ -100,7 +100,7 @@ fn a_declared_oversize_answer_is_refused_before_reading() {
 fn an_endless_pull_answer_stops_at_its_limit() {
     let url = stand_in(|_| Answer::Endless);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = format!("[gateway]\nmode = \"none\"\n[ingest]\npull_url = \"{url}/state\"\n");
+    let cfg = format!("[gateway]\nmode = \"none\"\n[push]\npull_url = \"{url}/state\"\n");
     let (child, addr) = daemon(dir.path(), &cfg);
     // One pull a second, each cut at 1 MiB.
     std::thread::sleep(Duration::from_secs(4));

@@ -73,7 +73,7 @@ fn health_and_readiness() {
 
 #[test]
 fn down_rules_give_503() {
-    let (dir, cfg) = demo_world("[ingest]\nttl = \"1s\"\n");
+    let (dir, cfg) = demo_world("[push]\nttl = \"1s\"\n");
     let run = start_in(dir.path(), &cfg, vec![]);
     ready(run.addr);
     // Nothing listens on pynchy's port: down, whatever was pushed or not.

@@ -21,7 +21,7 @@ use pynchy_status::sections::repos::{RepoBody, ReposBody, WorktreeBody};
 use pynchy_status::sections::service::{self, ProcessView, ServiceBody, ServiceStatus, UnitBody};
 use pynchy_status::sections::tasks::{TaskBody, TasksBody};
 use pynchy_status::sections::{CollectError, ErrorKind};
-use pynchy_status::sources::host_state::ChannelState;
+use pynchy_status::sources::push::ChannelState;
 use pynchy_status::testing::{fresh, SectionState};
 use pynchy_status::SectionId;
 

@@ -92,7 +92,7 @@ fn initial_event_then_one_per_change() {
     let r = request(
         run.addr,
         "PUT",
-        "/ingest/channels",
+        "/push/channels",
         &[],
         br#"{"slack": {"connected": false}}"#,
     );
@@ -150,7 +150,7 @@ fn streams_are_capped_and_freed_on_disconnect() {
     let _ = request(
         run.addr,
         "PUT",
-        "/ingest/channels",
+        "/push/channels",
         &[],
         br#"{"slack": {"connected": true}}"#,
     );

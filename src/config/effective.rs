@@ -77,13 +77,13 @@ pub fn render(cfg: &Config) -> String {
         }
     }
     gateway(&mut o);
-    o.table("ingest");
-    o.line("ingest.token_env", quote(&cfg.ingest.token_env));
-    let token = secret(&cfg.ingest.token_env).is_some();
+    o.table("push");
+    o.line("push.token_env", quote(&cfg.push.token_env));
+    let token = secret(&cfg.push.token_env).is_some();
     let _ = writeln!(o.text, "# token: {}", set_or_unset(token));
-    o.line("ingest.ttl", dur(cfg.ingest.ttl));
-    if let Some(u) = &cfg.ingest.pull_url {
-        o.line("ingest.pull_url", quote(u));
+    o.line("push.ttl", dur(cfg.push.ttl));
+    if let Some(u) = &cfg.push.pull_url {
+        o.line("push.pull_url", quote(u));
     }
     o.table("server");
     if let Some(t) = &cfg.server.token_env {

@@ -67,8 +67,8 @@ pub mod defaults {
     pub const MODELS_INTERVAL: Duration = Duration::from_secs(600);
     /// When `$DOCKER_HOST` is unset.
     pub const DOCKER_HOST: &str = "unix:///var/run/docker.sock";
-    pub const INGEST_TOKEN_ENV: &str = "PYNCHY_STATUS_TOKEN";
-    pub const INGEST_TTL: Duration = Duration::from_secs(30);
+    pub const PUSH_TOKEN_ENV: &str = "PYNCHY_STATUS_TOKEN";
+    pub const PUSH_TTL: Duration = Duration::from_secs(30);
     pub const MAX_STREAMS: usize = 64;
     /// Open HTTP connections, all workers together; more wait in the
     /// kernel's accept queue.
@@ -78,7 +78,7 @@ pub mod defaults {
     pub const GATEWAY_BODY: u64 = 8 << 20;
     /// One Docker API answer (a container's inspect is a few KB).
     pub const DOCKER_BODY: u64 = 4 << 20;
-    /// The document of `[ingest] pull_url`.
+    /// The document of `[push] pull_url`.
     pub const PULL_BODY: u64 = 1 << 20;
     /// Follow changes by events.
     pub const WATCH: bool = true;
@@ -122,8 +122,8 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
         ("gateway.postgres_container", s(POSTGRES_CONTAINER)),
         ("gateway.models_interval", d(MODELS_INTERVAL)),
         ("gateway.docker_host", s(DOCKER_HOST)),
-        ("ingest.token_env", s(INGEST_TOKEN_ENV)),
-        ("ingest.ttl", d(INGEST_TTL)),
+        ("push.token_env", s(PUSH_TOKEN_ENV)),
+        ("push.ttl", d(PUSH_TTL)),
         ("server.max_streams", n(MAX_STREAMS as u64)),
         ("server.max_connections", n(MAX_CONNECTIONS as u64)),
         ("limits.gateway_body", s(&size_text(GATEWAY_BODY))),
@@ -159,7 +159,7 @@ pub const OPTIONAL_KEYS: &[&str] = &[
     "repos.slug",
     "repos.path",
     "repos.worktrees",
-    "ingest.pull_url",
+    "push.pull_url",
     "gateway.ca_file",
     "server.token_env",
     "server.workers",
@@ -306,7 +306,9 @@ struct RawConfig {
     #[serde(default)]
     gateway: RawGateway,
     #[serde(default)]
-    ingest: RawIngest,
+    /// `[push]`; `[ingest]` is its older name, still read.
+    #[serde(alias = "ingest")]
+    push: RawPush,
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
@@ -443,7 +445,7 @@ struct RawGateway {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawIngest {
+struct RawPush {
     token_env: Option<String>,
     #[serde(default, with = "humantime_serde")]
     ttl: Option<Duration>,
@@ -545,9 +547,9 @@ pub struct GatewayConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-/// `[ingest]`: state pushed (or pulled) from the pynchy process.
+/// `[push]` (older name `[ingest]`): state a patched pynchy pushes (or a host serves to pull).
 #[derive(Debug, Clone)]
-pub struct IngestConfig {
+pub struct PushConfig {
     pub token_env: String,
     pub ttl: Duration,
     pub pull_url: Option<String>,
@@ -608,7 +610,7 @@ pub struct Config {
     pub pynchy: PynchyConfig,
     pub repos: Vec<RepoConfig>,
     pub gateway: GatewayConfig,
-    pub ingest: IngestConfig,
+    pub push: PushConfig,
     pub server: ServerConfig,
     /// Per-section schedule overrides.
     pub sections: BTreeMap<SectionId, SectionOverride>,
@@ -1089,13 +1091,13 @@ impl Config {
             pynchy: pynchy(raw.pynchy, &r)?,
             repos: repos(raw.repos, &r)?,
             gateway,
-            ingest: IngestConfig {
+            push: PushConfig {
                 token_env: raw
-                    .ingest
+                    .push
                     .token_env
-                    .unwrap_or_else(|| defaults::INGEST_TOKEN_ENV.into()),
-                ttl: bounded("ingest.ttl", raw.ingest.ttl)?.unwrap_or(defaults::INGEST_TTL),
-                pull_url: raw.ingest.pull_url,
+                    .unwrap_or_else(|| defaults::PUSH_TOKEN_ENV.into()),
+                ttl: bounded("push.ttl", raw.push.ttl)?.unwrap_or(defaults::PUSH_TTL),
+                pull_url: raw.push.pull_url,
             },
             server: server(raw.server)?,
             sections: sections(raw.sections)?,
@@ -1135,7 +1137,7 @@ mod tests {
             cfg.pynchy.database,
             PathBuf::from("/etc/x/p/data/messages.db")
         );
-        assert_eq!(cfg.ingest.ttl, Duration::from_secs(30));
+        assert_eq!(cfg.push.ttl, Duration::from_secs(30));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Who may see what. Detail endpoints (`/status`, `/status/{section}`, the
 //! stream, `/metrics`) need `[server] token_env`'s token when one is set: a
 //! handler asks for it by taking an [`Authorized`] argument. Pushes have their
-//! own token (`[ingest] token_env`) and, without one, accept only loopback.
+//! own token (`[push] token_env`) and, without one, accept only loopback.
 //! Tokens are compared in constant time. Refusals for a missing or wrong
 //! token are counted per endpoint ([`AuthFailures`]: `/metrics`) and logged
 //! at most once a minute, with a count.
@@ -188,7 +188,7 @@ pub fn push_refusal(req: &HttpRequest, token: Option<&str>) -> Option<HttpRespon
         return (!loopback || !loopback_host(req)).then(|| {
             json_error(
                 StatusCode::FORBIDDEN,
-                "no ingest token is configured: pushes are accepted only from loopback, \
+                "no push token is configured: pushes are accepted only from loopback, \
                  addressed to a loopback Host",
             )
         });

@@ -9,7 +9,7 @@ use crate::store::StoreHandle;
 
 pub mod auth;
 mod conditional;
-pub mod ingest;
+pub mod push;
 mod reply;
 mod routes;
 pub mod stream;
@@ -20,7 +20,7 @@ pub mod stream;
 pub fn server(
     listener: TcpListener,
     store: StoreHandle,
-    ingest: std::sync::Arc<ingest::Ingest>,
+    push_route: std::sync::Arc<push::PushRoute>,
     access: std::sync::Arc<auth::Access>,
     streams: stream::Streams,
     workers: usize,
@@ -30,12 +30,12 @@ pub fn server(
     let data = web::Data::new(store);
     let access = web::Data::from(access);
     let streams = web::Data::new(streams);
-    let ingest = web::Data::from(ingest);
+    let push_route = web::Data::from(push_route);
     let failures = web::Data::new(auth::AuthFailures::default());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .app_data(ingest.clone())
+            .app_data(push_route.clone())
             .app_data(access.clone())
             .app_data(streams.clone())
             .app_data(failures.clone())

@@ -31,13 +31,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_only("/readyz", readyz))
         .service(get_only("/metrics", metrics))
         .service(
+            web::resource("/push/{section}")
+                .route(web::put().to(super::push::put))
+                .default_service(web::to(|| async { method_not_allowed("PUT") })),
+        )
+        // The older name of the same route, for pushers written against it.
+        .service(
             web::resource("/ingest/{section}")
-                .route(web::put().to(super::ingest::put))
+                .route(web::put().to(super::push::put))
                 .default_service(web::to(|| async { method_not_allowed("PUT") })),
         )
         .service(
             web::resource("/refresh/{section}")
-                .route(web::post().to(super::ingest::refresh))
+                .route(web::post().to(super::push::refresh))
                 .default_service(web::to(|| async { method_not_allowed("POST") })),
         );
 }

@@ -5,8 +5,8 @@
 //! is true when any channel is connected. That read costs pynchy three git
 //! subprocesses run inside its event loop, so it is asked once a minute
 //! (`[sections.channels] interval`, 60 s), and never while a push is fresh.
-//! Per-channel detail needs a push (`PUT /ingest/channels`), which wins while
-//! fresh (`[ingest] ttl`). No channel connected is a reason; pynchy not
+//! Per-channel detail needs a push (`PUT /push/channels`), which wins while
+//! fresh (`[push] ttl`). No channel connected is a reason; pynchy not
 //! answering is not (the service section says so), nor is a missing push.
 
 use std::collections::BTreeMap;
@@ -22,7 +22,7 @@ use super::{prom, Body, Builtin, Finding, Health, Rule, Schedule, Section, Updat
 use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::section_id::SectionId;
-use crate::sources::host_state::ChannelState;
+use crate::sources::push::ChannelState;
 use crate::sources::pynchy::{self as observe, Probe};
 
 /// Where the channels' state came from.
@@ -182,10 +182,10 @@ impl Section for ChannelsSection {
     type Body = ChannelsBody;
 
     fn collect(&self) -> Work<ChannelsBody> {
-        let ttl = self.ctx.config.ingest.ttl;
+        let ttl = self.ctx.config.push.ttl;
         let pushed = self
             .ctx
-            .host
+            .push_source
             .channels()
             .filter(|p| p.stamp.instant.elapsed() < ttl);
         if let Some(p) = pushed {
@@ -212,8 +212,8 @@ impl Section for ChannelsSection {
 
     /// A push collects it at once; pynchy's `/health` is read every interval.
     fn refresh(&self) -> super::Refresh {
-        let ttl = self.ctx.config.ingest.ttl;
-        match self.ctx.host.channels() {
+        let ttl = self.ctx.config.push.ttl;
+        match self.ctx.push_source.channels() {
             Some(p) if p.stamp.instant.elapsed() < ttl => super::Refresh::Event,
             _ => super::Refresh::Poll,
         }
@@ -221,11 +221,8 @@ impl Section for ChannelsSection {
 
     /// When the last push's TTL runs out: `/health` is read from then on.
     fn wake_at(&self) -> Option<std::time::Instant> {
-        let pushed = self.ctx.host.channels()?;
-        let at = pushed
-            .stamp
-            .instant
-            .checked_add(self.ctx.config.ingest.ttl)?;
+        let pushed = self.ctx.push_source.channels()?;
+        let at = pushed.stamp.instant.checked_add(self.ctx.config.push.ttl)?;
         (at > std::time::Instant::now()).then_some(at)
     }
 }

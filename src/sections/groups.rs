@@ -59,10 +59,10 @@ impl Section for Groups {
     fn collect(&self) -> Work<GroupsBody> {
         let db = self.db.clone();
         // pynchy's live count, while its push is fresh, beats the sessions table.
-        let ttl = self.ctx.config.ingest.ttl;
+        let ttl = self.ctx.config.push.ttl;
         let live = self
             .ctx
-            .host
+            .push_source
             .active_sessions()
             .filter(|s| s.stamp.instant.elapsed() < ttl)
             .map(|s| s.value);

@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::config::{Config, RollupConfig, SectionOverride, Severity};
 use crate::context::Context;
 use crate::section_id::SectionId;
-use crate::sources::host_state::Stamped;
+use crate::sources::push::Stamped;
 use crate::stamp::Stamp;
 
 pub mod channels;
@@ -639,14 +639,14 @@ where
 
 /// The schedule of a pushed section: stale a TTL after the push. A push
 /// collects it at once; besides, memory is read every second when polling,
-/// every 10 s with events on (an embedding host whose own `HostState`
+/// every 10 s with events on (an embedding host whose own `PushSource`
 /// changes without pushes polls with `[watch] enabled = false`).
 pub fn pushed_schedule(config: &Config) -> Schedule {
     let every = if config.watch.enabled { 10 } else { 1 };
     Schedule {
         interval: Duration::from_secs(every),
         timeout: Duration::from_secs(1),
-        stale_after: config.ingest.ttl,
+        stale_after: config.push.ttl,
         verify: VERIFY_INTERVAL,
     }
 }

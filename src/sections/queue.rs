@@ -9,7 +9,7 @@
 //! the LiteLLM pair or `pynchy-mcp-*`. `max_concurrent` is pynchy's
 //! `[container] max_concurrent`. What only pynchy's memory knows (groups
 //! waiting, pending messages and tasks) is null without a push; a push
-//! (`PUT /ingest/queue`) wins while fresh. Every registered group appears,
+//! (`PUT /push/queue`) wins while fresh. Every registered group appears,
 //! with its latest inbound message and latest task run from the database.
 //! A task's container running past pynchy's container timeout plus
 //! `[pynchy] agent_slack` raises `agent_overrun`.
@@ -30,7 +30,7 @@ use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::db::Db;
 use crate::sources::docker::{self, ContainerInfo, ListError};
-use crate::sources::host_state::{GroupQueue, QueueState};
+use crate::sources::push::{GroupQueue, QueueState};
 use crate::sources::watch::Changes;
 
 /// Where the queue's counts came from.
@@ -472,10 +472,10 @@ impl Section for Queue {
     fn collect(&self) -> Work<QueueBody> {
         self.follow_events();
         let cfg = &self.ctx.config;
-        let ttl = cfg.ingest.ttl;
+        let ttl = cfg.push.ttl;
         let push = self
             .ctx
-            .host
+            .push_source
             .queue()
             .filter(|p| p.stamp.instant.elapsed() < ttl)
             .map(|p| p.value);
@@ -560,11 +560,8 @@ impl Section for Queue {
 
     /// When the last push's TTL runs out: observation from then on.
     fn wake_at(&self) -> Option<std::time::Instant> {
-        let pushed = self.ctx.host.queue()?;
-        let at = pushed
-            .stamp
-            .instant
-            .checked_add(self.ctx.config.ingest.ttl)?;
+        let pushed = self.ctx.push_source.queue()?;
+        let at = pushed.stamp.instant.checked_add(self.ctx.config.push.ttl)?;
         (at > std::time::Instant::now()).then_some(at)
     }
 }

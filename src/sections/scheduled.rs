@@ -9,15 +9,15 @@ use super::{Collected, Finding, Rule};
 use crate::config::Severity;
 use crate::context::Context;
 use crate::overdue::Judge;
-use crate::sources::host_state::PushedStatus;
+use crate::sources::push::PushedStatus;
 use crate::sources::watch::Changes;
 
 /// The judge for this moment: pynchy counts as up while a fresh push says
 /// it is, else as the service section last observed it (nothing runs while
 /// it is down, and the service section says so once).
 pub fn judge(ctx: &Context) -> Judge {
-    let ttl = ctx.config.ingest.ttl;
-    let up = match ctx.host.service() {
+    let ttl = ctx.config.push.ttl;
+    let up = match ctx.push_source.service() {
         Some(s) if s.stamp.instant.elapsed() < ttl => s.value.status == PushedStatus::Ok,
         _ => ctx.pynchy_up.load(std::sync::atomic::Ordering::Acquire),
     };
@@ -28,10 +28,10 @@ pub fn judge(ctx: &Context) -> Judge {
 /// timeout while its group has a container running or the queue is full, as
 /// pynchy last pushed it (while that push is fresh).
 pub fn group_wait(ctx: &Context) -> impl Fn(Option<&str>) -> Duration {
-    let ttl = ctx.config.ingest.ttl;
+    let ttl = ctx.config.push.ttl;
     let timeout = ctx.config.pynchy.container_timeout;
     let queue = ctx
-        .host
+        .push_source
         .queue()
         .filter(|q| q.stamp.instant.elapsed() < ttl)
         .map(|q| q.value);

@@ -18,7 +18,7 @@
 //!   install root whose port is not open yet is `starting`, likewise.
 //! - **Its systemd user unit**, over D-Bus when the bus is reachable: its
 //!   words go into the reason ("pynchy.service failed (exit code 1), 6 restarts").
-//! - **A push** (`PUT /ingest/service`) wins while fresh and pynchy holds its
+//! - **A push** (`PUT /push/service`) wins while fresh and pynchy holds its
 //!   port (`shutting_down` comes only from it); when pushes stop, observation
 //!   takes over again, logged once. A missing push is never a reason.
 //!
@@ -38,7 +38,7 @@ use crate::config::{Config, PynchyConfig, RollupConfig, Severity};
 use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::db::Db;
-use crate::sources::host_state::PushedStatus;
+use crate::sources::push::PushedStatus;
 use crate::sources::pynchy::{self as observe, Holder, Observed, Probe};
 use crate::sources::systemd::{self, UnitState};
 use crate::sources::watch::Changes;
@@ -375,7 +375,7 @@ struct Ask {
     db: Arc<Db>,
     gate: super::Gate,
     bus: Arc<tokio::sync::Mutex<Option<zbus::Connection>>>,
-    pushed: Option<crate::sources::host_state::Stamped<crate::sources::host_state::ServiceState>>,
+    pushed: Option<crate::sources::push::Stamped<crate::sources::push::ServiceState>>,
     shutting_down: bool,
     db_timeout: Duration,
     /// Where the verdict "pynchy runs" is shared with the scheduled sections.
@@ -402,11 +402,11 @@ impl Service {
     /// The fresh push, if any; logs once when pushes stop.
     fn fresh_push(
         &self,
-    ) -> Option<crate::sources::host_state::Stamped<crate::sources::host_state::ServiceState>> {
-        let ttl = self.ctx.config.ingest.ttl;
+    ) -> Option<crate::sources::push::Stamped<crate::sources::push::ServiceState>> {
+        let ttl = self.ctx.config.push.ttl;
         let p = self
             .ctx
-            .host
+            .push_source
             .service()
             .filter(|p| p.stamp.instant.elapsed() < ttl);
         let was = self.pushed.swap(p.is_some(), Ordering::AcqRel);
@@ -678,11 +678,8 @@ impl Section for Service {
 
     /// When the last push's TTL runs out: observation from that instant.
     fn wake_at(&self) -> Option<std::time::Instant> {
-        let pushed = self.ctx.host.service()?;
-        let at = pushed
-            .stamp
-            .instant
-            .checked_add(self.ctx.config.ingest.ttl)?;
+        let pushed = self.ctx.push_source.service()?;
+        let at = pushed.stamp.instant.checked_add(self.ctx.config.push.ttl)?;
         (at > std::time::Instant::now()).then_some(at)
     }
 }

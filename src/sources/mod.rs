@@ -4,8 +4,8 @@
 pub mod db;
 pub mod docker;
 pub mod git;
-pub mod host_state;
 pub mod litellm;
+pub mod push;
 pub mod pynchy;
 pub mod systemd;
 pub mod watch;

@@ -402,12 +402,12 @@ pub fn has_reason(doc: &Value, needle: &str) -> bool {
     reasons(doc).iter().any(|r| r.contains(needle))
 }
 
-/// `PUT /ingest/{section}` with `body`, which must be accepted.
+/// `PUT /push/{section}` with `body`, which must be accepted.
 pub fn push(addr: SocketAddr, section: &str, body: Value) {
     let r = request(
         addr,
         "PUT",
-        &format!("/ingest/{section}"),
+        &format!("/push/{section}"),
         &[],
         body.to_string().as_bytes(),
     );

@@ -1,4 +1,5 @@
-//! `PUT /ingest/{section}`: pynchy pushes its in-memory state. The one writer
+//! `PUT /push/{section}` (and its older name `PUT /ingest/{section}`): a
+//! patched pynchy pushes its in-memory state. The one writer
 //! of the HTTP layer: it checks the token, reads at most 64 KiB, validates the
 //! typed body, stores it whole, has the section collected, and answers once the
 //! published snapshot holds it — a push is visible in the very next GET. Any
@@ -12,26 +13,26 @@ use futures_util::StreamExt;
 
 use super::auth::push_refusal;
 use super::reply::json_error;
-use crate::delivery::Delivery;
+use crate::publish::Publisher;
 use crate::section_id::SectionId;
-use crate::sources::host_state::{pushable, PushError};
+use crate::sources::push::{pushable, PushError};
 use crate::stamp::Stamp;
 
 /// Largest accepted body.
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// What the ingest handler needs.
-pub struct Ingest {
+/// What the push handler needs.
+pub struct PushRoute {
     /// Swapped whole when the config is reloaded (SIGHUP).
-    pub delivery: arc_swap::ArcSwap<Delivery>,
-    /// The bearer token, when `[ingest] token_env` names a set variable.
+    pub publisher: arc_swap::ArcSwap<Publisher>,
+    /// The bearer token, when `[push] token_env` names a set variable.
     pub token: arc_swap::ArcSwapOption<String>,
 }
 
-impl Ingest {
-    pub fn new(delivery: Arc<Delivery>, token: Option<String>) -> Ingest {
-        Ingest {
-            delivery: arc_swap::ArcSwap::new(delivery),
+impl PushRoute {
+    pub fn new(publisher: Arc<Publisher>, token: Option<String>) -> PushRoute {
+        PushRoute {
+            publisher: arc_swap::ArcSwap::new(publisher),
             token: arc_swap::ArcSwapOption::new(token.map(Arc::new)),
         }
     }
@@ -40,14 +41,14 @@ impl Ingest {
 pub async fn put(
     req: HttpRequest,
     mut payload: web::Payload,
-    ingest: web::Data<Ingest>,
+    route: web::Data<PushRoute>,
 ) -> HttpResponse {
     let section = req.match_info().get("section").unwrap_or("").to_string();
-    let token = ingest.token.load_full();
+    let token = route.token.load_full();
     if let Some(refusal) = push_refusal(&req, token.as_deref().map(String::as_str)) {
         return refusal;
     }
-    let delivery = ingest.delivery.load_full();
+    let publisher = route.publisher.load_full();
     let Some(id) = pushable(&section) else {
         return json_error(
             StatusCode::NOT_FOUND,
@@ -72,9 +73,9 @@ pub async fn put(
         }
         body.extend_from_slice(&chunk);
     }
-    match delivery.memory().accept(id, &body, Stamp::now()) {
+    match publisher.store().push(id, &body, Stamp::now()) {
         Ok(()) => {
-            delivery.pushed(&[id]).await;
+            publisher.after_push(&[id]).await;
             HttpResponse::Ok()
                 .content_type("application/json")
                 .body(serde_json::json!({ "accepted": section }).to_string())
@@ -86,16 +87,16 @@ pub async fn put(
 /// `POST /refresh/{section}`: collect the section now, including what it
 /// checks rarely (the gateway's paid model check), and answer once the
 /// published snapshot holds it. Protected like pushes.
-pub async fn refresh(req: HttpRequest, ingest: web::Data<Ingest>) -> HttpResponse {
-    let token = ingest.token.load_full();
+pub async fn refresh(req: HttpRequest, route: web::Data<PushRoute>) -> HttpResponse {
+    let token = route.token.load_full();
     if let Some(refusal) = push_refusal(&req, token.as_deref().map(String::as_str)) {
         return refusal;
     }
-    let delivery = ingest.delivery.load_full();
+    let publisher = route.publisher.load_full();
     let name = req.match_info().get("section").unwrap_or("");
     let id = SectionId::builtin(name);
     match id {
-        Some(id) if delivery.refresh(id).await => HttpResponse::Ok()
+        Some(id) if publisher.refresh(id).await => HttpResponse::Ok()
             .content_type("application/json")
             .body(serde_json::json!({ "refreshed": id }).to_string()),
         _ => json_error(

@@ -1,4 +1,4 @@
-//! The push API (`PUT /ingest/{section}`), the TTL, and pull mode, against the
+//! The push API (`PUT /push/{section}`, older name `PUT /ingest/{section}`), the TTL, and pull mode, against the
 //! real server on port 0.
 
 mod common;
@@ -26,7 +26,7 @@ fn put(addr: std::net::SocketAddr, section: &str, body: &str, token: Option<&str
     request(
         addr,
         "PUT",
-        &format!("/ingest/{section}"),
+        &format!("/push/{section}"),
         &headers,
         body.as_bytes(),
     )
@@ -172,7 +172,7 @@ fn bad_pushes_are_refused_and_change_nothing() {
             "queue unchanged after {needle}"
         );
     }
-    let r = request(run.addr, "POST", "/ingest/queue", &[], QUEUE.as_bytes());
+    let r = request(run.addr, "POST", "/push/queue", &[], QUEUE.as_bytes());
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("PUT"));
 }
@@ -181,7 +181,7 @@ fn bad_pushes_are_refused_and_change_nothing() {
 fn token_missing_wrong_and_right() {
     let dir = tempfile::tempdir().unwrap();
     // PST_INGEST_TOKEN_A is "s3cret-push-token" (common::TEST_ENV).
-    let cfg = format!("{QUIET}[ingest]\ntoken_env = \"PST_INGEST_TOKEN_A\"\n");
+    let cfg = format!("{QUIET}[push]\ntoken_env = \"PST_INGEST_TOKEN_A\"\n");
     let run = start_in(dir.path(), &cfg, vec![]);
     ready(run.addr);
     let body = r#"{"whatsapp": {"connected": true}}"#;
@@ -212,7 +212,7 @@ fn token_missing_wrong_and_right() {
 #[test]
 fn ttl_expiry_hands_back_to_observation_on_time() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = format!("{QUIET}[ingest]\nttl = \"1s\"\n");
+    let cfg = format!("{QUIET}[push]\nttl = \"1s\"\n");
     let run = start_in(dir.path(), &cfg, vec![]);
     let started = Utc::now() - chrono::Duration::seconds(60);
     let svc = json!({"status": "ok", "started_at": started.to_rfc3339()}).to_string();
@@ -356,7 +356,7 @@ fn pull_mode_reads_a_local_document() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let cfg = format!("{QUIET}[ingest]\npull_url = \"{url}\"\n");
+    let cfg = format!("{QUIET}[push]\npull_url = \"{url}\"\n");
     let run = start_in(dir.path(), &cfg, vec![]);
     wait_for(Duration::from_secs(5), "pulled channels", || {
         (get_json(run.addr, "/status/channels")["channels"]["channels"]["whatsapp"]["connected"]
@@ -375,4 +375,26 @@ fn pull_mode_reads_a_local_document() {
             == json!(false))
         .then_some(())
     });
+}
+
+#[test]
+fn the_older_names_still_work() {
+    // `[ingest]` is `[push]`'s older name; `PUT /ingest/{section}` the route's.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!("{QUIET}[ingest]\nttl = \"7s\"\n");
+    let run = start_in(dir.path(), &cfg, vec![]);
+    let r = request(
+        run.addr,
+        "PUT",
+        "/ingest/channels",
+        &[],
+        br#"{"slack": {"connected": true}}"#,
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        get_json(run.addr, "/status/channels")["channels"]["source"],
+        "pushed"
+    );
+    let r = request(run.addr, "POST", "/ingest/queue", &[], QUEUE.as_bytes());
+    assert_eq!(r.status, 405);
 }

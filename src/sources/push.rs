@@ -1,13 +1,13 @@
-//! pynchy's in-memory state — is it shutting down, which channels are
-//! connected, its container queue, its live sessions — known only to the pynchy
-//! process, which hands it over.
+//! Pushes: what only pynchy's memory holds — is it shutting down, each
+//! channel, its container queue, its live sessions — handed over by a
+//! patched pynchy (no released pynchy pushes: the sections observe it
+//! without, and a push refines them while fresh).
 //!
-//! [`HostState`] mirrors what pynchy's own status code asks its process for. [`MemoryHostState`] is the
-//! implementation fed over HTTP, by pushes (`PUT /ingest/{section}`) or by
-//! pulling `[ingest] pull_url`; a Rust host embedding pynchy-status can
-//! implement the trait itself and answer from its own memory. Every value
-//! carries the [`Stamp`] of when it was true, which becomes the section's
-//! `collected_at`.
+//! [`PushSource`] mirrors what pynchy's own status code asks its process
+//! for. [`PushStore`] is the implementation fed over HTTP, by pushes (`PUT
+//! /push/{section}`) or by pulling `[push] pull_url`; a Rust host embedding
+//! pynchy-status can implement the trait itself and answer from its own
+//! memory. Every value carries the [`Stamp`] of when it was true.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -152,7 +152,7 @@ pub struct Stamped<T> {
 }
 
 /// What the pynchy host knows about itself. `None`: not known (yet).
-pub trait HostState: Send + Sync + 'static {
+pub trait PushSource: Send + Sync + 'static {
     /// Shutting down or not, and since when pynchy runs.
     fn service(&self) -> Option<Stamped<ServiceState>>;
     /// Channel name → connected.
@@ -209,21 +209,21 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, PushError> {
 /// Host state held in memory, written by pushes or pulls. Each section is
 /// replaced whole, atomically: readers never see a mix of two pushes.
 #[derive(Default)]
-pub struct MemoryHostState {
+pub struct PushStore {
     service: ArcSwapOption<Stamped<ServiceState>>,
     channels: ArcSwapOption<Stamped<Channels>>,
     queue: ArcSwapOption<Stamped<QueueState>>,
     groups: ArcSwapOption<Stamped<GroupsState>>,
 }
 
-impl MemoryHostState {
-    pub fn new() -> Arc<MemoryHostState> {
-        Arc::new(MemoryHostState::default())
+impl PushStore {
+    pub fn new() -> Arc<PushStore> {
+        Arc::new(PushStore::default())
     }
 
     /// Validates a pushed JSON body for `section` and, only if it is whole and
     /// right, replaces that section's value. On error nothing changes.
-    pub fn accept(&self, section: SectionId, body: &[u8], stamp: Stamp) -> Result<(), PushError> {
+    pub fn push(&self, section: SectionId, body: &[u8], stamp: Stamp) -> Result<(), PushError> {
         match section {
             SectionId::Service => self.service.store(Some(Arc::new(Stamped {
                 value: parse::<ServiceState>(body)?,
@@ -249,7 +249,7 @@ impl MemoryHostState {
     /// Applies a pulled document holding any of the pushable sections. Each
     /// present section is validated alone; returns the sections accepted and
     /// the errors of the others.
-    pub fn accept_document(
+    pub fn push_document(
         &self,
         doc: &[u8],
         stamp: Stamp,
@@ -259,7 +259,7 @@ impl MemoryHostState {
         for id in PUSHABLE {
             if let Some(v) = value.get(id.name()) {
                 let bytes = serde_json::to_vec(v).unwrap_or_default();
-                match self.accept(id, &bytes, stamp) {
+                match self.push(id, &bytes, stamp) {
                     Ok(()) => ok.push(id),
                     Err(e) => errors.push(format!("{id}: {e}")),
                 }
@@ -274,7 +274,7 @@ impl MemoryHostState {
 /// Runs until the task is dropped.
 pub async fn pull_loop<F, Fut>(
     url: String,
-    memory: Arc<MemoryHostState>,
+    memory: Arc<PushStore>,
     interval: std::time::Duration,
     limit: u64,
     on_accept: F,
@@ -296,7 +296,7 @@ pub async fn pull_loop<F, Fut>(
         ticker.tick().await;
         let body = fetch(&client, &url, interval, limit, &mut too_large).await;
         let Some(body) = body else { continue };
-        match memory.accept_document(&body, Stamp::now()) {
+        match memory.push_document(&body, Stamp::now()) {
             Ok((accepted, errors)) => {
                 for e in errors {
                     tracing::warn!(error = %e, "pulled section refused");
@@ -356,7 +356,7 @@ fn cloned<T: Clone>(v: &ArcSwapOption<Stamped<T>>) -> Option<Stamped<T>> {
     v.load_full().map(|s| (*s).clone())
 }
 
-impl HostState for MemoryHostState {
+impl PushSource for PushStore {
     fn service(&self) -> Option<Stamped<ServiceState>> {
         cloned(&self.service)
     }
@@ -380,18 +380,18 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_change_nothing() {
-        let m = MemoryHostState::default();
+        let m = PushStore::default();
         let good = br#"{"active_containers":1,"max_concurrent":4,"groups_waiting":0,"per_group":{"admin":{"active":true,"is_task":false,"pending_messages":true,"pending_tasks":0}}}"#;
-        m.accept(SectionId::Queue, good, Stamp::now()).unwrap();
+        m.push(SectionId::Queue, good, Stamp::now()).unwrap();
         let before = m.queue();
         let bad = br#"{"active_containers":1,"max_concurrent":4,"groups_waiting":0,"per_group":{"admin":{"active":"yes","is_task":false,"pending_messages":true,"pending_tasks":0}}}"#;
         let e = m
-            .accept(SectionId::Queue, bad, Stamp::now())
+            .push(SectionId::Queue, bad, Stamp::now())
             .unwrap_err()
             .to_string();
         assert!(e.contains("per_group.admin.active"), "{e}");
         let e = m
-            .accept(
+            .push(
                 SectionId::Channels,
                 br#"{"slack":{"connected":true,"extra":1}}"#,
                 Stamp::now(),
@@ -402,7 +402,7 @@ mod tests {
         assert_eq!(m.queue(), before);
         assert!(m.channels().is_none());
         assert!(matches!(
-            m.accept(SectionId::Extra("weather"), b"{}", Stamp::now()),
+            m.push(SectionId::Extra("weather"), b"{}", Stamp::now()),
             Err(PushError::UnknownSection(_))
         ));
         // Two values, or trailing garbage: refused, nothing changes.
@@ -411,9 +411,7 @@ mod tests {
             [&started[..], &started[..]].concat(),
             [&started[..], b" trailing"].concat(),
         ] {
-            let e = m
-                .accept(SectionId::Service, &body, Stamp::now())
-                .unwrap_err();
+            let e = m.push(SectionId::Service, &body, Stamp::now()).unwrap_err();
             assert!(e.to_string().contains("after the JSON value"), "{e}");
         }
         assert!(m.service().is_none());

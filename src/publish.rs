@@ -1,8 +1,9 @@
-//! Delivery of pynchy's pushed (or pulled) state: after a push or a pull is
-//! accepted into memory, the sections it touched are collected at once, and
-//! delivery waits until a published snapshot holds them — so a push is
-//! visible in the very next GET. Used by the ingest handler and the pull loop
-//! alike.
+//! Publishing sections at once: after a push (or a pull) is taken into the
+//! push store, the sections it touched are collected at once — from the
+//! push and their last observation, asking nothing — and the caller waits
+//! until a published snapshot holds them, so a push is visible in the very
+//! next GET; and `POST /refresh/{section}`. Used by the push route and the
+//! pull loop alike.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,10 +12,10 @@ use std::time::Duration;
 use crate::context::Context;
 use crate::poller::Kick;
 use crate::section_id::SectionId;
-use crate::sources::host_state::MemoryHostState;
+use crate::sources::push::PushStore;
 
-/// Where pushes land, and the pollers to kick after them.
-pub struct Delivery {
+/// The pollers to kick after a push or a refresh.
+pub struct Publisher {
     pub ctx: Arc<Context>,
     /// Section → its poller.
     pub kicks: HashMap<SectionId, Kick>,
@@ -22,10 +23,10 @@ pub struct Delivery {
     pub followers: HashMap<SectionId, Vec<SectionId>>,
 }
 
-impl Delivery {
+impl Publisher {
     /// Where pushes are written.
-    pub fn memory(&self) -> &MemoryHostState {
-        &self.ctx.pushed
+    pub fn store(&self) -> &PushStore {
+        &self.ctx.push_store
     }
 
     /// `POST /refresh/{section}`: the section collects now, including what
@@ -41,9 +42,9 @@ impl Delivery {
     }
 
     /// A push (or pull) of these sections was accepted: each builds its body
-    /// from the push and what it last observed, with no I/O, and delivery
+    /// from the push and what it last observed, with no I/O, and the caller
     /// waits until a published snapshot holds them.
-    pub async fn pushed(&self, sections: &[SectionId]) {
+    pub async fn after_push(&self, sections: &[SectionId]) {
         for s in sections {
             self.ctx.push_arrived.request(*s);
         }
