@@ -12,7 +12,6 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RollupConfig, Severity};
-use crate::section_id::SectionId;
 use crate::sections::{ErrorKind, Finding, Rule};
 use crate::state::SectionState;
 
@@ -93,10 +92,7 @@ pub fn level_of(cfg: &RollupConfig, rule: &Rule) -> Option<Level> {
 /// The findings that hold for any section: its error and its staleness.
 fn generic_findings(s: &SectionState, now: Instant, out: &mut Vec<Finding>) {
     if let Some(e) = &s.error {
-        let db = matches!(
-            s.id,
-            SectionId::Messages | SectionId::Tasks | SectionId::HostJobs | SectionId::Groups
-        );
+        let db = crate::sections::reads_database(s.id);
         out.push(if db && e.kind == ErrorKind::Unreadable {
             Finding::new(
                 &DATABASE_UNREADABLE,

@@ -5,58 +5,51 @@
 
 use std::fmt;
 
-/// One section of `/status`. Built-in sections are variants; `Extra` is a
-/// section an embedding host or a test adds with `Daemon::with_section`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SectionId {
-    Service,
-    Deploy,
-    Channels,
-    Gateway,
-    Queue,
-    Repos,
-    Messages,
-    Tasks,
-    HostJobs,
-    Groups,
-    Mcp,
-    Extra(&'static str),
+/// Declares [`SectionId`] with its built-in variants, [`SectionId::BUILTIN`]
+/// (document order, its length counted) and [`SectionId::name`] from one list.
+/// Each variant must then have its arm in `sections::entry` — an exhaustive
+/// `match`: a variant added here without its section does not compile.
+macro_rules! section_ids {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// One section of `/status`. Built-in sections are variants; `Extra` is a
+        /// section an embedding host or a test adds with `Daemon::with_section`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum SectionId {
+            $($(#[$doc])* $variant,)*
+            Extra(&'static str),
+        }
+
+        impl SectionId {
+            /// Every built-in section, in the order it appears in `/status`.
+            pub const BUILTIN: [SectionId; [$($name),*].len()] = [$(SectionId::$variant),*];
+
+            /// The key under which the section appears in `/status`.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(SectionId::$variant => $name,)*
+                    SectionId::Extra(name) => name,
+                }
+            }
+        }
+    };
+}
+
+section_ids! {
+    /// Is pynchy up: its process, its HTTP server, its unit.
+    Service => "service",
+    Deploy => "deploy",
+    Channels => "channels",
+    Gateway => "gateway",
+    Queue => "queue",
+    Repos => "repos",
+    Messages => "messages",
+    Tasks => "tasks",
+    HostJobs => "host_jobs",
+    Groups => "groups",
+    Mcp => "mcp",
 }
 
 impl SectionId {
-    /// Every built-in section, in the order it appears in `/status`.
-    pub const BUILTIN: [SectionId; 11] = [
-        SectionId::Service,
-        SectionId::Deploy,
-        SectionId::Channels,
-        SectionId::Gateway,
-        SectionId::Queue,
-        SectionId::Repos,
-        SectionId::Messages,
-        SectionId::Tasks,
-        SectionId::HostJobs,
-        SectionId::Groups,
-        SectionId::Mcp,
-    ];
-
-    /// The key under which the section appears in `/status`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            SectionId::Service => "service",
-            SectionId::Deploy => "deploy",
-            SectionId::Channels => "channels",
-            SectionId::Gateway => "gateway",
-            SectionId::Queue => "queue",
-            SectionId::Repos => "repos",
-            SectionId::Messages => "messages",
-            SectionId::Tasks => "tasks",
-            SectionId::HostJobs => "host_jobs",
-            SectionId::Groups => "groups",
-            SectionId::Mcp => "mcp",
-            SectionId::Extra(name) => name,
-        }
-    }
-
     /// The built-in section called `name`.
     pub fn builtin(name: &str) -> Option<SectionId> {
         SectionId::BUILTIN.into_iter().find(|s| s.name() == name)

@@ -3,10 +3,9 @@
 //! the demo plays an unpatched pynchy with, and what the tests start, stop,
 //! SIGSTOP and restart. It answers
 //!
-//! - `GET /api/groups`: `[{"jid","name","folder"}]`, from `registered_groups`
-//!   of the database (read-only, once at start);
-//! - `GET /health`: `{"status":"ok","uptime_seconds","head_sha","head_commit",
-//!   "dirty","channels_connected"}`;
+//! - `GET /api/groups`: each registered group's jid, name and folder, from
+//!   `registered_groups` of the database (read-only, once at start);
+//! - `GET /health`: pynchy's health answer ([`PynchyHealth`]);
 //! - `GET /__stand_in/counts`: how many requests it had, by method and path
 //!   (so a test can show what pynchy-status never asks: `/status`,
 //!   `/api/events`, any `POST`).
@@ -19,6 +18,17 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// pynchy's `GET /health` answer, field for field (`http_server.py`).
+#[derive(serde::Serialize)]
+pub struct PynchyHealth {
+    pub status: &'static str,
+    pub uptime_seconds: u64,
+    pub head_sha: &'static str,
+    pub head_commit: &'static str,
+    pub dirty: bool,
+    pub channels_connected: bool,
+}
 
 /// What the stand-in says.
 pub struct StandIn {
@@ -74,18 +84,17 @@ impl StandIn {
         };
         match (method, path) {
             ("GET", "/api/groups") => (200, self.groups.clone()),
-            ("GET", "/health") => (
-                200,
-                serde_json::json!({
-                    "status": "ok",
-                    "uptime_seconds": self.started.elapsed().as_secs(),
-                    "head_sha": "unknown",
-                    "head_commit": "",
-                    "dirty": false,
-                    "channels_connected": self.channels_connected,
-                })
-                .to_string(),
-            ),
+            ("GET", "/health") => {
+                let health = PynchyHealth {
+                    status: "ok",
+                    uptime_seconds: self.started.elapsed().as_secs(),
+                    head_sha: "unknown",
+                    head_commit: "",
+                    dirty: false,
+                    channels_connected: self.channels_connected,
+                };
+                (200, serde_json::to_string(&health).unwrap_or_default())
+            }
             ("GET", "/__stand_in/counts") => (200, counts_json),
             _ => (404, r#"{"error":"not found"}"#.into()),
         }

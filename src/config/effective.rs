@@ -50,24 +50,7 @@ pub fn render(cfg: &Config) -> String {
         ),
     };
     o.line("listen", quote(&cfg.listen.to_string()));
-    o.table("pynchy");
-    let p = &cfg.pynchy;
-    o.line("pynchy.root", quote(&p.root.display().to_string()));
-    o.line("pynchy.database", quote(&p.database.display().to_string()));
-    o.line("pynchy.timezone", quote(p.timezone.name()));
-    o.line("pynchy.overdue_grace", dur(p.overdue_grace));
-    o.line("pynchy.poll_interval", dur(p.poll_interval));
-    o.line("pynchy.container_timeout", dur(p.container_timeout));
-    o.line("pynchy.url", quote(&p.url));
-    o.line("pynchy.max_concurrent", p.max_concurrent.to_string());
-    o.line("pynchy.unresponsive_grace", dur(p.unresponsive_grace));
-    o.line("pynchy.restart_grace", dur(p.restart_grace));
-    o.line("pynchy.agent_slack", dur(p.agent_slack));
-    o.line("pynchy.systemd_unit", quote(&p.systemd_unit));
-    o.line(
-        "pynchy.systemd_bus",
-        quote(p.systemd_bus.as_deref().unwrap_or("off")),
-    );
+    pynchy(&mut o);
     for r in &cfg.repos {
         let _ = writeln!(o.text, "\n[[repos]]  # {}", origin_of(cfg, "repos"));
         let _ = writeln!(o.text, "slug = {}", quote(&r.slug));
@@ -103,6 +86,27 @@ pub fn render(cfg: &Config) -> String {
     o.line("limits.docker_body", quote(&size_text(l.docker_body)));
     o.line("limits.pull_body", quote(&size_text(l.pull_body)));
     o.text
+}
+
+fn pynchy(o: &mut Out) {
+    o.table("pynchy");
+    let p = &o.cfg.pynchy;
+    o.line("pynchy.root", quote(&p.root.display().to_string()));
+    o.line("pynchy.database", quote(&p.database.display().to_string()));
+    o.line("pynchy.timezone", quote(p.timezone.name()));
+    o.line("pynchy.overdue_grace", dur(p.overdue_grace));
+    o.line("pynchy.poll_interval", dur(p.poll_interval));
+    o.line("pynchy.container_timeout", dur(p.container_timeout));
+    o.line("pynchy.url", quote(&p.url));
+    o.line("pynchy.max_concurrent", p.max_concurrent.to_string());
+    o.line("pynchy.unresponsive_grace", dur(p.unresponsive_grace));
+    o.line("pynchy.restart_grace", dur(p.restart_grace));
+    o.line("pynchy.agent_slack", dur(p.agent_slack));
+    o.line("pynchy.systemd_unit", quote(&p.systemd_unit));
+    o.line(
+        "pynchy.systemd_bus",
+        quote(p.systemd_bus.as_deref().unwrap_or("off")),
+    );
 }
 
 fn origin_of(cfg: &Config, key: &str) -> Origin {

@@ -164,7 +164,7 @@ async fn observed(http: Option<reqwest::Client>, url: String, timeout: Duration)
         return body;
     };
     match observe::probe(&http, &url, "/health", timeout, HEALTH_BODY).await {
-        Probe::Answered(b) => match observe::channels_connected(&b) {
+        Probe::Answered(b) => match observe::health(&b).and_then(|h| h.channels_connected) {
             Some(c) => {
                 body.connected = Some(c);
                 body.checked_at = Some(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));

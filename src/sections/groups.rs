@@ -103,6 +103,7 @@ impl Section for Groups {
 
 impl Builtin for Groups {
     const ID: SectionId = SectionId::Groups;
+    const READS_DATABASE: bool = true;
 
     fn default_schedule(_: &Config) -> Schedule {
         Schedule::every(Duration::from_secs(10), Duration::from_secs(5))

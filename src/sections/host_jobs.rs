@@ -171,6 +171,7 @@ impl Section for HostJobs {
 
 impl Builtin for HostJobs {
     const ID: SectionId = SectionId::HostJobs;
+    const READS_DATABASE: bool = true;
     const RULES: &'static [&'static Rule] = &[&HOST_JOB_OVERDUE, &SCHEDULE_INVALID];
     const FOLLOWS: &'static [SectionId] = &[SectionId::Service];
 

@@ -227,6 +227,7 @@ impl Section for Messages {
 
 impl Builtin for Messages {
     const ID: SectionId = SectionId::Messages;
+    const READS_DATABASE: bool = true;
     const RULES: &'static [&'static Rule] = &[&PENDING_DELIVERIES];
 
     /// Every 5 s when polling; with events every 10 s, in step with the

@@ -9,8 +9,12 @@
 //! The poller runs a section's [`Section::collect`]; the store keeps the body
 //! it returns, type-erased as an [`ErasedBody`], until the snapshot is rendered.
 //!
-//! Adding a section: a new file here, its variant in [`SectionId`], and its
-//! line in [`registry`] (the compiler points at the line if it is missing).
+//! Adding a section: a new file here, its line in `section_ids!` (the
+//! [`SectionId`] variant and its name), and its arm in [`entry`] — the one
+//! registration, an exhaustive `match` that the compiler holds to every
+//! variant. What the rest of the daemon must know of it (its rules, that it
+//! reads pynchy's database, the pushes its collection reads, its default
+//! schedule) are associated items of its [`Builtin`] impl.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -490,6 +494,9 @@ pub trait Builtin: Section + Sized {
     /// Pushed sections its collection reads: a push of one collects this
     /// section again at once (the tasks' verdict reads the pushed queue).
     const FOLLOWS: &'static [SectionId] = &[];
+    /// It reads pynchy's database: a database it cannot read at all is
+    /// `database_unreadable` (down), not a section error.
+    const READS_DATABASE: bool = false;
     /// The schedule used when `[sections.<name>]` does not override it.
     fn default_schedule(config: &Config) -> Schedule;
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self;
@@ -503,6 +510,7 @@ pub struct Entry {
     pub id: SectionId,
     pub rules: &'static [&'static Rule],
     pub follows: &'static [SectionId],
+    pub reads_database: bool,
     pub default_schedule: fn(&Config) -> Schedule,
     pub build: fn(&Arc<Context>, Schedule) -> Arc<dyn DynSection>,
     /// Reads a served body back into the section's typed body.
@@ -526,11 +534,12 @@ fn decode<S: Builtin>(v: serde_json::Value) -> Decoded {
     Ok(Box::new(serde_json::from_value::<S::Body>(v)?))
 }
 
-fn entry<S: Builtin>() -> Entry {
+fn entry_of<S: Builtin>() -> Entry {
     Entry {
         id: S::ID,
         rules: S::RULES,
         follows: S::FOLLOWS,
+        reads_database: S::READS_DATABASE,
         default_schedule: S::default_schedule,
         build: build::<S>,
         decode: decode::<S>,
@@ -538,26 +547,49 @@ fn entry<S: Builtin>() -> Entry {
     }
 }
 
+/// The one registration: each built-in section's type. The `match` is
+/// exhaustive, so a [`SectionId`] variant without its arm does not compile:
+///
+/// ```compile_fail
+/// use pynchy_status::SectionId;
+/// // The shape of `entry`, an arm short: refused (E0004), as `entry` would be.
+/// fn entry(id: SectionId) -> Option<&'static str> {
+///     Some(match id {
+///         SectionId::Service => "service",
+///         SectionId::Extra(_) => return None,
+///     })
+/// }
+/// ```
+pub fn entry(id: SectionId) -> Option<Entry> {
+    Some(match id {
+        SectionId::Service => entry_of::<service::Service>(),
+        SectionId::Deploy => entry_of::<deploy::Deploy>(),
+        SectionId::Channels => entry_of::<channels::ChannelsSection>(),
+        SectionId::Gateway => entry_of::<gateway::Gateway>(),
+        SectionId::Queue => entry_of::<queue::Queue>(),
+        SectionId::Repos => entry_of::<repos::Repos>(),
+        SectionId::Messages => entry_of::<messages::Messages>(),
+        SectionId::Tasks => entry_of::<tasks::Tasks>(),
+        SectionId::HostJobs => entry_of::<host_jobs::HostJobs>(),
+        SectionId::Groups => entry_of::<groups::Groups>(),
+        SectionId::Mcp => entry_of::<mcp::Mcp>(),
+        SectionId::Extra(_) => return None,
+    })
+}
+
 /// Every built-in section, in the order they appear in `/status`.
-pub fn registry() -> [Entry; 11] {
-    [
-        entry::<service::Service>(),
-        entry::<deploy::Deploy>(),
-        entry::<channels::ChannelsSection>(),
-        entry::<gateway::Gateway>(),
-        entry::<queue::Queue>(),
-        entry::<repos::Repos>(),
-        entry::<messages::Messages>(),
-        entry::<tasks::Tasks>(),
-        entry::<host_jobs::HostJobs>(),
-        entry::<groups::Groups>(),
-        entry::<mcp::Mcp>(),
-    ]
+pub fn registry() -> Vec<Entry> {
+    SectionId::BUILTIN.into_iter().filter_map(entry).collect()
 }
 
 /// The built-in section `id`, if it is one.
 pub fn lookup(id: SectionId) -> Option<Entry> {
-    registry().into_iter().find(|e| e.id == id)
+    entry(id)
+}
+
+/// Whether section `id` reads pynchy's database (its [`Builtin::READS_DATABASE`]).
+pub fn reads_database(id: SectionId) -> bool {
+    entry(id).is_some_and(|e| e.reads_database)
 }
 
 /// A read-only connection to pynchy's database for one section, with a busy
@@ -677,5 +709,25 @@ pub fn show<T: std::fmt::Display>(v: &Option<T>) -> String {
     match v {
         Some(v) => v.to_string(),
         None => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registration and the ids agree: each built-in id's entry is its
+    /// own, in document order.
+    #[test]
+    fn every_builtin_id_has_its_own_entry() {
+        let ids: Vec<SectionId> = registry().iter().map(|e| e.id).collect();
+        assert_eq!(ids, SectionId::BUILTIN.to_vec());
+        assert!(entry(SectionId::Extra("weather")).is_none());
+        let db: Vec<&str> = SectionId::BUILTIN
+            .into_iter()
+            .filter(|id| reads_database(*id))
+            .map(SectionId::name)
+            .collect();
+        assert_eq!(db, ["messages", "tasks", "host_jobs", "groups"]);
     }
 }

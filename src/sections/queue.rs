@@ -30,7 +30,7 @@ use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::db::Db;
 use crate::sources::docker::{self, ContainerInfo, ListError};
-use crate::sources::push::{GroupQueue, QueueState};
+use crate::sources::push::QueueState;
 use crate::sources::watch::Changes;
 
 /// Where the queue's counts came from.
@@ -179,6 +179,44 @@ pub fn agent_name(name: &str, litellm: &[&str]) -> bool {
     name.starts_with("pynchy-") && !name.starts_with(super::mcp::PREFIX) && !litellm.contains(&name)
 }
 
+/// Each group: as pushed (if a push is fresh), its agent containers (active
+/// while one runs, without a push), its activity; idle when nothing runs or
+/// is known to be pending.
+fn groups(
+    push: Option<&QueueState>,
+    agents: &[(String, ContainerBody)],
+    activity: &[Activity],
+) -> BTreeMap<String, GroupBody> {
+    let mut per_group: BTreeMap<String, GroupBody> = BTreeMap::new();
+    for (k, g) in push.iter().flat_map(|q| &q.per_group) {
+        let pushed = GroupBody {
+            active: g.active,
+            is_task: g.is_task,
+            pending_messages: Some(g.pending_messages),
+            pending_tasks: Some(g.pending_tasks),
+            ..GroupBody::default()
+        };
+        per_group.insert(k.clone(), pushed);
+    }
+    for (folder, c) in agents {
+        let g = per_group.entry(folder.clone()).or_default();
+        if push.is_none() && c.state == "running" {
+            g.active = true;
+            g.is_task |= c.kind == ContainerKind::Task;
+        }
+        g.containers.push(c.clone());
+    }
+    for a in activity {
+        let g = per_group.entry(a.folder.clone()).or_default();
+        g.last_message_at.clone_from(&a.last_message_at);
+        g.last_run_at.clone_from(&a.last_run_at);
+    }
+    for g in per_group.values_mut() {
+        g.idle = !g.active && g.pending_messages != Some(true) && g.pending_tasks.unwrap_or(0) == 0;
+    }
+    per_group
+}
+
 impl QueueBody {
     /// The fresh push (if any), Docker's agent containers (`None`: Docker
     /// unreachable) and each registered group's activity, merged.
@@ -189,41 +227,12 @@ impl QueueBody {
         max_concurrent: u64,
         overrun_after: Duration,
     ) -> QueueBody {
-        let mut per_group: BTreeMap<String, GroupBody> = BTreeMap::new();
-        let pushed_group = |g: &GroupQueue| GroupBody {
-            active: g.active,
-            is_task: g.is_task,
-            pending_messages: Some(g.pending_messages),
-            pending_tasks: Some(g.pending_tasks),
-            ..GroupBody::default()
-        };
-        if let Some(q) = &push {
-            for (k, g) in &q.per_group {
-                per_group.insert(k.clone(), pushed_group(g));
-            }
-        }
         let agents: Vec<(String, ContainerBody)> = containers
             .unwrap_or_default()
             .iter()
             .filter_map(agent)
             .collect();
-        for (folder, c) in &agents {
-            let g = per_group.entry(folder.clone()).or_default();
-            if push.is_none() && c.state == "running" {
-                g.active = true;
-                g.is_task |= c.kind == ContainerKind::Task;
-            }
-            g.containers.push(c.clone());
-        }
-        for a in activity {
-            let g = per_group.entry(a.folder.clone()).or_default();
-            g.last_message_at.clone_from(&a.last_message_at);
-            g.last_run_at.clone_from(&a.last_run_at);
-        }
-        for g in per_group.values_mut() {
-            g.idle =
-                !g.active && g.pending_messages != Some(true) && g.pending_tasks.unwrap_or(0) == 0;
-        }
+        let per_group = groups(push.as_ref(), &agents, activity);
         let running = agents.iter().filter(|(_, c)| c.state == "running").count() as u64;
         QueueBody {
             active_containers: match &push {
@@ -463,6 +472,42 @@ impl Queue {
     }
 }
 
+/// pynchy's running agent containers (`None`: Docker unreachable); an
+/// answer over `[limits] docker_body` is the section's error.
+async fn agent_containers(
+    docker: Option<bollard::Docker>,
+    timeout: Duration,
+    litellm: &[String; 2],
+) -> Result<Option<Vec<ContainerInfo>>, CollectError> {
+    let Some(d) = docker else { return Ok(None) };
+    let list = match docker::containers_named(&d, "pynchy-", true, timeout).await {
+        Ok(list) => list,
+        Err(ListError::TooLarge(why)) => return Err(CollectError::new(why)),
+        Err(ListError::Unreachable) => return Ok(None),
+    };
+    let names = [litellm[0].as_str(), litellm[1].as_str()];
+    Ok(Some(
+        list.into_iter()
+            .filter(|c| agent_name(&c.name, &names))
+            .collect(),
+    ))
+}
+
+/// The activity, read on a blocking thread; it never holds up the queue:
+/// past [`ACTIVITY_DEADLINE`] (a database stuck in this read) the last one
+/// read stands, and the read finishes on its own thread, inside the
+/// database's gate.
+async fn activity_within(
+    read: impl FnOnce() -> Vec<Activity> + Send + 'static,
+    last: &Mutex<ActivityCache>,
+) -> Result<Vec<Activity>, CollectError> {
+    match tokio::time::timeout(ACTIVITY_DEADLINE, tokio::task::spawn_blocking(read)).await {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(_)) => Err(CollectError::new("the activity read panicked")),
+        Err(_) => Ok(lock(last).rows.clone().unwrap_or_default()),
+    }
+}
+
 impl Section for Queue {
     type Body = QueueBody;
 
@@ -501,35 +546,9 @@ impl Section for Queue {
             cfg.gateway.postgres_container.clone(),
         ];
         Work::future(async move {
-            let containers = match docker {
-                Some(d) => match docker::containers_named(&d, "pynchy-", true, timeout).await {
-                    Ok(list) => Some(list),
-                    Err(ListError::TooLarge(why)) => return Err(CollectError::new(why)),
-                    Err(ListError::Unreachable) => None,
-                },
-                None => None,
-            };
-            let containers = containers.map(|list| {
-                list.into_iter()
-                    .filter(|c| agent_name(&c.name, &[litellm[0].as_str(), litellm[1].as_str()]))
-                    .collect::<Vec<_>>()
-            });
+            let containers = agent_containers(docker, timeout, &litellm).await?;
             lock(&cache).clone_from(&containers);
-            // The activity never holds up the queue: past its deadline (a
-            // database stuck in this read) the last one read stands, and the
-            // read finishes on its own thread, inside the database's gate.
-            let read =
-                tokio::time::timeout(ACTIVITY_DEADLINE, tokio::task::spawn_blocking(activity));
-            let activity = match read.await {
-                Ok(Ok(rows)) => rows,
-                Ok(Err(_)) => return Err(CollectError::new("the activity read panicked")),
-                Err(_) => last_activity
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .rows
-                    .clone()
-                    .unwrap_or_default(),
-            };
+            let activity = activity_within(activity, &last_activity).await?;
             Ok(QueueBody::merge(
                 push,
                 containers.as_deref(),

@@ -545,6 +545,55 @@ async fn deploy_of_exit(ask: &Ask) -> Option<String> {
     deploy
 }
 
+/// The status observation gives, and the process it is about (pid, start).
+struct Seen {
+    status: ServiceStatus,
+    pid: Option<u32>,
+    started: Option<DateTime<Utc>>,
+}
+
+/// What pynchy's process, port and probes say, with no push.
+fn observed_status(ask: &Ask, held: bool, deploy: bool) -> Seen {
+    let o = &ask.observed;
+    let since = lock(&ask.memory).unresponsive_since;
+    let grace = ask.cfg.restart_grace;
+    let mut seen = Seen {
+        status: ServiceStatus::Down,
+        pid: o.process.as_ref().map(|p| p.pid),
+        started: o.process.as_ref().and_then(|p| p.started_at),
+    };
+    if held {
+        seen.status = match since {
+            Some((t, _)) if t.elapsed() >= ask.cfg.unresponsive_grace => ServiceStatus::Down,
+            Some(_) => ServiceStatus::Unresponsive,
+            None => ServiceStatus::Ok,
+        };
+        return seen;
+    }
+    if deploy && o.last_exit.is_some_and(|e| e.instant.elapsed() < grace) {
+        seen.status = ServiceStatus::Restarting;
+        return seen;
+    }
+    // A pynchy process working in the root, not listening yet (looked for
+    // only when the collection may do I/O).
+    let starting = ask
+        .io
+        .then(|| observe::starting_in(&ask.cfg.root))
+        .flatten();
+    if let Some(pid) = starting {
+        let started = observe::started_at(pid);
+        let young = started.is_none_or(|t| (Utc::now() - t).to_std().unwrap_or_default() < grace);
+        if young {
+            seen = Seen {
+                status: ServiceStatus::Starting,
+                pid: Some(pid),
+                started,
+            };
+        }
+    }
+    seen
+}
+
 async fn body(ask: Ask) -> ServiceBody {
     let o = &ask.observed;
     let held = matches!(
@@ -553,85 +602,45 @@ async fn body(ask: Ask) -> ServiceBody {
     );
     let (probe_error, (unit, unit_error), deploy) =
         tokio::join!(probe(&ask, held), unit(&ask), deploy_of_exit(&ask));
-    let process = match o.holder {
-        Some(Holder::Process { .. }) => ProcessView::Readable,
-        Some(Holder::Hidden { .. }) => ProcessView::NotReadable,
-        Some(Holder::Itself) => ProcessView::Itself,
-        Some(Holder::Nobody) | None => ProcessView::None,
-    };
-    let (since, last_answer) = {
-        let m = lock(&ask.memory);
-        (m.unresponsive_since, m.last_answer_at)
-    };
-    let grace = ask.cfg.restart_grace;
-    let exit_recent = o.last_exit.is_some_and(|e| e.instant.elapsed() < grace);
-    let starting = if held || !ask.io {
-        None
-    } else {
-        observe::starting_in(&ask.cfg.root).filter(|pid| {
-            observe::started_at(*pid)
-                .is_none_or(|t| (Utc::now() - t).to_std().unwrap_or_default() < grace)
-        })
-    };
-    let mut pid = o.process.as_ref().map(|p| p.pid);
-    let mut started = o.process.as_ref().and_then(|p| p.started_at);
-    let status = if held {
-        match since {
-            Some((t, _)) if t.elapsed() >= ask.cfg.unresponsive_grace => ServiceStatus::Down,
-            Some(_) => ServiceStatus::Unresponsive,
-            None => ServiceStatus::Ok,
-        }
-    } else if deploy.is_some() && exit_recent {
-        ServiceStatus::Restarting
-    } else if let Some(p) = starting {
-        pid = Some(p);
-        started = observe::started_at(p);
-        ServiceStatus::Starting
-    } else {
-        ServiceStatus::Down
-    };
-    let mut source = Source::Observed;
-    let mut status = status;
-    if let Some(p) = &ask.pushed {
-        // A push wins while fresh, unless the process holding the port
-        // ended after it (a dead pynchy's last push is not its state).
-        let died_after = !held && o.last_exit.is_some_and(|e| e.instant > p.stamp.instant);
-        if !died_after {
-            source = Source::Pushed;
-            status = match p.value.status {
-                PushedStatus::Ok => ServiceStatus::Ok,
-                PushedStatus::ShuttingDown => ServiceStatus::ShuttingDown,
-            };
-            started = Some(p.value.started_at.at);
-        }
+    let Seen {
+        mut status,
+        pid,
+        mut started,
+    } = observed_status(&ask, held, deploy.is_some());
+    let (mut source, mut started_text) = (Source::Observed, None);
+    if let Some((pushed, at, text)) = push_wins(&ask, held) {
+        (source, status, started, started_text) = (Source::Pushed, pushed, Some(at), Some(text));
     }
     if ask.shutting_down {
         status = ServiceStatus::ShuttingDown;
     }
-    let restarts = o.restarts_recent() as u64;
-    let deploys = lock(&ask.memory)
-        .exits
-        .iter()
-        .filter(|(t, d)| d.is_some() && t.elapsed() < observe::RESTART_WINDOW)
-        .count() as u64;
-    let running = matches!(status, ServiceStatus::Ok | ServiceStatus::Unresponsive)
-        || (status == ServiceStatus::ShuttingDown && held);
+    let live = matches!(
+        status,
+        ServiceStatus::Ok | ServiceStatus::Unresponsive | ServiceStatus::Starting
+    ) || (status == ServiceStatus::ShuttingDown && held);
     ask.up.store(
         matches!(status, ServiceStatus::Ok | ServiceStatus::Unresponsive),
         Ordering::Release,
     );
+    let (since, last_answer, deploys) = {
+        let m = lock(&ask.memory);
+        let deploys = m
+            .exits
+            .iter()
+            .filter(|(t, d)| d.is_some() && t.elapsed() < observe::RESTART_WINDOW)
+            .count() as u64;
+        (m.unresponsive_since, m.last_answer_at, deploys)
+    };
+    let restarts = o.restarts_recent() as u64;
     ServiceBody {
         status,
-        started_at: match (&ask.pushed, source) {
-            (Some(p), Source::Pushed) => Some(p.value.started_at.raw.clone()),
-            _ => started.map(rfc3339),
-        },
+        started_at: started_text.or_else(|| started.map(rfc3339)),
         uptime_seconds: started
-            .filter(|_| running || status == ServiceStatus::Starting)
+            .filter(|_| live)
             .map(|t| (Utc::now() - t).num_seconds().max(0)),
         source,
         port: ask.cfg.port,
-        process,
+        process: process_view(o.holder.as_ref()),
         pid,
         last_answer_at: last_answer.map(rfc3339),
         unresponsive_since: since.map(|(_, t)| rfc3339(t)),
@@ -642,6 +651,36 @@ async fn body(ask: Ask) -> ServiceBody {
         deploy_at: deploy,
         unit,
         unit_error,
+    }
+}
+
+/// The fresh push's status, start and start as pushed, when it wins: while
+/// fresh, unless the process holding the port ended after it (a dead
+/// pynchy's last push is not its state).
+fn push_wins(ask: &Ask, held: bool) -> Option<(ServiceStatus, DateTime<Utc>, String)> {
+    let p = ask.pushed.as_ref()?;
+    let last_exit = ask.observed.last_exit;
+    if !held && last_exit.is_some_and(|e| e.instant > p.stamp.instant) {
+        return None;
+    }
+    let status = match p.value.status {
+        PushedStatus::Ok => ServiceStatus::Ok,
+        PushedStatus::ShuttingDown => ServiceStatus::ShuttingDown,
+    };
+    // `started_at` served exactly as pynchy pushed it.
+    Some((
+        status,
+        p.value.started_at.at,
+        p.value.started_at.raw.clone(),
+    ))
+}
+
+fn process_view(holder: Option<&Holder>) -> ProcessView {
+    match holder {
+        Some(Holder::Process { .. }) => ProcessView::Readable,
+        Some(Holder::Hidden { .. }) => ProcessView::NotReadable,
+        Some(Holder::Itself) => ProcessView::Itself,
+        Some(Holder::Nobody) | None => ProcessView::None,
     }
 }
 

@@ -359,6 +359,7 @@ impl Section for Tasks {
 
 impl Builtin for Tasks {
     const ID: SectionId = SectionId::Tasks;
+    const READS_DATABASE: bool = true;
     const RULES: &'static [&'static Rule] = &[&TASK_OVERDUE, &TASK_FAILING, &SCHEDULE_INVALID];
     const FOLLOWS: &'static [SectionId] = &[SectionId::Queue, SectionId::Service];
 

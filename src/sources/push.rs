@@ -179,7 +179,7 @@ pub fn pushable(name: &str) -> Option<SectionId> {
 /// Why a pushed body was refused. The text names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
-    #[error("unknown section `{0}`; pushable: service, channels, queue, groups")]
+    #[error("unknown section `{0}`; pushable: {list}", list = PUSHABLE.map(SectionId::name).join(", "))]
     UnknownSection(String),
     #[error("{0}")]
     Invalid(String),

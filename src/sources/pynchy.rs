@@ -410,10 +410,17 @@ impl WithoutUrl for reqwest::Error {
     }
 }
 
-/// `GET /health`'s `channels_connected`, when the body holds it.
-pub fn channels_connected(body: &[u8]) -> Option<bool> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    v.get("channels_connected")?.as_bool()
+/// What pynchy-status reads of pynchy's `GET /health` answer (the rest is
+/// git work it does itself).
+#[derive(Debug, serde::Deserialize)]
+pub struct Health {
+    /// True when any channel is connected.
+    pub channels_connected: Option<bool>,
+}
+
+/// pynchy's `GET /health` answer, when it is one.
+pub fn health(body: &[u8]) -> Option<Health> {
+    serde_json::from_slice(body).ok()
 }
 
 /// The port of an `http://host:port` URL (its scheme's default without one).
