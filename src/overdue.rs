@@ -176,11 +176,45 @@ pub fn parse_cron(value: &str) -> Result<Option<Cron>, String> {
         .map_err(|e| format!("invalid cron expression `{value}`: {e}"))
 }
 
+/// Whether a parsed cron expression ever fires: `0 0 30 2 *` is valid to
+/// croniter but never fires (pynchy fails computing its next run), and a
+/// search for its next time runs to croner's year limit (tens of ms). Known
+/// once per expression, cached (at most [`NEVER_CACHE`] expressions; the
+/// cache starts again when full).
+fn ever_fires(value: &str, cron: &Cron) -> bool {
+    static KNOWN: std::sync::Mutex<Option<std::collections::HashMap<String, bool>>> =
+        std::sync::Mutex::new(None);
+    let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+    let map = known.get_or_insert_with(Default::default);
+    if let Some(v) = map.get(value) {
+        return *v;
+    }
+    // From a fixed start, so the answer does not depend on the day; eight
+    // years cover every leap day and weekday a pattern can ask for.
+    let start = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
+    let fires = cron
+        .find_next_occurrence(&start, false)
+        .is_ok_and(|t| t < start + chrono::Duration::days(8 * 366));
+    if map.len() >= NEVER_CACHE {
+        map.clear();
+    }
+    map.insert(value.to_string(), fires);
+    fires
+}
+
+/// The most cron expressions whose "ever fires" is remembered.
+const NEVER_CACHE: usize = 4096;
+
 /// Parses `schedule_type` / `schedule_value`; the error says why pynchy would
 /// not run it.
 pub fn parse_schedule(kind: &str, value: &str) -> Result<Recurrence, String> {
     match kind {
-        "cron" => parse_cron(value).map(|c| Recurrence::Cron(c.map(Box::new))),
+        "cron" => match parse_cron(value)? {
+            Some(c) if !ever_fires(value, &c) => Err(format!(
+                "cron expression `{value}` never fires (no such date)"
+            )),
+            c => Ok(Recurrence::Cron(c.map(Box::new))),
+        },
         "interval" => match value.trim().parse::<u64>() {
             Ok(ms) if ms > 0 => Ok(Recurrence::Interval(ms)),
             _ => Err(format!(

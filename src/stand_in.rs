@@ -107,6 +107,11 @@ impl StandIn {
         reader.read_line(&mut line)?;
         let mut parts = line.split_whitespace();
         let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if method.is_empty() {
+            // A connection closed before any request (pynchy-status looking
+            // whether the port is open): no handler runs, nothing to count.
+            return Ok(());
+        }
         let path = target.split('?').next().unwrap_or("");
         // The headers, up to the blank line (no request here has a body).
         loop {

@@ -8,7 +8,7 @@ mod common;
 use chrono::{DateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use common::*;
-use pynchy_status::testing::{next_fire, parse_cron};
+use pynchy_status::testing::{next_fire, parse_cron, parse_schedule};
 use serde_json::{json, Value};
 
 const EXPRESSIONS: &[&str] = &[
@@ -42,6 +42,11 @@ const EXPRESSIONS: &[&str] = &[
     "@midnight",
     "@hourly",
     "@DAILY",
+    // Valid to croniter, but no such date: it raises computing a next time
+    // (so pynchy cannot schedule them); we say "never fires".
+    "0 0 30 2 *",
+    "0 0 31 4,6 *",
+    "0 0 29 2 *",
     // croniter rejects these, and so does pynchy.
     "0 9 * *",
     "0 25 * * *",
@@ -139,7 +144,21 @@ fn schedules_and_fire_times_agree_with_croniter() {
             "{expr}: croniter says valid={valid}, we say {ours:?}"
         );
         let Ok(Some(cron)) = ours else { continue };
-        for ((tz, start), theirs) in STARTS.iter().zip(entry["next"].as_array().unwrap()) {
+        // Where croniter cannot compute any next time, the schedule never
+        // fires: said as the schedule's error, found at once.
+        let nexts = entry["next"].as_array().unwrap();
+        let never = nexts.iter().all(Value::is_null);
+        let schedule = parse_schedule("cron", expr);
+        assert_eq!(
+            schedule
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.contains("never fires")),
+            never,
+            "{expr}: croniter's next times {nexts:?}, ours {:?}",
+            schedule.err()
+        );
+        for ((tz, start), theirs) in STARTS.iter().zip(nexts) {
             let Some(theirs) = theirs.as_str() else {
                 continue;
             };

@@ -99,6 +99,11 @@ fn durations_out_of_range_are_config_errors_naming_the_key() {
         ),
         ("[push]\nttl = \"300000000000y\"\n", "push.ttl"),
         ("[push]\nttl = \"1ns\"\n", "push.ttl"),
+        // actix-web panics past 512 workers: refused at load.
+        ("[server]\nworkers = 513\n", "server.workers"),
+        ("[server]\nworkers = 0\n", "server.workers"),
+        ("[pynchy]\nurl = \"https://127.0.0.1:8484\"\n", "pynchy.url"),
+        ("[pynchy]\nmax_concurrent = 0\n", "pynchy.max_concurrent"),
         (
             "[sections.repos]\ninterval = \"10s\"\nstale_after = \"5s\"\n",
             "sections.repos.stale_after",

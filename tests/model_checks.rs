@@ -119,3 +119,47 @@ fn models_interval_is_validated() {
         );
     }
 }
+
+#[test]
+fn a_check_that_never_reached_the_proxy_runs_again_once_it_is_up() {
+    // At boot pynchy starts the proxy's container after this daemon: the
+    // start-up check finds no one listening (it cost nothing, proved nothing).
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_in(dir.path(), &config(&url, ""), vec![]);
+    wait_for(
+        Duration::from_secs(10),
+        "the first check, unreached",
+        || (gateway(run.addr)["models_error"] == "gateway unreachable").then_some(()),
+    );
+    // A few collections later the proxy comes up: checked again at once,
+    // not in 10 min.
+    wait_collections(run.addr, &["gateway"], 3);
+    let counts: Counts = Arc::default();
+    let c = counts.clone();
+    stand_in_on(
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        move |path| {
+            *c.lock().unwrap().entry(path.to_string()).or_default() += 1;
+            let body = match path {
+                "/health" => json!({"healthy_endpoints": [{"model": "openai/m"}],
+                    "unhealthy_endpoints": [], "healthy_count": 1, "unhealthy_count": 0}),
+                _ => json!({"status": "healthy", "db": "Not connected"}),
+            };
+            Answer::Json(body.to_string())
+        },
+    );
+    wait_for(Duration::from_secs(10), "the check, reached", || {
+        (gateway(run.addr)["healthy_models"] == 1).then_some(())
+    });
+    assert!(!has_reason(
+        &get_json(run.addr, "/status"),
+        "model health unknown"
+    ));
+    // Once reached, the interval holds: one paid check, however many polls.
+    wait_for(Duration::from_secs(20), "10 readiness probes", || {
+        (count(&counts, "/health/readiness") >= 10).then_some(())
+    });
+    assert_eq!(count(&counts, "/health"), 1, "{:?}", counts.lock().unwrap());
+}

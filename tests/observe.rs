@@ -277,3 +277,66 @@ fn no_channel_connected_is_a_reason_and_a_missing_pynchy_is_not_channels_fault()
         "channel slack disconnected"
     ));
 }
+
+#[test]
+fn pynchy_as_another_user_is_seen_by_its_port_alone() {
+    // pynchy-status as `nobody`, pynchy (its stand-in) as root: root's /proc
+    // entries are not readable, so the port alone tells.
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    if !setpriv.exists() || not_root() {
+        return missing_part("setpriv (util-linux) and root, to run the daemon as another user");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // nobody reads its config in here.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let port = free_port();
+    let db = dir.path().join("none.db");
+    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = format!("listen = \"{addr}\"\n{}", config(port, ""));
+    std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
+    let _daemon = ChildGuard::spawn(
+        std::process::Command::new(setpriv)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", EXE])
+            .args(["serve", "--config", "c.toml"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let s = wait_for(Duration::from_secs(20), "pynchy seen by its port", || {
+        std::net::TcpStream::connect(addr).ok()?;
+        let s = service(addr);
+        (s["status"] == "ok").then_some(s)
+    });
+    assert_eq!(s["process"], "not_readable", "{s:#}");
+    assert_eq!(s["pid"], Value::Null);
+    assert_eq!(s["started_at"], Value::Null);
+    drop(pynchy);
+    // Its socket is read every 5 s in this mode.
+    wait_for(Duration::from_secs(15), "down by the port", || {
+        (service(addr)["status"] == "down").then_some(())
+    });
+    let _pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let s = wait_for(Duration::from_secs(15), "back by the port", || {
+        let s = service(addr);
+        (s["status"] == "ok").then_some(s)
+    });
+    assert_eq!(s["restarts_last_10m"], 1, "{s:#}");
+}
+
+/// Whether this test process runs as another user than root.
+fn not_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|u| u.split_whitespace().next() != Some("0"))
+        })
+        .unwrap_or(true)
+}

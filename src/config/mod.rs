@@ -884,8 +884,9 @@ fn rollup(raw: RawRollup) -> Result<RollupConfig, ConfigError> {
 }
 
 fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
-    if raw.workers == Some(0) {
-        return Err(invalid("server.workers", "must be at least 1"));
+    // actix-web panics past 512 workers.
+    if raw.workers.is_some_and(|w| !(1..=512).contains(&w)) {
+        return Err(invalid("server.workers", "must be from 1 to 512"));
     }
     if raw
         .max_connections

@@ -238,10 +238,10 @@ impl Install {
             }
         }
         if let Some(tz) = self.env.get("tz").filter(|t| !t.is_empty()) {
-            return Ok((tz.clone(), Origin::Environment));
+            return Ok(zone_of_tz(tz, Origin::Environment));
         }
         if let Some(tz) = self.dotenv.get("tz").filter(|t| !t.is_empty()) {
-            return Ok((tz.clone(), Origin::DotEnv));
+            return Ok(zone_of_tz(tz, Origin::DotEnv));
         }
         if let Some(tz) = localtime_zone(Path::new("/etc/localtime")) {
             return Ok((tz, Origin::Derived("the /etc/localtime symlink".into())));
@@ -250,10 +250,58 @@ impl Install {
     }
 }
 
+/// A `TZ` value as a zone name. pynchy runs with any `TZ` (it hands it on
+/// verbatim), so none refuses a start here: an IANA name is itself; a file
+/// (`:/etc/localtime`, `/usr/share/zoneinfo/Europe/Berlin`) is the zone it
+/// is or links to; anything else (a POSIX rule such as `UTC0` or
+/// `CET-1CEST,M3.5.0,M10.5.0/3`) cannot be followed through DST here: UTC,
+/// with a warning and the origin saying so.
+fn zone_of_tz(tz: &str, origin: Origin) -> (String, Origin) {
+    let name = tz.strip_prefix(':').unwrap_or(tz);
+    if name.parse::<chrono_tz::Tz>().is_ok() {
+        return (name.to_string(), origin);
+    }
+    if name.starts_with('/') {
+        let path = Path::new(name);
+        if let Some(zone) = localtime_zone(path).or_else(|| {
+            let text = path.to_string_lossy();
+            text.split_once("zoneinfo/").map(|(_, z)| z.to_string())
+        }) {
+            if zone.parse::<chrono_tz::Tz>().is_ok() {
+                return (zone, Origin::Derived(format!("TZ={tz} ({origin})")));
+            }
+        }
+    }
+    tracing::warn!(
+        tz,
+        "TZ is not an IANA zone or a zone file: cron schedules are read in UTC"
+    );
+    (
+        "UTC".into(),
+        Origin::Derived(format!("TZ={tz} ({origin}), not an IANA zone")),
+    )
+}
+
 /// The zone `/etc/localtime` links to: the part of its target after `zoneinfo/`.
 fn localtime_zone(link: &Path) -> Option<String> {
     let target = std::fs::read_link(link).ok()?;
     let text = target.to_string_lossy();
     let (_, zone) = text.split_once("zoneinfo/")?;
     Some(zone.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tz_values_pynchy_runs_with_never_refuse_a_start() {
+        let zone = |tz: &str| zone_of_tz(tz, Origin::Environment).0;
+        assert_eq!(zone("Europe/Berlin"), "Europe/Berlin");
+        assert_eq!(zone(":Europe/Berlin"), "Europe/Berlin");
+        assert_eq!(zone("/usr/share/zoneinfo/Asia/Kolkata"), "Asia/Kolkata");
+        assert_eq!(zone("UTC0"), "UTC");
+        assert_eq!(zone("CET-1CEST,M3.5.0,M10.5.0/3"), "UTC");
+        assert!(zone(":/etc/localtime").parse::<chrono_tz::Tz>().is_ok());
+    }
 }

@@ -144,6 +144,8 @@ impl Body for ChannelsBody {
 
 pub struct ChannelsSection {
     ctx: Arc<Context>,
+    /// The last collection used a fresh push (to log when pushes stop).
+    pushed: std::sync::atomic::AtomicBool,
     http: Option<reqwest::Client>,
     timeout: Duration,
 }
@@ -188,6 +190,12 @@ impl Section for ChannelsSection {
             .push_source
             .channels()
             .filter(|p| p.stamp.instant.elapsed() < ttl);
+        let was = self
+            .pushed
+            .swap(pushed.is_some(), std::sync::atomic::Ordering::AcqRel);
+        if was && pushed.is_none() {
+            tracing::info!("pynchy's channel pushes stopped: asking its /health instead");
+        }
         if let Some(p) = pushed {
             let any = p.value.values().any(|c| c.connected);
             let body = ChannelsBody {
@@ -240,6 +248,7 @@ impl Builtin for ChannelsSection {
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
         ChannelsSection {
             ctx: ctx.clone(),
+            pushed: std::sync::atomic::AtomicBool::new(false),
             http: crate::client::outbound().ok(),
             timeout: schedule.timeout * 9 / 10,
         }

@@ -313,13 +313,17 @@ impl Gateway {
     }
 
     /// Whether this collection runs the paid model check: at start-up, once
-    /// per `models_interval`, and when asked (`POST /refresh/gateway`).
+    /// per `models_interval`, and when asked (`POST /refresh/gateway`); and
+    /// again at the next collection after a check that never reached the
+    /// proxy (no connection: at boot pynchy starts the proxy's container
+    /// after this daemon) — it cost nothing and proved nothing.
     fn models_due(&self) -> bool {
         let asked = self.ctx.refresh.take(SectionId::Gateway);
         let last = self.models.lock().unwrap_or_else(|p| p.into_inner());
         match (self.cfg.models_interval, last.as_ref()) {
             (None, _) => asked,
             (Some(_), None) => true,
+            (Some(_), Some((Err(HealthError::NotReached), _, _))) => true,
             (Some(every), Some((_, _, at))) => asked || at.elapsed() >= every,
         }
     }

@@ -358,6 +358,8 @@ pub struct Queue {
     containers: Arc<Mutex<Option<Vec<ContainerInfo>>>>,
     /// The task following Docker's events: ends with the section (a reload).
     events: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The last collection used a fresh push (to log when pushes stop).
+    pushed: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Queue {
@@ -524,6 +526,12 @@ impl Section for Queue {
             .queue()
             .filter(|p| p.stamp.instant.elapsed() < ttl)
             .map(|p| p.value);
+        let was = self
+            .pushed
+            .swap(push.is_some(), std::sync::atomic::Ordering::AcqRel);
+        if was && push.is_none() {
+            tracing::info!("pynchy's queue pushes stopped: observing its containers instead");
+        }
         let (timeout, max) = (self.timeout, cfg.pynchy.max_concurrent);
         let overrun = cfg.pynchy.container_timeout + cfg.pynchy.agent_slack;
         if self.ctx.push_arrived.take(SectionId::Queue) {
@@ -612,6 +620,7 @@ impl Builtin for Queue {
             docker: Mutex::new(None),
             containers: Arc::default(),
             events: Mutex::new(None),
+            pushed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }

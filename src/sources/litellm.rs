@@ -35,6 +35,10 @@ pub const MAX_LISTED: usize = 50;
 pub enum HealthError {
     #[error("gateway unreachable")]
     Unreachable,
+    /// No connection could be made: the request never reached the proxy, so
+    /// it cost nothing and proved nothing (the proxy not started yet).
+    #[error("gateway unreachable")]
+    NotReached,
     #[error("gateway did not answer within {0}")]
     Timeout(String),
     #[error("gateway answered HTTP {0}")]
@@ -134,6 +138,8 @@ pub async fn health(
     let resp = req.send().await.map_err(|e| {
         if e.is_timeout() {
             HealthError::Timeout(humantime::format_duration(timeout).to_string())
+        } else if e.is_connect() {
+            HealthError::NotReached
         } else {
             HealthError::Unreachable
         }

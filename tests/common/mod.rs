@@ -603,7 +603,14 @@ pub enum Answer {
 /// An HTTP server on loopback answering `route(path)` (the request's path),
 /// one thread per client: a stand-in speaking an outside system's wire format.
 pub fn stand_in(route: impl Fn(&str) -> Answer + Send + Sync + 'static) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    stand_in_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap(), route)
+}
+
+/// [`stand_in`] on a listener of the caller's (a port chosen before it listens).
+pub fn stand_in_on(
+    listener: std::net::TcpListener,
+    route: impl Fn(&str) -> Answer + Send + Sync + 'static,
+) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let route = std::sync::Arc::new(route);
     std::thread::spawn(move || {
