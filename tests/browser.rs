@@ -55,12 +55,12 @@ return {
   overdue: [...document.querySelectorAll('[data-section=tasks] tr[data-overdue=true]')].map(r => r.dataset.item),
   groups: t('[data-section=groups] [data-field=total]'),
   lastMessage: Object.fromEntries([...document.querySelectorAll('[data-section=queue] tr[data-group]')]
-    .map(r => [r.dataset.group, r.querySelector('[data-field=last_message_at]').title])),
+    .map(r => [r.dataset.group, (r.querySelector('[data-field=last_message_at] time') || {getAttribute: () => ""}).getAttribute('datetime')])),
   lastRun: Object.fromEntries([...document.querySelectorAll('[data-section=queue] tr[data-group]')]
-    .map(r => [r.dataset.group, r.querySelector('[data-field=last_run_at]').title])),
+    .map(r => [r.dataset.group, (r.querySelector('[data-field=last_run_at] time') || {getAttribute: () => ""}).getAttribute('datetime')])),
   idle: [...document.querySelectorAll('[data-section=queue] tr[data-idle=true]')].map(r => r.dataset.group),
   failedLast: [...document.querySelectorAll('[data-section=tasks] tr[data-last-run=error]')].map(r => r.dataset.item),
-  runs: [...document.querySelectorAll('[data-runs=task-overdue-sync] li')].map(l => [l.dataset.status, l.title, l.textContent]),
+  runs: [...document.querySelectorAll('[data-runs=task-overdue-sync] li')].map(l => [l.dataset.status, l.querySelector('time').getAttribute('datetime'), l.textContent]),
   figures: t('[data-runs=task-overdue-sync] [data-field=figures]'),
   service: t('[data-section=service] [data-field=status]'),
   conn: q('#conn').textContent,
@@ -251,10 +251,18 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
         ])
     );
     assert_eq!(f["rollup"], truth["status"]);
+    // Without Docker the page folds its reasons into one notice.
+    let docker_away = truth["gateway"]["docker"] == "unreachable";
     let want_reasons: Vec<String> = truth["reasons"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|r| {
+            let docker = r["rule"] == "docker_unreachable"
+                || (r["section"] == "mcp"
+                    && (r["rule"] == "section_error" || r["rule"] == "section_stale"));
+            !(docker_away && docker)
+        })
         .map(|r| {
             format!(
                 "{}: {}",
@@ -386,7 +394,7 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
     );
     let since = f["since"].as_str().unwrap();
     assert!(
-        since.starts_with(&format!("{} since ", f["rollup"].as_str().unwrap())),
+        since.starts_with(&format!("{} for ", f["rollup"].as_str().unwrap())),
         "{since}"
     );
 
@@ -541,4 +549,300 @@ fn dashboard_behind_a_token() {
     assert_eq!(f["since"], "");
     assert_eq!(f["timeline"], json!([]));
     browser.close();
+}
+
+/// What issue-27's checks read from the page.
+const GLANCE: &str = r#"
+const q = s => document.querySelector(s);
+const times = [...document.querySelectorAll('time')].map(t => t.getAttribute('datetime'));
+const strip = [...document.querySelectorAll('[data-section=tasks] tr[data-item=task-overdue-sync] [data-field=strip] [data-order]')]
+  .map(e => [Number(e.dataset.order), e.dataset.status, e.tagName]);
+const spark = q('[data-section=messages] svg.spark');
+return {
+  text: document.body.innerText,
+  times,
+  startedAt: (q('[data-section=service] [data-field=started_at] time') || {getAttribute: () => null}).getAttribute('datetime'),
+  uptime: (q('[data-section=service] [data-field=uptime_seconds]') || {}).textContent,
+  received: (q('[data-section=messages] [data-field=last_received_at] time') || {getAttribute: () => null}).getAttribute('datetime'),
+  strip,
+  bands: [...document.querySelectorAll('#strip rect')].map(r => [r.dataset.status, r.dataset.from, r.dataset.to]),
+  spark: spark ? {from: spark.dataset.from, inbound: JSON.parse(spark.dataset.inbound), outbound: JSON.parse(spark.dataset.outbound)} : null,
+  title: document.title,
+  favicon: q('#favicon').dataset.status,
+  notice: q('#notice').hidden ? null : q('#notice').textContent,
+  reasons: [...document.querySelectorAll('#reasons li')].map(l => l.textContent),
+  scroll: document.documentElement.scrollWidth,
+  width: window.innerWidth,
+};"#;
+
+fn glance(driver: SocketAddr, session: &str) -> Value {
+    run_js(driver, session, GLANCE, json!([]))
+}
+
+fn screenshot(driver: SocketAddr, session: &str, name: &str) {
+    let png = wd(
+        driver,
+        "GET",
+        &format!("/session/{session}/screenshot"),
+        Value::Null,
+    );
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(png.as_str().unwrap())
+        .unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/target", env!("CARGO_MANIFEST_DIR")));
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(format!("{target}/{name}.png"), &bytes).unwrap();
+}
+
+fn window(driver: SocketAddr, session: &str, width: u32, height: u32) {
+    wd(
+        driver,
+        "POST",
+        &format!("/session/{session}/window/rect"),
+        json!({"width": width, "height": height}),
+    );
+}
+
+fn dark(driver: SocketAddr, session: &str, on: bool) {
+    wd(
+        driver,
+        "POST",
+        &format!("/session/{session}/goog/cdp/execute"),
+        json!({"cmd": "Emulation.setEmulatedMedia", "params": {"features": [
+            {"name": "prefers-color-scheme", "value": if on { "dark" } else { "light" }}]}}),
+    );
+}
+
+#[test]
+fn a_person_reads_it_at_a_glance() {
+    if missing_browser() {
+        return;
+    }
+    if !sqlite3_present() {
+        return missing_part("the sqlite3 CLI");
+    }
+    let world = pynchy_status::demo::build("127.0.0.1:0").unwrap();
+    let mut cfg = Config::load(&world.config_path).unwrap();
+    // No Docker here, whatever the machine has: said once, plainly.
+    cfg.gateway.docker_host = "unix:///nonexistent/pynchy-status-glance.sock".into();
+    let run = Daemon::new(cfg)
+        .unwrap()
+        .spawn(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    // pynchy up for 7,210 s, as pushed.
+    let started = chrono::Utc::now() - chrono::Duration::seconds(7210);
+    for (section, body) in pynchy_status::demo::sample_pushes(started) {
+        assert_eq!(
+            pynchy_status::demo::push(run.addr, section, &body).unwrap(),
+            200
+        );
+    }
+    wait_for(Duration::from_secs(10), "first round", || {
+        (get(run.addr, "/readyz").status == 200).then_some(())
+    });
+    let truth = get_json(run.addr, "/status");
+    let (_driver, driver, browser, _profile) = open_browser();
+    let session = browser.id.clone();
+    window(driver, &session, 1400, 1600);
+    wd(
+        driver,
+        "POST",
+        &format!("/session/{session}/url"),
+        json!({"url": format!("{}/", run.url())}),
+    );
+    let g = poll(Duration::from_secs(10), Duration::from_millis(100), || {
+        let g = glance(driver, &session);
+        (g["spark"].is_object() && g["bands"].as_array().is_some_and(|b| !b.is_empty()))
+            .then_some(g)
+    })
+    .expect("the page with its pictures");
+
+    // No RFC 3339 text anywhere a person reads.
+    let rfc = regex_free_rfc3339(g["text"].as_str().unwrap());
+    assert!(rfc.is_empty(), "raw times shown: {rfc:?}");
+    // <time datetime> carries /status's own instants.
+    assert_eq!(g["startedAt"], truth["service"]["started_at"]);
+    assert_eq!(g["received"], truth["messages"]["last_received_at"]);
+    assert!(g["times"].as_array().unwrap().len() > 10, "{}", g["times"]);
+    // 7,210 s reads as 2 h.
+    assert!(
+        g["uptime"].as_str().unwrap().starts_with("2 h 0 min"),
+        "{}",
+        g["uptime"]
+    );
+
+    // The run strip: the task page's runs, in order and outcome.
+    let page = get_json(run.addr, "/status/tasks/task-overdue-sync");
+    let want: Vec<Value> = page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].clone())
+        .collect();
+    let mut strip = g["strip"].as_array().unwrap().clone();
+    strip.sort_by_key(|e| e[0].as_u64().unwrap());
+    let shown: Vec<Value> = strip.iter().map(|e| e[1].clone()).collect();
+    assert_eq!(shown, want);
+    // Shapes as well as colours: a failure is not the same shape as a success.
+    for e in &strip {
+        let shape = e[2].as_str().unwrap().to_ascii_lowercase();
+        let want = if e[1] == "success" {
+            "rect"
+        } else if e[1] == "error" {
+            "path"
+        } else {
+            "circle"
+        };
+        assert_eq!(shape, want, "{e}");
+    }
+
+    // The verdict strip: its bands change where /status/events' verdicts do.
+    let events = get_json(run.addr, "/status/events")["events"].clone();
+    let flips: Vec<i64> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "verdict")
+        .map(|e| {
+            chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis()
+        })
+        .collect();
+    let bands = g["bands"].as_array().unwrap();
+    assert_eq!(bands.last().unwrap()[0], truth["status"]);
+    for b in &bands[1..] {
+        let from = chrono::DateTime::parse_from_rfc3339(b[1].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+        assert!(
+            flips.contains(&from),
+            "band from {from} is no verdict change: {flips:?}"
+        );
+    }
+
+    // The sparkline: each hour's inbound count equals sqlite3's.
+    let spark = &g["spark"];
+    let from = spark["from"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('Z')
+        .to_string();
+    let db = world.database();
+    let rows = sqlite3_read(
+        &db,
+        &format!(
+            "SELECT substr(timestamp, 1, 13), COUNT(*) FROM messages WHERE is_from_me = 0 \
+             AND timestamp >= '{from}' GROUP BY 1 ORDER BY 1"
+        ),
+    );
+    let first = chrono::NaiveDateTime::parse_from_str(&from, "%Y-%m-%dT%H:%M:%S").unwrap();
+    let mut want = vec![0u64; 24];
+    for line in rows.lines().filter(|l| !l.is_empty()) {
+        let (hour, n) = line.split_once('|').unwrap();
+        let t =
+            chrono::NaiveDateTime::parse_from_str(&format!("{hour}:00:00"), "%Y-%m-%dT%H:%M:%S")
+                .unwrap();
+        // (An hour begun since the collection is not in its 24.)
+        if let Some(w) = want.get_mut((t - first).num_hours() as usize) {
+            *w += n.parse::<u64>().unwrap();
+        }
+    }
+    assert_eq!(spark["inbound"], json!(want));
+    assert!(
+        want.iter().sum::<u64>() > 0,
+        "the demo has messages within the day"
+    );
+
+    // No Docker: one plain notice, not a red line per container.
+    assert!(
+        g["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("Docker is not reachable")),
+        "{}",
+        g["notice"]
+    );
+    let docker_lines = g["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.as_str().unwrap().contains("Docker"))
+        .count();
+    assert_eq!(docker_lines, 0, "{}", g["reasons"]);
+
+    // Another tab: the title and the favicon follow a pushed change at once.
+    assert!(g["title"].as_str().unwrap().starts_with(&format!(
+        "{} · ",
+        truth["status"].as_str().unwrap().to_uppercase()
+    )));
+    assert_eq!(g["favicon"], truth["status"]);
+    screenshot(driver, &session, "dashboard-1400-light");
+    dark(driver, &session, true);
+    screenshot(driver, &session, "dashboard-1400-dark");
+    assert_eq!(
+        pynchy_status::demo::push(
+            run.addr,
+            "service",
+            &json!({"status": "shutting_down", "started_at": started.to_rfc3339()}).to_string()
+        )
+        .unwrap(),
+        200
+    );
+    let g = poll(Duration::from_secs(2), Duration::from_millis(50), || {
+        let g = glance(driver, &session);
+        (g["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("DOWN · "))
+            && g["favicon"] == "down")
+            .then_some(g)
+    });
+    assert!(g.is_some(), "title and favicon did not follow the push");
+
+    // A phone: nothing scrolls sideways at 390 px, light and dark.
+    window(driver, &session, 390, 844);
+    let g = glance(driver, &session);
+    assert!(
+        g["scroll"].as_u64().unwrap() <= g["width"].as_u64().unwrap(),
+        "{} > {}",
+        g["scroll"],
+        g["width"]
+    );
+    screenshot(driver, &session, "dashboard-390-dark");
+    dark(driver, &session, false);
+    let g = glance(driver, &session);
+    assert!(
+        g["scroll"].as_u64().unwrap() <= g["width"].as_u64().unwrap(),
+        "{} > {}",
+        g["scroll"],
+        g["width"]
+    );
+    screenshot(driver, &session, "dashboard-390-light");
+    browser.close();
+}
+
+/// The RFC 3339 times in `text` (date, `T`, time).
+fn regex_free_rfc3339(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let mut found = Vec::new();
+    for i in 0..b.len().saturating_sub(15) {
+        let d = |j: usize| b.get(i + j).is_some_and(u8::is_ascii_digit);
+        let at = |j: usize, c: u8| b.get(i + j) == Some(&c);
+        if (0..4).all(d)
+            && at(4, b'-')
+            && d(5)
+            && d(6)
+            && at(7, b'-')
+            && d(8)
+            && d(9)
+            && (at(10, b'T') || at(10, b' '))
+            && d(11)
+            && d(12)
+            && at(13, b':')
+        {
+            found.push(text[i..(i + 19).min(text.len())].to_string());
+        }
+    }
+    found
 }

@@ -57,6 +57,12 @@ fn mask(v: &mut Value, key: &str) {
                 mask(v, k);
             }
         }
+        // Per-hour counts move with the clock (a message 10 min old is in
+        // this hour or the last one): tests/browser.rs checks them against
+        // sqlite3.
+        Value::Array(_) if key == "inbound" || key == "outbound" => {
+            *v = Value::String("<per hour>".into())
+        }
         Value::Array(items) => items.iter_mut().for_each(|v| mask(v, key)),
         Value::String(s) if is_time(s) => *s = "<time>".into(),
         Value::String(s) if key == "summary" => *s = mask_words(s),

@@ -213,6 +213,7 @@ fn messages(pending: i64) -> SectionState {
             last_received_at: None,
             last_sent_at: None,
             pending_deliveries: pending,
+            hourly: Default::default(),
         },
     )
 }
@@ -232,6 +233,7 @@ fn task_body(id: &str, overdue: bool, schedule_error: Option<&str>) -> TaskBody 
         last_run_status: None,
         failures_24h: 0,
         consecutive_failures: 0,
+        recent_statuses: vec![],
     }
 }
 

@@ -1,6 +1,7 @@
 //! `messages`: is traffic flowing? Inbound and outbound totals, the latest of
 //! each, and deliveries still pending — five aggregates in one read of
-//! pynchy's database.
+//! pynchy's database — and the last 24 hours' volume per hour (the
+//! dashboard's sparkline), read within the last 24 hours' rows only.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,19 +18,127 @@ use crate::section_id::SectionId;
 use crate::sources::db::{Db, Int};
 use crate::sources::watch::Changes;
 
-/// The `messages` body (also the query's row).
-#[derive(Debug, Serialize, Deserialize, QueryableByName, PartialEq, schemars::JsonSchema)]
+/// The `messages` body.
+#[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MessagesBody {
-    #[diesel(sql_type = BigInt)]
     pub total_inbound: i64,
-    #[diesel(sql_type = BigInt)]
     pub total_outbound: i64,
-    #[diesel(sql_type = Nullable<Text>)]
     pub last_received_at: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub last_sent_at: Option<String>,
-    #[diesel(sql_type = BigInt)]
     pub pending_deliveries: i64,
+    /// The last 24 hours, hour by hour (UTC), oldest first: the last entry
+    /// is the hour in progress.
+    pub hourly: Hourly,
+}
+
+/// Messages per hour over the last 24 hours.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct Hourly {
+    /// The first hour's start (`YYYY-MM-DDTHH:00:00Z`).
+    pub from: String,
+    /// Inbound messages (`is_from_me = 0`) per hour, 24 entries.
+    pub inbound: Vec<u64>,
+    /// Outbound messages (the ledger's rows) per hour, 24 entries.
+    pub outbound: Vec<u64>,
+}
+
+/// The totals' row.
+#[derive(QueryableByName)]
+struct Totals {
+    #[diesel(sql_type = BigInt)]
+    total_inbound: i64,
+    #[diesel(sql_type = BigInt)]
+    total_outbound: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_received_at: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_sent_at: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pending_deliveries: i64,
+}
+
+/// One hour's count.
+#[derive(QueryableByName)]
+struct HourRow {
+    #[diesel(sql_type = Text)]
+    hour: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Hours in the sparkline.
+const HOURS: usize = 24;
+/// Ledger rows read per step backwards from the newest.
+const LEDGER_STEP: i64 = 1000;
+
+/// The last 24 hours of `now`, per hour: inbound through pynchy's
+/// `messages(timestamp)` index (the window's rows only), outbound by the
+/// ledger's id backwards from the newest until a row is older than the
+/// window (the ledger has no timestamp index; pynchy appends to it, so ids
+/// follow time). Timestamps are pynchy's UTC isoformat, compared as text.
+fn hourly(c: &mut SqliteConnection, now: chrono::DateTime<chrono::Utc>) -> QueryResult<Hourly> {
+    use chrono::{DurationRound, TimeDelta};
+    let first =
+        now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now) - TimeDelta::hours(HOURS as i64 - 1);
+    let from = first.format("%Y-%m-%dT%H:00:00").to_string();
+    let index = |hour: &str| -> Option<usize> {
+        let t =
+            chrono::NaiveDateTime::parse_from_str(&format!("{hour}:00:00"), "%Y-%m-%dT%H:%M:%S")
+                .ok()?
+                .and_utc();
+        usize::try_from((t - first).num_hours())
+            .ok()
+            .filter(|i| *i < HOURS)
+    };
+    let mut inbound = vec![0; HOURS];
+    let rows = diesel::sql_query(
+        "SELECT substr(timestamp, 1, 13) AS hour, COUNT(*) AS n FROM messages \
+         WHERE timestamp >= ? AND is_from_me = 0 GROUP BY hour",
+    )
+    .bind::<Text, _>(&from)
+    .load::<HourRow>(c)?;
+    for r in rows {
+        if let Some(i) = index(&r.hour) {
+            inbound[i] += u64::try_from(r.n).unwrap_or(0);
+        }
+    }
+    let mut outbound = vec![0; HOURS];
+    let mut below = i64::MAX;
+    loop {
+        #[derive(QueryableByName)]
+        struct Step {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+            #[diesel(sql_type = Text)]
+            timestamp: String,
+        }
+        let step = diesel::sql_query(
+            "SELECT id, timestamp FROM outbound_ledger WHERE id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind::<BigInt, _>(below)
+        .bind::<BigInt, _>(LEDGER_STEP)
+        .load::<Step>(c)?;
+        let Some(last) = step.last() else { break };
+        below = last.id;
+        let mut older = false;
+        for r in &step {
+            if r.timestamp.as_str() < from.as_str() {
+                older = true;
+                continue;
+            }
+            if let Some(i) = r.timestamp.get(..13).and_then(index) {
+                outbound[i] += 1;
+            }
+        }
+        if older || (step.len() as i64) < LEDGER_STEP {
+            break;
+        }
+    }
+    Ok(Hourly {
+        from: format!("{from}Z"),
+        inbound,
+        outbound,
+    })
 }
 
 pub static PENDING_DELIVERIES: Rule = Rule {
@@ -174,18 +283,25 @@ fn read(db: &Db, tally: &Mutex<Option<Tally>>) -> Result<MessagesBody, CollectEr
     let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
     let result = db.read(|c| {
         c.transaction(|c| {
-            let mut body = diesel::sql_query(REST).get_result::<MessagesBody>(c)?;
-            body.total_inbound = match count_inbound(c, &mut tally) {
+            let mut t = diesel::sql_query(REST).get_result::<Totals>(c)?;
+            t.total_inbound = match count_inbound(c, &mut tally) {
                 Ok(n) => n,
                 // A table without rowids: count in full.
                 Err(_) => {
                     *tally = None;
                     diesel::sql_query(QUERY)
-                        .get_result::<MessagesBody>(c)?
+                        .get_result::<Totals>(c)?
                         .total_inbound
                 }
             };
-            Ok(body)
+            Ok(MessagesBody {
+                total_inbound: t.total_inbound,
+                total_outbound: t.total_outbound,
+                last_received_at: t.last_received_at,
+                last_sent_at: t.last_sent_at,
+                pending_deliveries: t.pending_deliveries,
+                hourly: hourly(c, chrono::Utc::now())?,
+            })
         })
     });
     if result.is_err() {

@@ -275,10 +275,19 @@ impl Body for ServiceBody {
     }
 
     fn summary(&self) -> String {
+        let up = match self.uptime_seconds {
+            Some(s) => {
+                let secs = u64::try_from(s).unwrap_or(0);
+                // Whole minutes past the first one: "2h 0m", not "7210s".
+                let rounded = if secs >= 60 { secs - secs % 60 } else { secs };
+                humantime::format_duration(std::time::Duration::from_secs(rounded)).to_string()
+            }
+            None => "-".into(),
+        };
         format!(
-            "{} up {}s ({})",
+            "{} up {} ({})",
             self.status.word(),
-            super::show(&self.uptime_seconds),
+            up,
             match self.source {
                 Source::Observed => "observed",
                 Source::Pushed => "pushed",

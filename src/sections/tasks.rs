@@ -69,6 +69,9 @@ pub struct TaskBody {
     pub failures_24h: u64,
     /// How many of the newest runs failed in a row (counted over the last 20).
     pub consecutive_failures: u64,
+    /// The last 20 runs' statuses, newest first (`success`, `error`, or
+    /// null): the dashboard's strip.
+    pub recent_statuses: Vec<Option<String>>,
 }
 
 /// The `tasks` body: every task, newest first (pynchy's own order:
@@ -213,6 +216,7 @@ fn task(judge: &Judge, waits: Duration, r: Row, h: &History) -> TaskBody {
         last_run_status: h.last_status().map(str::to_owned),
         failures_24h: h.stats.last_24h.failures,
         consecutive_failures: h.consecutive_failures(),
+        recent_statuses: h.runs.iter().map(|r| r.status.clone()).collect(),
     }
 }
 
