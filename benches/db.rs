@@ -1,7 +1,9 @@
 //! The database sections' collection cost on a large pynchy database:
 //! 1,000,000 messages in 50 registered workspaces, 100,000 outbound rows,
 //! 1,000 pending deliveries, 1,000 scheduled tasks with 10 runs each, and
-//! 1,000 host jobs; `queue` with its per-group activity. Criterion;
+//! 1,000 host jobs; `queue` with its per-group activity. The newest message
+//! is now, so the last 24 hours hold 2,880 messages and 288 replies (the
+//! messages section's per-hour counts read those only). Criterion;
 //! `cargo bench --bench db` (the run history at scale: `--bench history`).
 
 use std::time::Duration;
@@ -20,16 +22,20 @@ use collect::run_blocking;
 fn build(path: &std::path::Path) {
     let mut c = SqliteConnection::establish(&path.to_string_lossy()).unwrap();
     c.batch_execute(pynchy_status::demo::SCHEMA).unwrap();
-    c.batch_execute(
+    // Messages every 30 s and replies every 300 s, the newest now: the last
+    // 24 hours hold 2,880 messages and 288 replies (the sparkline's window).
+    let now = chrono::Utc::now().timestamp();
+    let (m0, o0) = (now - 1_000_000 * 30, now - 100_000 * 300);
+    let sql = format!(
         "BEGIN;
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000000)
          INSERT INTO messages SELECT 'm' || x, 'chat' || (x % 50), 'u', 'User',
              'a message of ordinary length, number ' || x,
-             strftime('%Y-%m-%dT%H:%M:%S+00:00', 1700000000 + x * 30, 'unixepoch'),
+             strftime('%Y-%m-%dT%H:%M:%S+00:00', {m0} + x * 30, 'unixepoch'),
              x % 4 = 3, 'user', NULL FROM n;
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100000)
          INSERT INTO outbound_ledger (chat_jid, content, timestamp, source)
-             SELECT 'chat' || (x % 50), 'a reply', strftime('%Y-%m-%dT%H:%M:%S+00:00', 1700000000 + x * 300, 'unixepoch'), 'agent' FROM n;
+             SELECT 'chat' || (x % 50), 'a reply', strftime('%Y-%m-%dT%H:%M:%S+00:00', {o0} + x * 300, 'unixepoch'), 'agent' FROM n;
          INSERT INTO outbound_deliveries SELECT id, 'whatsapp',
              CASE WHEN id % 100 = 0 THEN NULL ELSE '2026-01-01T00:00:00+00:00' END, NULL FROM outbound_ledger;
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000)
@@ -53,9 +59,9 @@ fn build(path: &std::path::Path) {
              CASE x % 2 WHEN 0 THEN '0 3 * * *' ELSE '86400000' END,
              '2026-11-28T03:00:00+00:00', '2026-11-27T03:00:00+00:00', 'active',
              '2026-01-01T00:00:00+00:00', 'admin', NULL, 600, x % 5 != 0 FROM n;
-         COMMIT;",
-    )
-    .unwrap();
+         COMMIT;"
+    );
+    c.batch_execute(&sql).unwrap();
 }
 
 fn bench(c: &mut Criterion) {
