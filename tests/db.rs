@@ -239,8 +239,12 @@ fn empty_tables_give_zeros_and_nulls() {
     let db = dir.path().join("messages.db");
     create(&db, "");
     let run = start_in(dir.path(), &config(&db, ""), vec![]);
+    let mut m = section(run.addr, "messages")["messages"].clone();
+    let hourly = m.as_object_mut().unwrap().remove("hourly").unwrap();
+    assert_eq!(hourly["inbound"], json!([0; 24]));
+    assert_eq!(hourly["outbound"], json!([0; 24]));
     assert_eq!(
-        section(run.addr, "messages")["messages"],
+        m,
         json!({"total_inbound": 0, "total_outbound": 0, "last_received_at": null, "last_sent_at": null, "pending_deliveries": 0})
     );
     assert_eq!(section(run.addr, "tasks")["tasks"], json!([]));
