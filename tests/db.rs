@@ -241,8 +241,8 @@ fn empty_tables_give_zeros_and_nulls() {
     let run = start_in(dir.path(), &config(&db, ""), vec![]);
     let mut m = section(run.addr, "messages")["messages"].clone();
     let hourly = m.as_object_mut().unwrap().remove("hourly").unwrap();
-    assert_eq!(hourly["inbound"], json!([0; 24]));
-    assert_eq!(hourly["outbound"], json!([0; 24]));
+    assert_eq!(hourly["inbound"], json!(vec![0; 24]));
+    assert_eq!(hourly["outbound"], json!(vec![0; 24]));
     assert_eq!(
         m,
         json!({"total_inbound": 0, "total_outbound": 0, "last_received_at": null, "last_sent_at": null, "pending_deliveries": 0})
