@@ -399,20 +399,7 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
     );
 
     // A screenshot for people to look at.
-    let png = wd(
-        driver,
-        "GET",
-        &format!("/session/{session}/screenshot"),
-        Value::Null,
-    );
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(png.as_str().unwrap())
-        .unwrap();
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| format!("{}/target", env!("CARGO_MANIFEST_DIR")));
-    std::fs::create_dir_all(&target).unwrap();
-    std::fs::write(format!("{target}/dashboard.png"), &bytes).unwrap();
-    assert!(bytes.starts_with(b"\x89PNG"));
+    screenshot(driver, &session, "dashboard");
 
     // The daemon goes away: the page says so.
     drop(run);

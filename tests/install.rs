@@ -20,30 +20,6 @@ use serde_json::{json, Value};
 
 const KEY: &str = "sk-install-fixture-9d1e";
 
-fn sqlite3(db: &Path, sql: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("sqlite3")
-        .arg(db)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn ts(minutes_from_now: i64) -> String {
     (Utc::now() + chrono::Duration::minutes(minutes_from_now))
         .to_rfc3339_opts(SecondsFormat::Micros, false)
@@ -231,7 +207,7 @@ fn write_db(root: &Path) {
         just = ts(-2),
         old = ts(-60 * 24 * 10),
     );
-    sqlite3(&db, &sql);
+    sqlite3_write(&db, &sql);
 }
 
 #[test]
@@ -406,7 +382,7 @@ fn serves_pynchy_state_with_pynchys_verdicts() {
     let cut: String = subject.chars().take(71).chain(['…']).collect();
     assert_eq!(d["deploy"]["head_commit"], json!(cut));
     assert_eq!(get_json(run.addr, "/health")["head_commit"], json!(cut));
-    let sessions = sqlite3(
+    let sessions = sqlite3_write(
         &f.root.join("data/messages.db"),
         "SELECT COUNT(*) FROM sessions s JOIN registered_groups g ON g.folder = s.group_folder WHERE s.session_id <> ''",
     );
@@ -420,7 +396,7 @@ fn serves_pynchy_state_with_pynchys_verdicts() {
         .iter()
         .filter_map(|t| t["id"].as_str())
         .collect();
-    let truth = sqlite3(
+    let truth = sqlite3_write(
         &f.root.join("data/messages.db"),
         "SELECT id FROM scheduled_tasks ORDER BY created_at DESC, id",
     );

@@ -35,30 +35,6 @@ fn healthy_install(dir: &Path) -> std::path::PathBuf {
     db
 }
 
-/// Runs `sql` with the sqlite3 CLI (given on its standard input), as a
-/// writer other than pynchy-status.
-fn sqlite3_write(db: &Path, sql: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("sqlite3")
-        .arg(db)
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("sqlite3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn config(port: u16, extra: &str) -> String {
     format!(
         "[pynchy]\nroot = \".\"\nurl = \"http://127.0.0.1:{port}\"\nsystemd_bus = \"off\"\n\

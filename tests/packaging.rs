@@ -6,94 +6,77 @@ mod common;
 
 use std::process::Command;
 
-#[test]
-fn systemd_unit_verifies() {
-    if Command::new("systemd-analyze")
+/// `examples/<name>` as text.
+fn unit(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// Whether `systemd-analyze` is here (said loudly when not).
+fn analyzer() -> bool {
+    let here = Command::new("systemd-analyze")
         .arg("--version")
         .output()
-        .is_err()
-    {
-        return common::missing_part("systemd-analyze (Debian package systemd)");
+        .is_ok();
+    if !here {
+        common::missing_part("systemd-analyze (Debian package systemd)");
     }
-    let unit = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/pynchy-status.service"
-    ))
+    here
+}
+
+/// `systemd-analyze verify [extra]` of `text`, with `binary` replaced by the
+/// built one, installed as `pynchy-status.service`: it must pass and say
+/// nothing about the unit.
+fn verifies(text: &str, binary: &str, extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pynchy-status.service");
+    std::fs::write(
+        &path,
+        text.replace(binary, env!("CARGO_BIN_EXE_pynchy-status")),
+    )
     .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(extra)
+        .arg(&path)
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !said.contains("pynchy-status.service:"),
+        "{said}"
+    );
+}
+
+#[test]
+fn systemd_unit_verifies() {
+    if !analyzer() {
+        return;
+    }
+    let text = unit("pynchy-status.service");
     for key in [
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ProtectHome=read-only",
         "SupplementaryGroups=docker",
     ] {
-        assert!(unit.contains(key), "{key}");
+        assert!(text.contains(key), "{key}");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pynchy-status.service");
-    std::fs::write(
-        &path,
-        unit.replace(
-            "/usr/local/bin/pynchy-status",
-            env!("CARGO_BIN_EXE_pynchy-status"),
-        ),
-    )
-    .unwrap();
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && !text.contains("pynchy-status.service:"),
-        "{text}"
-    );
+    verifies(&text, "/usr/local/bin/pynchy-status", &[]);
 }
 
 #[test]
 fn user_unit_verifies() {
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return common::missing_part("systemd-analyze (Debian package systemd)");
+    if !analyzer() {
+        return;
     }
-    let unit = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/pynchy-status.user.service"
-    ))
-    .unwrap();
+    let text = unit("pynchy-status.user.service");
     // Nothing to edit: pynchy's root, no config file of ours.
-    assert!(unit.contains("serve --pynchy-root %h/pynchy"), "{unit}");
-    assert!(!unit.contains("--config"), "{unit}");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pynchy-status.service");
-    std::fs::write(
-        &path,
-        unit.replace(
-            "%h/.cargo/bin/pynchy-status",
-            env!("CARGO_BIN_EXE_pynchy-status"),
-        ),
-    )
-    .unwrap();
-    let out = Command::new("systemd-analyze")
-        .args(["verify", "--user"])
-        .arg(&path)
-        .env("XDG_RUNTIME_DIR", dir.path())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && !text.contains("pynchy-status.service:"),
-        "{text}"
-    );
+    assert!(text.contains("serve --pynchy-root %h/pynchy"), "{text}");
+    assert!(!text.contains("--config"), "{text}");
+    verifies(&text, "%h/.cargo/bin/pynchy-status", &["--user"]);
 }

@@ -25,15 +25,9 @@ use crate::section_id::SectionId;
 use crate::sources::push::ChannelState;
 use crate::sources::pynchy::{self as observe, Probe};
 
-/// Where the channels' state came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// pynchy's `GET /health` (`channels_connected`: any channel connected).
-    Observed,
-    /// pynchy's own push, fresh: each channel.
-    Pushed,
-}
+/// Observed: pynchy's `GET /health` (`channels_connected`: any channel
+/// connected); pushed: each channel.
+pub use super::Source;
 
 /// The `channels` body.
 #[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -144,8 +138,7 @@ impl Body for ChannelsBody {
 
 pub struct ChannelsSection {
     ctx: Arc<Context>,
-    /// The last collection used a fresh push (to log when pushes stop).
-    pushed: std::sync::atomic::AtomicBool,
+    push: super::PushFreshness,
     http: Option<reqwest::Client>,
     timeout: Duration,
 }
@@ -184,18 +177,9 @@ impl Section for ChannelsSection {
     type Body = ChannelsBody;
 
     fn collect(&self) -> Work<ChannelsBody> {
-        let ttl = self.ctx.config.push.ttl;
         let pushed = self
-            .ctx
-            .push_source
-            .channels()
-            .filter(|p| p.stamp.instant.elapsed() < ttl);
-        let was = self
-            .pushed
-            .swap(pushed.is_some(), std::sync::atomic::Ordering::AcqRel);
-        if was && pushed.is_none() {
-            tracing::info!("pynchy's channel pushes stopped: asking its /health instead");
-        }
+            .push
+            .fresh(self.ctx.push_source.channels(), self.ctx.config.push.ttl);
         if let Some(p) = pushed {
             let any = p.value.values().any(|c| c.connected);
             let body = ChannelsBody {
@@ -229,9 +213,7 @@ impl Section for ChannelsSection {
 
     /// When the last push's TTL runs out: `/health` is read from then on.
     fn wake_at(&self) -> Option<std::time::Instant> {
-        let pushed = self.ctx.push_source.channels()?;
-        let at = pushed.stamp.instant.checked_add(self.ctx.config.push.ttl)?;
-        (at > std::time::Instant::now()).then_some(at)
+        super::PushFreshness::expires(self.ctx.push_source.channels(), self.ctx.config.push.ttl)
     }
 }
 
@@ -248,7 +230,7 @@ impl Builtin for ChannelsSection {
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
         ChannelsSection {
             ctx: ctx.clone(),
-            pushed: std::sync::atomic::AtomicBool::new(false),
+            push: super::PushFreshness::new("channel"),
             http: crate::client::outbound().ok(),
             timeout: schedule.timeout * 9 / 10,
         }

@@ -704,6 +704,58 @@ pub fn pushed<T, B: Send + 'static>(
     }
 }
 
+/// Where a section observed beside pynchy got its state: seen from outside,
+/// or pynchy's own push, fresh.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Seen from outside: pynchy's process, HTTP server, containers.
+    Observed,
+    /// pynchy's own push, fresh.
+    Pushed,
+}
+
+/// A section's view of its push: the push while fresh (`[push] ttl`), said
+/// once in the log when pushes stop (observation takes over), and the
+/// instant the last one goes stale (the poller collects then).
+pub struct PushFreshness {
+    what: &'static str,
+    fresh_last: std::sync::atomic::AtomicBool,
+}
+
+impl PushFreshness {
+    /// For the pushes of `what` ("service", "channel", "queue").
+    pub const fn new(what: &'static str) -> PushFreshness {
+        PushFreshness {
+            what,
+            fresh_last: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// `pushed` if it is fresh.
+    pub fn fresh<T>(&self, pushed: Option<Stamped<T>>, ttl: Duration) -> Option<Stamped<T>> {
+        let fresh = pushed.filter(|p| p.stamp.instant.elapsed() < ttl);
+        let was = self
+            .fresh_last
+            .swap(fresh.is_some(), std::sync::atomic::Ordering::AcqRel);
+        if was && fresh.is_none() {
+            tracing::info!(
+                "pynchy's {} pushes stopped: observing it instead",
+                self.what
+            );
+        }
+        fresh
+    }
+
+    /// When `pushed` stops being fresh, if that is still ahead.
+    pub fn expires<T>(pushed: Option<Stamped<T>>, ttl: Duration) -> Option<std::time::Instant> {
+        let at = pushed?.stamp.instant.checked_add(ttl)?;
+        (at > std::time::Instant::now()).then_some(at)
+    }
+}
+
 /// `Some(x)` shown as itself, `None` as `-`.
 pub fn show<T: std::fmt::Display>(v: &Option<T>) -> String {
     match v {

@@ -33,15 +33,8 @@ use crate::sources::docker::{self, ContainerInfo, ListError};
 use crate::sources::push::QueueState;
 use crate::sources::watch::Changes;
 
-/// Where the queue's counts came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// Docker's running agent containers and pynchy's config.
-    Observed,
-    /// pynchy's own push, fresh.
-    Pushed,
-}
+/// Observed: Docker's running agent containers and pynchy's config.
+pub use super::Source;
 
 /// Whether Docker could be asked for the agent containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -358,8 +351,7 @@ pub struct Queue {
     containers: Arc<Mutex<Option<Vec<ContainerInfo>>>>,
     /// The task following Docker's events: ends with the section (a reload).
     events: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// The last collection used a fresh push (to log when pushes stop).
-    pushed: std::sync::atomic::AtomicBool,
+    push: super::PushFreshness,
 }
 
 impl Drop for Queue {
@@ -519,19 +511,10 @@ impl Section for Queue {
     fn collect(&self) -> Work<QueueBody> {
         self.follow_events();
         let cfg = &self.ctx.config;
-        let ttl = cfg.push.ttl;
         let push = self
-            .ctx
-            .push_source
-            .queue()
-            .filter(|p| p.stamp.instant.elapsed() < ttl)
+            .push
+            .fresh(self.ctx.push_source.queue(), cfg.push.ttl)
             .map(|p| p.value);
-        let was = self
-            .pushed
-            .swap(push.is_some(), std::sync::atomic::Ordering::AcqRel);
-        if was && push.is_none() {
-            tracing::info!("pynchy's queue pushes stopped: observing its containers instead");
-        }
         let (timeout, max) = (self.timeout, cfg.pynchy.max_concurrent);
         let overrun = cfg.pynchy.container_timeout + cfg.pynchy.agent_slack;
         if self.ctx.push_arrived.take(SectionId::Queue) {
@@ -587,9 +570,7 @@ impl Section for Queue {
 
     /// When the last push's TTL runs out: observation from then on.
     fn wake_at(&self) -> Option<std::time::Instant> {
-        let pushed = self.ctx.push_source.queue()?;
-        let at = pushed.stamp.instant.checked_add(self.ctx.config.push.ttl)?;
-        (at > std::time::Instant::now()).then_some(at)
+        super::PushFreshness::expires(self.ctx.push_source.queue(), self.ctx.config.push.ttl)
     }
 }
 
@@ -620,7 +601,7 @@ impl Builtin for Queue {
             docker: Mutex::new(None),
             containers: Arc::default(),
             events: Mutex::new(None),
-            pushed: std::sync::atomic::AtomicBool::new(false),
+            push: super::PushFreshness::new("queue"),
         }
     }
 }

@@ -74,15 +74,7 @@ impl ServiceStatus {
     }
 }
 
-/// Where `status` came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// Seen from outside: pynchy's process, port and HTTP server.
-    Observed,
-    /// pynchy's own push, fresh.
-    Pushed,
-}
+pub use super::Source;
 
 /// What could be seen of the process holding pynchy's port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -327,8 +319,7 @@ pub struct Service {
     db: Arc<Db>,
     gate: super::Gate,
     bus: Arc<tokio::sync::Mutex<Option<zbus::Connection>>>,
-    /// The last collection used a fresh push (to log when pushes stop).
-    pushed: AtomicBool,
+    push: super::PushFreshness,
 }
 
 impl Drop for Service {
@@ -406,23 +397,6 @@ impl Service {
                 self.changes.clone(),
             )));
         }
-    }
-
-    /// The fresh push, if any; logs once when pushes stop.
-    fn fresh_push(
-        &self,
-    ) -> Option<crate::sources::push::Stamped<crate::sources::push::ServiceState>> {
-        let ttl = self.ctx.config.push.ttl;
-        let p = self
-            .ctx
-            .push_source
-            .service()
-            .filter(|p| p.stamp.instant.elapsed() < ttl);
-        let was = self.pushed.swap(p.is_some(), Ordering::AcqRel);
-        if was && p.is_none() {
-            tracing::info!("pynchy's service pushes stopped: observing it instead");
-        }
-        p
     }
 }
 
@@ -706,7 +680,9 @@ impl Section for Service {
             db: self.db.clone(),
             gate: self.gate.clone(),
             bus: self.bus.clone(),
-            pushed: self.fresh_push(),
+            pushed: self
+                .push
+                .fresh(self.ctx.push_source.service(), self.ctx.config.push.ttl),
             shutting_down: self.ctx.is_shutting_down(),
             db_timeout: Duration::from_secs(1),
             up: self.ctx.pynchy_up.clone(),
@@ -726,9 +702,7 @@ impl Section for Service {
 
     /// When the last push's TTL runs out: observation from that instant.
     fn wake_at(&self) -> Option<std::time::Instant> {
-        let pushed = self.ctx.push_source.service()?;
-        let at = pushed.stamp.instant.checked_add(self.ctx.config.push.ttl)?;
-        (at > std::time::Instant::now()).then_some(at)
+        super::PushFreshness::expires(self.ctx.push_source.service(), self.ctx.config.push.ttl)
     }
 }
 
@@ -761,7 +735,7 @@ impl Builtin for Service {
             db: Arc::new(super::db_for(ctx, schedule)),
             gate: super::db_gate(ctx),
             bus: Arc::default(),
-            pushed: AtomicBool::new(false),
+            push: super::PushFreshness::new("service"),
         }
     }
 }

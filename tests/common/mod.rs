@@ -291,6 +291,31 @@ pub fn sqlite3_read(db: &Path, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Runs `sql` with the sqlite3 CLI as a writer (on its standard input, so
+/// a script starting with `--` comments is fine); its trimmed output.
+pub fn sqlite3_write(db: &Path, sql: &str) -> String {
+    let mut child = std::process::Command::new("sqlite3")
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sqlite3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Skips loudly outside CI, fails in CI.
 pub fn missing_part(what: &str) {
     if in_ci() {
