@@ -185,6 +185,7 @@ fn run_daemon(daemon: Daemon, listener: TcpListener, reload: Reload) -> anyhow::
             .serve_reloading(listener, signals(reload, tx), rx)
             .await
     })
+    .context("cannot start a runtime")?
     .context("server failed")
 }
 

@@ -73,6 +73,12 @@ pub mod defaults {
     /// Open HTTP connections, all workers together; more wait in the
     /// kernel's accept queue.
     pub const MAX_CONNECTIONS: usize = 512;
+    /// One HTTP worker: it serves pre-rendered snapshots at tens of thousands
+    /// of requests a second, and every worker costs CPU while idle — actix-http
+    /// refreshes its cached `Date` header every 500 ms on each worker
+    /// (actix/actix-web#3411): four wake-ups a second, 0.026 % of a core per
+    /// worker on the CI machine, so one per core would cost 1.7 % on 64 cores.
+    pub const WORKERS: usize = 1;
     /// The LiteLLM proxy's `/health` answer: a few hundred KB with hundreds
     /// of models.
     pub const GATEWAY_BODY: u64 = 8 << 20;
@@ -564,7 +570,7 @@ pub struct ServerConfig {
     pub max_streams: usize,
     /// Most open connections (all workers together).
     pub max_connections: usize,
-    /// HTTP worker threads; default: one per core.
+    /// HTTP worker threads; default: one.
     pub workers: usize,
 }
 
@@ -897,12 +903,11 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             "must be from 8 to 1000000",
         ));
     }
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     Ok(ServerConfig {
         token_env: raw.token_env,
         max_streams: raw.max_streams.unwrap_or(defaults::MAX_STREAMS),
         max_connections: raw.max_connections.unwrap_or(defaults::MAX_CONNECTIONS),
-        workers: raw.workers.unwrap_or(cores),
+        workers: raw.workers.unwrap_or(defaults::WORKERS),
     })
 }
 
