@@ -49,7 +49,7 @@ pub fn outbound_trusting(ca: Option<&std::path::Path>) -> Result<reqwest::Client
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none());
     if let Some(path) = ca {
-        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let pem = crate::file::read(path, crate::file::PEM).map_err(|e| e.to_string())?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         for c in certs {

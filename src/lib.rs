@@ -16,7 +16,8 @@
 //! Requests never wait on I/O: handlers load the latest snapshot and clone bytes.
 //!
 //! Modules, leaves first:
-//! - `stamp`, `section_id`: when a value was true; the names of the sections.
+//! - `stamp`, `section_id`, `file`: when a value was true; the names of the
+//!   sections; the one capped file reader.
 //! - [`config`]: the TOML file and its defaults.
 //! - `client`: the outbound HTTP client every caller shares.
 //! - `sources`: adapters to outside systems, returning typed values.
@@ -40,6 +41,7 @@ mod client;
 pub mod config;
 mod context;
 pub mod demo;
+mod file;
 mod gate;
 mod http;
 mod metrics;

@@ -130,6 +130,11 @@ async fn signals(reload: Reload, reloads: tokio::sync::mpsc::UnboundedSender<Con
         }
     }
     let mut hup = signal(SignalKind::hangup()).ok();
+    // The reload in flight, read on a blocking thread (a stalled pynchy root
+    // must not freeze the runtime that serves and collects), and whether a
+    // SIGHUP arrived while it ran. A stop never waits for it.
+    let mut reading: Option<ReloadRead> = None;
+    let mut again = false;
     loop {
         let stop = futures_util::future::select_all(
             stops
@@ -142,29 +147,68 @@ async fn signals(reload: Reload, reloads: tokio::sync::mpsc::UnboundedSender<Con
                 None => std::future::pending().await,
             }
         };
+        let read = async {
+            match reading.as_mut() {
+                Some(r) => tokio::time::timeout_at(r.deadline, &mut r.task).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             (name, _, _) = stop => {
                 tracing::info!(signal = name.unwrap_or("?"), "signal received");
                 return;
             }
-            // Read on a blocking thread: a stalled pynchy root must not
-            // freeze the runtime that serves and collects.
-            _ = hangup => match tokio::task::spawn_blocking({
-                let reload = reload.clone();
-                move || reload()
-            })
-            .await
-            .unwrap_or_else(|e| Err(anyhow::anyhow!("the reload failed: {e}")))
-            {
-                Ok(cfg) => {
-                    tracing::info!("SIGHUP: reloading the config");
-                    let _ = reloads.send(cfg);
-                }
-                Err(e) => tracing::error!(
-                    error = %format!("{e:#}"),
-                    "SIGHUP: the config was not reloaded; still running on the old one"
-                ),
+            _ = hangup => match reading {
+                Some(_) => again = true,
+                None => reading = Some(ReloadRead::start(&reload)),
             },
+            done = read => {
+                reading = None;
+                match done {
+                    Ok(joined) => match joined
+                        .unwrap_or_else(|e| Err(anyhow::anyhow!("the reload failed: {e}")))
+                    {
+                        Ok(cfg) => {
+                            tracing::info!("SIGHUP: reloading the config");
+                            let _ = reloads.send(cfg);
+                        }
+                        Err(e) => tracing::error!(
+                            error = %format!("{e:#}"),
+                            "SIGHUP: the config was not reloaded; still running on the old one"
+                        ),
+                    },
+                    Err(_) => tracing::error!(
+                        bound = %humantime::format_duration(RELOAD_BOUND),
+                        "SIGHUP: reading the config did not finish within the bound (a FIFO, \
+                         or a file on a stalled mount?): abandoned; still running on the old one"
+                    ),
+                }
+                if std::mem::take(&mut again) {
+                    reading = Some(ReloadRead::start(&reload));
+                }
+            }
+        }
+    }
+}
+
+/// How long a reload may read its files before it is abandoned.
+#[cfg(unix)]
+const RELOAD_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A reload's read on a blocking thread, and when it is abandoned.
+#[cfg(unix)]
+struct ReloadRead {
+    task: tokio::task::JoinHandle<anyhow::Result<Config>>,
+    deadline: tokio::time::Instant,
+}
+
+#[cfg(unix)]
+impl ReloadRead {
+    fn start(reload: &Reload) -> ReloadRead {
+        let reload = reload.clone();
+        ReloadRead {
+            task: tokio::task::spawn_blocking(move || reload()),
+            deadline: tokio::time::Instant::now() + RELOAD_BOUND,
         }
     }
 }

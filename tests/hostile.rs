@@ -158,3 +158,59 @@ fn streams_of_killed_clients_give_their_slots_back() {
     let again = open(100);
     drop(again);
 }
+
+/// `serve` with these arguments: its exit code and stderr, or a failure when
+/// it still runs after 30 s (it must refuse to start at once).
+fn refused(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("still running after 30 s: {args:?}");
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    (status.code(), err)
+}
+
+#[test]
+fn endless_files_are_refused_by_name_with_the_cap() {
+    let zero = Path::new("/dev/zero");
+    // pynchy's .env, then its config.toml.
+    for name in [".env", "config.toml"] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pynchy");
+        std::fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(zero, root.join(name)).unwrap();
+        let (code, err) = refused(&["--pynchy-root".as_ref(), root.as_os_str()]);
+        assert_eq!(code, Some(2), "{name}: {err}");
+        let path = root.join(name);
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains("larger than 1 MiB"),
+            "{name}: {err}"
+        );
+    }
+    // The gateway's CA file.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[gateway]\nca_file = \"/dev/zero\"\n").unwrap();
+    let (code, err) = refused(&["--config".as_ref(), cfg.as_os_str()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("gateway.ca_file") && err.contains("/dev/zero is larger than 4 MiB"),
+        "{err}"
+    );
+}

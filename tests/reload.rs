@@ -165,3 +165,26 @@ fn sigusr1_stops_in_order() {
     assert!(log.contains("SIGUSR1"), "{log}");
     assert!(log.contains("shutting down"), "{log}");
 }
+
+#[test]
+fn sigterm_stops_while_a_reload_is_stuck_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    repo(dir.path());
+    let (mut child, addr) = start(dir.path(), "");
+    // The config file becomes a FIFO whose writer never writes.
+    let fifo = dir.path().join("c.toml");
+    std::fs::remove_file(&fifo).unwrap();
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    signal(child.id(), "-HUP");
+    // Opening the writing end returns once the daemon opened it to read.
+    let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    assert_eq!(get(addr, "/readyz").status, 200, "still serving");
+    signal(child.id(), "-TERM");
+    let exit = child.wait_within(Duration::from_secs(5));
+    assert!(exit.success(), "{exit:?}");
+    drop(writer);
+    let out = child.output_within(Duration::from_secs(5));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("SIGTERM"), "{log}");
+}

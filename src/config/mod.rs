@@ -149,14 +149,7 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
     ]
 }
 
-/// A byte size as the config file writes it: `"8 MiB"`, `"512 KiB"`, `"100 B"`.
-pub fn size_text(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
-        b => format!("{b} B"),
-    }
-}
+pub use crate::file::size_text;
 
 /// Keys without a fixed default (optional, or derived from other keys or the
 /// machine); the example config mentions each, commented out or not.
@@ -214,33 +207,29 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Largest config file read (a config is a few KB; `/dev/zero` must not
 /// take the daemon's memory).
-pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+pub const MAX_CONFIG_BYTES: u64 = crate::file::CONFIG;
 
 /// Reads a config file of at most [`MAX_CONFIG_BYTES`].
 fn read_capped(path: &Path) -> Result<String, ConfigError> {
-    use std::io::Read;
-    let read = |source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read)?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(ConfigError::Parse {
+    crate::file::read_text(path, MAX_CONFIG_BYTES).map_err(|e| file_error(path, e))
+}
+
+/// A file's read error as a config error naming the file.
+pub(crate) fn file_error(path: &Path, e: crate::file::FileError) -> ConfigError {
+    match e {
+        crate::file::FileError::Io { source, .. } => ConfigError::Read {
             path: path.to_path_buf(),
-            message: format!(
-                "larger than {} KiB: not a config file",
-                MAX_CONFIG_BYTES / 1024
-            ),
-        });
+            source,
+        },
+        crate::file::FileError::TooLarge { cap, .. } => ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: format!("larger than {cap}: not a config file"),
+        },
+        crate::file::FileError::NotText { .. } => ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: "not UTF-8 text".into(),
+        },
     }
-    String::from_utf8(bytes).map_err(|_| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: "not UTF-8 text".into(),
-    })
 }
 
 /// `[watch] enabled` when the file does not say: `defaults::WATCH`, unless
@@ -774,8 +763,8 @@ fn models_interval(raw: Option<&str>) -> Result<Option<Duration>, ConfigError> {
 /// A PEM file that holds at least one certificate.
 fn ca_file(path: PathBuf) -> Result<PathBuf, ConfigError> {
     let key = "gateway.ca_file";
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        crate::file::read_text(&path, crate::file::PEM).map_err(|e| invalid(key, e.to_string()))?;
     if !text.contains("-----BEGIN CERTIFICATE-----") {
         return Err(invalid(
             key,

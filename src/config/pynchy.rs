@@ -87,15 +87,10 @@ impl Install {
     /// Reads `root/config.toml` (missing: every default) and `root/.env`.
     pub fn read(root: &Path) -> Result<Install, ConfigError> {
         let toml_path = root.join("config.toml");
-        let toml_text = match std::fs::read_to_string(&toml_path) {
+        let toml_text = match crate::file::read_text(&toml_path, crate::file::CONFIG) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: toml_path,
-                    source,
-                })
-            }
+            Err(e) if e.kind() == Some(std::io::ErrorKind::NotFound) => String::new(),
+            Err(e) => return Err(super::file_error(&toml_path, e)),
         };
         let toml: toml::Table =
             toml_text
@@ -105,9 +100,10 @@ impl Install {
                     message: e.to_string().trim().replace('\n', " | "),
                 })?;
         let env_path = root.join(".env");
-        let dotenv = match dotenvy::from_path_iter(&env_path) {
-            Ok(iter) => {
-                let pairs: Result<Vec<(String, String)>, _> = iter.collect();
+        let dotenv = match crate::file::read(&env_path, crate::file::CONFIG) {
+            Ok(bytes) => {
+                let pairs: Result<Vec<(String, String)>, _> =
+                    dotenvy::from_read_iter(bytes.as_slice()).collect();
                 lower_keys(
                     pairs
                         .map_err(|e| ConfigError::Parse {
@@ -117,15 +113,8 @@ impl Install {
                         .into_iter(),
                 )
             }
-            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                BTreeMap::new()
-            }
-            Err(e) => {
-                return Err(ConfigError::Parse {
-                    path: env_path,
-                    message: e.to_string(),
-                })
-            }
+            Err(e) if e.kind() == Some(std::io::ErrorKind::NotFound) => BTreeMap::new(),
+            Err(e) => return Err(super::file_error(&env_path, e)),
         };
         Ok(Install {
             root: root.to_path_buf(),

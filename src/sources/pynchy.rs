@@ -24,7 +24,7 @@ use super::watch::Changes;
 pub fn listening_inodes(port: u16) -> Vec<u64> {
     let mut out = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
+        let Ok(text) = crate::file::read_text(Path::new(table), crate::file::PROC_TABLE) else {
             continue;
         };
         out.extend(text.lines().skip(1).filter_map(|l| listener(l, port)));
@@ -114,7 +114,11 @@ pub fn holder(inodes: &[u64], hint: Option<u32>) -> Holder {
 /// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks
 /// after boot.
 fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::file::read_text(
+        Path::new(&format!("/proc/{pid}/stat")),
+        crate::file::PROC_FILE,
+    )
+    .ok()?;
     // The command name may hold spaces and parentheses: fields follow the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
@@ -122,7 +126,7 @@ fn start_ticks(pid: u32) -> Option<u64> {
 
 /// When the system booted (`btime` of `/proc/stat`), in seconds since the epoch.
 fn boot_time() -> Option<i64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let stat = crate::file::read_text(Path::new("/proc/stat"), crate::file::PROC_TABLE).ok()?;
     stat.lines()
         .find_map(|l| l.strip_prefix("btime "))
         .and_then(|v| v.trim().parse().ok())
@@ -173,7 +177,11 @@ async fn ended(pid: u32, poll: Duration) {
 
 /// The command line of `pid`, its arguments joined by spaces.
 fn cmdline(pid: u32) -> Option<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let raw = crate::file::read(
+        Path::new(&format!("/proc/{pid}/cmdline")),
+        crate::file::PROC_FILE,
+    )
+    .ok()?;
     let args: Vec<String> = raw
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
