@@ -75,7 +75,7 @@ fn sample(path: &Path) {
            ('t3-paused','b','b','p','interval','600000','{late}','{older}',NULL,'paused','{t}','isolated',NULL),
            ('t4-badcron','b','b','p','cron','0 9 * *','{soon}',NULL,NULL,'active','{t}','isolated',NULL),
            ('t5-missed','c','c','p','cron','*/10 * * * *','{soon}','{older}','ok','active','{t}','isolated',NULL),
-           ('t6-done','c','c','p','once','','{late}','{older}','ok','completed','{t}','isolated',NULL);
+           ('t6-done','c','c','p','once','','{late}','{older}',replace(hex(zeroblob(1000000)), '00', 'ok'),'completed','{t}','isolated',NULL);
          INSERT INTO host_jobs VALUES
            ('j1','backup','b','cron','*/10 * * * *','{soon}','{recent}','active','{t}','admin',NULL,600,1),
            ('j2','prune','p','interval','60000','{late}','{older}','active','{t}','admin',NULL,600,0),
@@ -139,7 +139,7 @@ fn sections_match_sqlite3() {
     assert_eq!(ids.join("\n"), truth_ids);
     let rows = sqlite3_read(
         &db,
-        "SELECT id, group_folder, schedule_type, schedule_value, status, IFNULL(next_run,'null'), IFNULL(last_run,'null'), IFNULL(last_result,'null') FROM scheduled_tasks ORDER BY created_at DESC, id",
+        "SELECT id, group_folder, schedule_type, schedule_value, status, IFNULL(next_run,'null'), IFNULL(last_run,'null'), IFNULL(substr(last_result, 1, 1000),'null'), IFNULL(length(last_result) > 1000, 0) FROM scheduled_tasks ORDER BY created_at DESC, id",
     );
     for (t, row) in tasks.as_array().unwrap().iter().zip(rows.lines()) {
         let f: Vec<&str> = row.split('|').collect();
@@ -153,11 +153,27 @@ fn sections_match_sqlite3() {
                 s(&t["status"]),
                 s(&t["next_run"]),
                 s(&t["last_run"]),
-                s(&t["last_result"])
+                s(&t["last_result"]),
+                if t["last_result_cut"].as_bool().unwrap() {
+                    "1"
+                } else {
+                    "0"
+                }
+                .to_string()
             ],
-            [f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]].map(str::to_string)
+            [f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]].map(str::to_string)
         );
     }
+    // A 2 MB agent output is served cut, and says so.
+    let t6 = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "t6-done")
+        .unwrap();
+    assert_eq!(t6["last_result_cut"], json!(true));
+    assert_eq!(t6["last_result"].as_str().map(str::len), Some(1000));
+    assert!(get(run.addr, "/status").body.len() < 200_000);
     let by_id = |id: &str| {
         tasks
             .as_array()

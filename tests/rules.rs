@@ -228,6 +228,7 @@ fn task_body(id: &str, overdue: bool, schedule_error: Option<&str>) -> TaskBody 
         next_run: None,
         last_run: None,
         last_result: None,
+        last_result_cut: false,
         overdue,
         schedule_error: schedule_error.map(str::to_string),
         last_run_status: None,

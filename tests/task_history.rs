@@ -345,6 +345,17 @@ fn task_pages_and_group_activity_match_sqlite3_and_follow_new_runs() {
 /// Histories are read whole within a budget (what is left over is read at
 /// the next refresh); new runs are added to the tasks already read, whatever
 /// the time; the windows slide with the clock without a read.
+/// [`Histories::refresh`] on one file, tallies compared every hour.
+fn refresh(
+    h: &mut pynchy_status::sections::task_history::Histories,
+    c: &mut SqliteConnection,
+    ids: &[&str],
+    now: chrono::DateTime<Utc>,
+    deadline: std::time::Instant,
+) -> diesel::QueryResult<bool> {
+    h.refresh(c, None, ids, now, deadline, Duration::from_secs(3600))
+}
+
 #[test]
 fn histories_read_within_their_budget_follow_new_runs_and_slide() {
     use pynchy_status::sections::task_history::Histories;
@@ -368,9 +379,9 @@ fn histories_read_within_their_budget_follow_new_runs_and_slide() {
 
     let mut h = Histories::default();
     // Past the deadline already: nothing read, and it says so.
-    assert!(!h.refresh(&mut c, &ids, Utc::now(), Instant::now()).unwrap());
+    assert!(!refresh(&mut h, &mut c, &ids, Utc::now(), Instant::now()).unwrap());
     assert_eq!(runs(&h, "t1"), None);
-    assert!(h.refresh(&mut c, &ids, Utc::now(), later()).unwrap());
+    assert!(refresh(&mut h, &mut c, &ids, Utc::now(), later()).unwrap());
     for id in ids {
         assert_eq!(runs(&h, id), Some(truth(id)), "{id}");
     }
@@ -385,7 +396,7 @@ fn histories_read_within_their_budget_follow_new_runs_and_slide() {
             iso_ago(0)
         ),
     );
-    assert!(h.refresh(&mut c, &ids, Utc::now(), Instant::now()).unwrap());
+    assert!(refresh(&mut h, &mut c, &ids, Utc::now(), Instant::now()).unwrap());
     assert_eq!(runs(&h, "t3"), Some(truth("t3")));
     assert_eq!(h.get("t3").unwrap().runs[0].duration_ms, Some(7.5));
     let t1 = h.get("t1").unwrap();
@@ -395,7 +406,7 @@ fn histories_read_within_their_budget_follow_new_runs_and_slide() {
     );
     assert_eq!(t1.stats.last_24h.runs, window(&db, "t1", "-1 day").0);
     // Read twice, counted once.
-    assert!(h.refresh(&mut c, &ids, Utc::now(), later()).unwrap());
+    assert!(refresh(&mut h, &mut c, &ids, Utc::now(), later()).unwrap());
     assert_eq!(
         h.get("t1").unwrap().stats.last_7d.runs,
         window(&db, "t1", "-7 days").0
@@ -427,7 +438,7 @@ fn histories_read_within_their_budget_follow_new_runs_and_slide() {
              VALUES ('t2','{same}',1,'success',NULL,NULL), ('t2','{same}',2,'error',NULL,'tie');"
         ),
     );
-    assert!(h.refresh(&mut c, &ids, Utc::now(), Instant::now()).unwrap());
+    assert!(refresh(&mut h, &mut c, &ids, Utc::now(), Instant::now()).unwrap());
     let order = sqlite3_read(
         &db,
         "SELECT status FROM task_run_logs WHERE task_id = 't2' ORDER BY run_at DESC, id DESC LIMIT 2",
@@ -450,17 +461,153 @@ fn histories_read_within_their_budget_follow_new_runs_and_slide() {
         &db,
         "DELETE FROM task_run_logs WHERE task_id = 't3'; DELETE FROM scheduled_tasks WHERE id = 't3';",
     );
-    assert!(h
-        .refresh(&mut c, &["t1", "t2"], Utc::now(), Instant::now())
-        .unwrap());
+    assert!(refresh(&mut h, &mut c, &["t1", "t2"], Utc::now(), Instant::now()).unwrap());
     assert!(h.get("t3").is_none());
     write(
         &db,
         "DELETE FROM task_run_logs WHERE task_id = 't2'; DELETE FROM scheduled_tasks WHERE id = 't2';",
     );
-    assert!(h
-        .refresh(&mut c, &["t1"], Utc::now(), Instant::now())
-        .unwrap());
+    assert!(refresh(&mut h, &mut c, &["t1"], Utc::now(), Instant::now()).unwrap());
     assert_eq!(runs(&h, "t1"), Some(20));
     assert!(h.get("t2").is_none());
+}
+
+/// What sqlite3 says of a task's last runs: how many are listed (at most 20)
+/// and how many of them failed.
+fn recent_truth(db: &Path, id: &str) -> (usize, usize) {
+    let out = sqlite3_read(
+        db,
+        &format!(
+            "SELECT COUNT(*), IFNULL(SUM(status = 'error'), 0) FROM (SELECT status \
+             FROM task_run_logs WHERE task_id = '{id}' ORDER BY run_at DESC, id DESC LIMIT 20)"
+        ),
+    );
+    let f: Vec<usize> = out.split('|').map(|x| x.parse().unwrap()).collect();
+    (f[0], f[1])
+}
+
+fn recent_held(h: &pynchy_status::sections::task_history::Histories, id: &str) -> (usize, usize) {
+    let runs = &h.get(id).unwrap().runs;
+    let failed = runs.iter().filter(|r| r.status.as_deref() == Some("error"));
+    (runs.len(), failed.count())
+}
+
+#[test]
+fn histories_follow_deleted_rows_a_replaced_file_and_a_long_catch_up() {
+    use pynchy_status::sections::task_history::Histories;
+    use std::time::Instant;
+    let Some((dir, db)) = world_in_temp() else {
+        return;
+    };
+    let mut c = SqliteConnection::establish(&db.to_string_lossy()).unwrap();
+    let ids = ["t1", "t2", "t3"];
+    let later = || Instant::now() + Duration::from_secs(60);
+    let mut h = Histories::default();
+    let file = Some((1, 1));
+    let verify = Duration::from_secs(3600);
+    assert!(h
+        .refresh(&mut c, file, &ids, Utc::now(), later(), verify)
+        .unwrap());
+    assert_eq!(recent_held(&h, "t1"), recent_truth(&db, "t1"));
+
+    // (a) t1's newest runs deleted by hand (its three failures among them):
+    // kept until the tallies are compared, then as sqlite3 says.
+    write(
+        &db,
+        "DELETE FROM task_run_logs WHERE id IN \
+         (SELECT id FROM task_run_logs WHERE task_id = 't1' ORDER BY run_at DESC LIMIT 5)",
+    );
+    let truth = recent_truth(&db, "t1");
+    assert_ne!(recent_held(&h, "t1"), truth);
+    assert!(h
+        .refresh(&mut c, file, &ids, Utc::now(), later(), Duration::ZERO)
+        .unwrap());
+    assert_eq!(recent_held(&h, "t1"), truth);
+    assert_eq!(
+        h.get("t1").unwrap().stats.last_24h.failures,
+        window(&db, "t1", "-1 day").2
+    );
+
+    // (c) an error opening with 1,500 blank lines shows its first line.
+    write(
+        &db,
+        &format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('t3','{}',1,'error',NULL,'{}  boom: the agent died\nmore');",
+            iso_ago(0),
+            "\n".repeat(1500)
+        ),
+    );
+    assert!(h
+        .refresh(&mut c, file, &ids, Utc::now(), later(), verify)
+        .unwrap());
+    assert_eq!(
+        h.get("t3").unwrap().runs[0].error.as_deref(),
+        Some("boom: the agent died")
+    );
+
+    // (b) the file replaced by another whose AUTOINCREMENT mark is higher but
+    // whose rows are others: read as that file alone, at once.
+    let other = dir.path().join("other.db");
+    world(&other);
+    write(
+        &other,
+        "DELETE FROM task_run_logs WHERE task_id = 't1' AND status = 'error'; \
+         UPDATE sqlite_sequence SET seq = seq + 1000 WHERE name = 'task_run_logs';",
+    );
+    drop(c);
+    std::fs::rename(&other, &db).unwrap();
+    let mut c = SqliteConnection::establish(&db.to_string_lossy()).unwrap();
+    assert!(h
+        .refresh(&mut c, Some((1, 2)), &ids, Utc::now(), later(), verify)
+        .unwrap());
+    for id in ids {
+        assert_eq!(recent_held(&h, id), recent_truth(&db, id), "{id}");
+    }
+    assert_eq!(recent_held(&h, "t1").1, 0);
+
+    // A catch-up of 300,000 new rows stops at its deadline, says so, and
+    // goes on at the next refresh; every row counted once.
+    write(
+        &db,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) \
+             INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             SELECT 't2', '{}', i, CASE WHEN i % 3 = 0 THEN 'error' ELSE 'success' END, NULL, NULL FROM n;",
+            iso_ago(1)
+        ),
+    );
+    let done = h
+        .refresh(
+            &mut c,
+            Some((1, 2)),
+            &ids,
+            Utc::now(),
+            Instant::now(),
+            verify,
+        )
+        .unwrap();
+    assert!(!done, "300 batches within a deadline already past");
+    let mut rounds = 1;
+    while !h
+        .refresh(
+            &mut c,
+            Some((1, 2)),
+            &ids,
+            Utc::now(),
+            Instant::now() + Duration::from_millis(50),
+            verify,
+        )
+        .unwrap()
+    {
+        rounds += 1;
+        assert!(rounds < 10_000, "the catch-up makes no progress");
+    }
+    assert!(rounds > 1, "{rounds}");
+    let s = &h.get("t2").unwrap().stats;
+    let (runs, ok, failed) = window(&db, "t2", "-1 day");
+    assert_eq!(
+        (s.last_24h.runs, s.last_24h.successes, s.last_24h.failures),
+        (runs, ok, failed)
+    );
 }

@@ -11,7 +11,14 @@
 //! - the 24 h and 7 d windows slide in memory: a task's figures are worked
 //!   out again when a run arrives or leaves a window, never by reading again;
 //! - every task is read whole again when the highest id ever given went
-//!   back (a database put back from an older copy).
+//!   back (a database put back from an older copy) or the file was replaced
+//!   (another inode: its ids say nothing about the old file's);
+//! - rows deleted by hand (pynchy never does) are noticed every
+//!   `verify_interval`: one pass over the `(task_id, run_at)` index counts
+//!   each task's rows and its highest id, and a task whose tally differs
+//!   from what is held is read whole again;
+//! - reading rows past the last id seen stops at the collection's deadline
+//!   and goes on at the next one (a restored database can bring millions).
 //!
 //! Whole reads start only within a budget (40 % of the section's timeout): a
 //! database too big for one collection is read over several, and never holds
@@ -123,12 +130,22 @@ struct MaxId {
 }
 
 /// `duration_ms` is declared INTEGER but pynchy writes floats: read as REAL.
-/// The error is cut in SQL, so a huge agent output is never loaded whole.
+/// The error is cut in SQL, so a huge agent output is never loaded whole:
+/// leading blank lines are dropped first (within its first 64 KiB), then
+/// 1,000 characters kept, so the first non-blank line is always in them.
 /// A whole read takes the rows up to the last id seen (`id <= ?`): a run
 /// written between its two queries is left to the reads by rowid.
-const RECENT_Q: &str = "SELECT id, task_id, run_at, CAST(duration_ms AS REAL) AS duration_ms, \
-    status, substr(error, 1, 1000) AS error FROM task_run_logs WHERE task_id = ? AND id <= ? \
-    ORDER BY run_at DESC, id DESC LIMIT 20";
+macro_rules! run_columns {
+    () => {
+        "SELECT id, task_id, run_at, CAST(duration_ms AS REAL) AS duration_ms, status, \
+         substr(ltrim(substr(error, 1, 65536), ' ' || char(9, 10, 13)), 1, 1000) AS error \
+         FROM task_run_logs "
+    };
+}
+const RECENT_Q: &str = concat!(
+    run_columns!(),
+    "WHERE task_id = ? AND id <= ? ORDER BY run_at DESC, id DESC LIMIT 20"
+);
 const WINDOW_Q: &str = "SELECT run_at, CAST(duration_ms AS REAL) AS duration_ms, \
     IFNULL(status = 'success', 0) AS ok, IFNULL(status = 'error', 0) AS failed \
     FROM task_run_logs WHERE task_id = ? AND run_at >= ? AND id <= ?";
@@ -151,9 +168,27 @@ fn max_id(c: &mut SqliteConnection) -> diesel::QueryResult<Option<i64>> {
 }
 /// New rows, by rowid (never a walk of the `(task_id, run_at)` index), a
 /// batch at a time.
-const NEW_Q: &str = "SELECT id, task_id, run_at, CAST(duration_ms AS REAL) AS duration_ms, \
-    status, substr(error, 1, 1000) AS error FROM task_run_logs WHERE id > ? AND id <= ? \
-    ORDER BY id LIMIT 1000";
+const NEW_Q: &str = concat!(
+    run_columns!(),
+    "WHERE id > ? AND id <= ? ORDER BY id LIMIT 1000"
+);
+/// Each task's rows and highest id: one pass over the `(task_id, run_at)`
+/// index (it holds the rowid), grouped as it goes.
+const TALLY_Q: &str = "SELECT task_id, COUNT(*) AS n, MAX(id) AS top FROM task_run_logs \
+    WHERE id <= ? GROUP BY task_id";
+/// One task's rows and highest id, through the same index.
+const TASK_TALLY_Q: &str = "SELECT ? AS task_id, COUNT(*) AS n, MAX(id) AS top \
+    FROM task_run_logs WHERE task_id = ? AND id <= ?";
+
+#[derive(QueryableByName)]
+struct Tally {
+    #[diesel(sql_type = Text)]
+    task_id: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    top: Option<i64>,
+}
 
 /// pynchy's timestamp form (Python's UTC `isoformat()`), so that bounds
 /// compare as strings the way pynchy's own queries do.
@@ -238,6 +273,9 @@ struct Entry {
     points: VecDeque<Point>,
     /// The highest row id this entry holds: newer rows are added once.
     seen: i64,
+    /// The task's rows up to `seen` and its highest id, as its table would
+    /// count them: a differing tally means rows went away.
+    tally: (i64, Option<i64>),
     history: Arc<History>,
     /// The figures hold from `settled` (a clock set back makes them
     /// worked out again) until `valid_until` (a run leaves a window).
@@ -268,10 +306,16 @@ impl Entry {
             .collect();
         points.sort_by_key(|p| p.at);
         points.shrink_to_fit();
+        let tally: Tally = diesel::sql_query(TASK_TALLY_Q)
+            .bind::<Text, _>(id)
+            .bind::<Text, _>(id)
+            .bind::<BigInt, _>(top)
+            .get_result(c)?;
         let mut e = Entry {
             recent: recent.into_iter().map(run).collect(),
             points: points.into(),
             seen: top,
+            tally: (tally.n, tally.top),
             history: Arc::default(),
             settled: now,
             valid_until: None,
@@ -283,6 +327,7 @@ impl Entry {
     /// Adds a run read after this entry's rows.
     fn add(&mut self, r: RunRow) {
         self.seen = self.seen.max(r.id);
+        self.tally = (self.tally.0 + 1, self.tally.1.max(Some(r.id)));
         let (ok, failed) = (
             r.status.as_deref() == Some("success"),
             r.status.as_deref() == Some("error"),
@@ -338,7 +383,14 @@ impl Entry {
 pub struct Histories {
     max_id: Option<i64>,
     per_task: HashMap<String, Entry>,
+    /// The database file they were read from.
+    file: Option<FileKey>,
+    /// When the tallies were last compared with the table's.
+    verified: Option<Instant>,
 }
+
+/// The identity of a database file (device and inode).
+pub type FileKey = (u64, u64);
 
 impl Histories {
     /// The history of task `id`, if read.
@@ -347,42 +399,39 @@ impl Histories {
     }
 
     /// Brings the histories of the tasks `ids` up to date as of `now` (see
-    /// the module's header), forgetting tasks no longer there. Whole reads
-    /// start only until `deadline`: on a database too big for one
-    /// collection, the rest are read at the next ones (returns false then),
-    /// and a task not read yet shows no runs. On error nothing is lost: the
-    /// rows not taken in are read again.
+    /// the module's header), forgetting tasks no longer there. Reads start
+    /// only until `deadline`: on a database too big for one collection, the
+    /// rest are read at the next ones (returns false then), and a task not
+    /// read yet shows no runs. On error nothing is lost: the rows not taken
+    /// in are read again. `file` is the database file's identity; the
+    /// tallies are compared every `verify`.
     pub fn refresh(
         &mut self,
         c: &mut SqliteConnection,
+        file: Option<FileKey>,
         ids: &[&str],
         now: DateTime<Utc>,
         deadline: Instant,
+        verify: std::time::Duration,
     ) -> diesel::QueryResult<bool> {
+        if file != self.file {
+            // Another file: its ids say nothing about the old one's.
+            *self = Histories {
+                file,
+                ..Histories::default()
+            };
+        }
         let max_id = max_id(c)?;
         if max_id < self.max_id {
             // An older copy of the database: ids may be given again.
             self.per_task.clear();
         }
+        let caught_up = self.catch_up(c, max_id, deadline)?;
         let top = max_id.unwrap_or(0);
-        if let (Some(mut last), Some(top)) = (self.max_id, max_id) {
-            while last < top && !self.per_task.is_empty() {
-                let rows: Vec<RunRow> = diesel::sql_query(NEW_Q)
-                    .bind::<BigInt, _>(last)
-                    .bind::<BigInt, _>(top)
-                    .load(c)?;
-                last = rows.last().map_or(top, |r| r.id);
-                for r in rows {
-                    // A task without an entry is read whole.
-                    if let Some(e) = self.per_task.get_mut(&r.task_id).filter(|e| r.id > e.seen) {
-                        e.add(r);
-                    }
-                }
-                self.max_id = Some(last);
-            }
+        if caught_up && self.verified.is_none_or(|t| t.elapsed() >= verify) {
+            self.verify(c, top)?;
         }
-        self.max_id = max_id;
-        let mut complete = true;
+        let mut complete = caught_up;
         let mut next = HashMap::with_capacity(ids.len());
         for &id in ids {
             let entry = match self.per_task.remove(id) {
@@ -405,6 +454,59 @@ impl Histories {
         self.per_task = next;
         self.settle(now);
         Ok(complete)
+    }
+
+    /// Adds the rows past the last id read, up to `max_id`, a batch at a
+    /// time: the first always, more until `deadline`. False when some are
+    /// left for the next time.
+    fn catch_up(
+        &mut self,
+        c: &mut SqliteConnection,
+        max_id: Option<i64>,
+        deadline: Instant,
+    ) -> diesel::QueryResult<bool> {
+        if let (Some(mut last), Some(top)) = (self.max_id, max_id) {
+            // One batch at least, so that each collection makes progress.
+            let mut first = true;
+            while last < top && !self.per_task.is_empty() {
+                if !std::mem::take(&mut first) && Instant::now() >= deadline {
+                    return Ok(false);
+                }
+                let rows: Vec<RunRow> = diesel::sql_query(NEW_Q)
+                    .bind::<BigInt, _>(last)
+                    .bind::<BigInt, _>(top)
+                    .load(c)?;
+                last = rows.last().map_or(top, |r| r.id);
+                for r in rows {
+                    // A task without an entry is read whole.
+                    if let Some(e) = self.per_task.get_mut(&r.task_id).filter(|e| r.id > e.seen) {
+                        e.add(r);
+                    }
+                }
+                self.max_id = Some(last);
+            }
+        }
+        self.max_id = max_id;
+        Ok(true)
+    }
+
+    /// Forgets every task whose rows up to `top` are not the ones held (rows
+    /// deleted): it is read whole again.
+    fn verify(&mut self, c: &mut SqliteConnection, top: i64) -> diesel::QueryResult<()> {
+        self.verified = Some(Instant::now());
+        if self.per_task.is_empty() {
+            return Ok(());
+        }
+        let tallies: Vec<Tally> = diesel::sql_query(TALLY_Q).bind::<BigInt, _>(top).load(c)?;
+        let table: HashMap<&str, (i64, Option<i64>)> = tallies
+            .iter()
+            .map(|t| (t.task_id.as_str(), (t.n, t.top)))
+            .collect();
+        self.per_task.retain(|id, e| {
+            let held = (e.tally.0, e.tally.1.filter(|_| e.tally.0 > 0));
+            table.get(id.as_str()).copied().unwrap_or((0, None)) == held
+        });
+        Ok(())
     }
 
     /// Works out again the figures that changed with the clock alone.

@@ -47,8 +47,14 @@ struct Row {
     created_at: Option<String>,
 }
 
+/// `last_result` is an agent's whole output: cut in SQL to one character
+/// past [`RESULT_CHARS`], so a huge one is never loaded into the daemon.
 const QUERY: &str = "SELECT id, group_folder, schedule_type, schedule_value, status, \
-    next_run, last_run, last_result, created_at FROM scheduled_tasks ORDER BY created_at DESC, id";
+    next_run, last_run, substr(last_result, 1, 1001) AS last_result, created_at \
+    FROM scheduled_tasks ORDER BY created_at DESC, id";
+
+/// `last_result` is served cut to this many characters.
+pub const RESULT_CHARS: usize = 1000;
 
 /// One task, as served.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -60,7 +66,10 @@ pub struct TaskBody {
     pub status: Option<String>,
     pub next_run: Option<String>,
     pub last_run: Option<String>,
+    /// The last run's result, cut to its first 1,000 characters.
     pub last_result: Option<String>,
+    /// Whether `last_result` was cut (pynchy holds more).
+    pub last_result_cut: bool,
     pub overdue: bool,
     pub schedule_error: Option<String>,
     /// The newest run's status (`success` or `error`), null before the first run.
@@ -210,7 +219,13 @@ fn task(judge: &Judge, waits: Duration, r: Row, h: &History) -> TaskBody {
         status: r.status,
         next_run: r.next_run,
         last_run: r.last_run,
-        last_result: r.last_result,
+        last_result_cut: r
+            .last_result
+            .as_deref()
+            .is_some_and(|t| t.chars().nth(RESULT_CHARS).is_some()),
+        last_result: r
+            .last_result
+            .map(|t| t.chars().take(RESULT_CHARS).collect()),
         overdue,
         schedule_error,
         last_run_status: h.last_status().map(str::to_owned),
@@ -240,14 +255,19 @@ impl Cache {
     /// writes waiting. A run written between two queries is read again at
     /// the next collection (its id is past the last one read).
     /// Returns false when some histories are left for the next collection.
-    fn read(&mut self, db: &Db, budget: Duration) -> Result<bool, super::CollectError> {
+    fn read(
+        &mut self,
+        db: &Db,
+        budget: Duration,
+        verify: Duration,
+    ) -> Result<bool, super::CollectError> {
         let now = chrono::Utc::now();
         let deadline = std::time::Instant::now() + budget;
         let histories = &mut self.histories;
-        let (rows, complete) = db.read(|c| {
+        let (rows, complete) = db.read_file(|c, file| {
             let rows: Vec<Row> = diesel::sql_query(QUERY).load(c)?;
             let ids: Vec<&str> = rows.iter().filter_map(|r| r.id.as_deref()).collect();
-            let complete = histories.refresh(c, &ids, now, deadline)?;
+            let complete = histories.refresh(c, file, &ids, now, deadline, verify)?;
             Ok((rows, complete))
         })?;
         self.rows = Some(rows);
@@ -319,12 +339,14 @@ impl Section for Tasks {
         let wait = scheduled::group_wait(&self.ctx);
         let read = self.changes.must_read(self.verify);
         let (db, changes, cache) = (self.db.clone(), self.changes.clone(), self.cache.clone());
-        let budget = self.budget;
+        let (budget, verify) = (self.budget, self.verify);
         Work::blocking_update(move || -> Collected<TasksBody> {
             let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
             let read = read || cache.rows.is_none();
             if read {
-                let complete = cache.read(&db, budget).inspect_err(|_| changes.failed())?;
+                let complete = cache
+                    .read(&db, budget, verify)
+                    .inspect_err(|_| changes.failed())?;
                 if !complete {
                     // The rest at the next collection.
                     changes.failed();

@@ -124,6 +124,15 @@ impl Db {
         &self,
         f: impl FnOnce(&mut SqliteConnection) -> diesel::QueryResult<T>,
     ) -> Result<T, DbError> {
+        self.read_file(|c, _| f(c))
+    }
+
+    /// [`Db::read`], also handing `f` the identity (device, inode) of the
+    /// file the connection has open: another one means the file was replaced.
+    pub fn read_file<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection, Option<(u64, u64)>) -> diesel::QueryResult<T>,
+    ) -> Result<T, DbError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let current = file_id(&self.path);
         if current.is_none() {
@@ -136,10 +145,11 @@ impl Db {
         if guard.is_none() {
             *guard = Some(self.open()?);
         }
-        let Some((conn, _)) = guard.as_mut() else {
+        let Some((conn, id)) = guard.as_mut() else {
             return Err(DbError::Open("no connection".into()));
         };
-        match f(conn) {
+        let key = id.map(|i| (i.dev, i.ino));
+        match f(conn, key) {
             Ok(v) => Ok(v),
             Err(e) => {
                 *guard = None;
