@@ -10,6 +10,27 @@ use crate::config::Config;
 use crate::section_id::SectionId;
 use crate::sources::push::{PushSource, PushStore};
 
+/// What sections keep across a reload, by key: a section's key names what
+/// its state was read from (the tasks' histories: the database's path), so a
+/// reload onto another source starts afresh.
+#[derive(Default)]
+pub struct Kept(
+    std::sync::Mutex<std::collections::HashMap<String, Arc<dyn std::any::Any + Send + Sync>>>,
+);
+
+impl Kept {
+    /// The value kept under `key`, made (and kept) if there is none.
+    pub fn get<T: std::any::Any + Send + Sync + Default>(&self, key: String) -> Arc<T> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = map.get(&key).and_then(|v| v.clone().downcast::<T>().ok()) {
+            return v;
+        }
+        let v = Arc::new(T::default());
+        map.insert(key, v.clone());
+        v
+    }
+}
+
 /// Sections asked to refresh what they otherwise check rarely (the gateway's
 /// paid model check), by `POST /refresh/{section}`. A section takes its
 /// request at its next collection.
@@ -58,6 +79,8 @@ pub struct Context {
     /// Whether pynchy runs, as the service section last observed it (true
     /// until it has looked): the scheduled sections' judge reads it.
     pub pynchy_up: Arc<AtomicBool>,
+    /// What sections keep across reloads.
+    pub kept: Arc<Kept>,
 }
 
 impl Context {
@@ -97,6 +120,7 @@ impl Context {
             push_store: store,
             refresh: Refresh::default(),
             push_arrived: Refresh::default(),
+            kept: Arc::default(),
         })
     }
 
@@ -112,6 +136,7 @@ impl Context {
                 ctx.checkout_gate = old.checkout_gate.clone();
                 ctx.pynchy_up = old.pynchy_up.clone();
                 ctx.started_at = old.started_at;
+                ctx.kept = old.kept.clone();
                 Arc::new(ctx)
             }
             Err(shared) => shared,

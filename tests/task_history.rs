@@ -611,3 +611,64 @@ fn histories_follow_deleted_rows_a_replaced_file_and_a_long_catch_up() {
         (runs, ok, failed)
     );
 }
+
+#[test]
+fn a_reload_on_the_same_database_keeps_the_histories() {
+    let Some((dir, db)) = world_in_temp() else {
+        return;
+    };
+    let cfg = |interval: &str| {
+        format!(
+            "[pynchy]\nroot = \"nowhere\"\ndatabase = \"{}\"\n[gateway]\nmode = \"none\"\n\
+             [sections.service]\ninterval = \"1h\"\n\
+             [sections.tasks]\ninterval = \"{interval}\"\nverify_interval = \"1h\"\n",
+            db.display()
+        )
+    };
+    let (mut child, addr) = spawn_serve(dir.path(), &cfg("200ms"), &[]);
+    let held = |addr| page(addr, "t1")["runs"].as_array().map_or(0, Vec::len);
+    wait_for(Duration::from_secs(20), "t1's history", || {
+        (held(addr) == 20).then_some(())
+    });
+    // Rows deleted by hand (pynchy never does): a reread would show sqlite3's
+    // 15 at once; kept histories show them until their tallies are compared
+    // (verify_interval, an hour here).
+    write(
+        &db,
+        "DELETE FROM task_run_logs WHERE id IN \
+         (SELECT id FROM task_run_logs WHERE task_id = 't1' ORDER BY run_at DESC LIMIT 15)",
+    );
+    assert_eq!(recent_truth(&db, "t1").0, 15);
+    // The reload is seen by the tasks' new interval.
+    let c = dir.path().join("c.toml");
+    let text = std::fs::read_to_string(&c)
+        .unwrap()
+        .replace("200ms", "300ms");
+    std::fs::write(&c, text).unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for(Duration::from_secs(20), "the reload", || {
+        let d = get_json(addr, "/status");
+        (d["meta"]["tasks"]["interval_seconds"] == json!(0.3)).then_some(())
+    });
+    // A collection after the reload has run (a new run of t2 is shown).
+    write(
+        &db,
+        &format!(
+            "INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('t2','{}',1,'error',NULL,'after the reload');",
+            iso_ago(0)
+        ),
+    );
+    wait_for(Duration::from_secs(20), "t2's new run", || {
+        (page(addr, "t2")["runs"][0]["error"] == json!("after the reload")).then_some(())
+    });
+    assert_eq!(held(addr), 20, "t1's histories were read again");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait_within(Duration::from_secs(5));
+}

@@ -403,7 +403,11 @@ impl Builtin for Tasks {
             changes,
             verify: schedule.verify,
             budget: schedule.timeout.mul_f64(0.4),
-            cache: Arc::default(),
+            // Kept across a reload on the same database: 500 tasks of 6,000
+            // runs each take several collections to read whole again.
+            cache: ctx
+                .kept
+                .get(format!("tasks {}", ctx.config.pynchy.database.display())),
         }
     }
 }
