@@ -38,6 +38,15 @@ fn pushes_are_validated_whole_and_addressed_to_loopback() {
     let body = r#"{"slack": {"connected": true}}"#;
     // DNS rebinding: a page's own name resolved to 127.0.0.1.
     assert_eq!(push_with_host(run.addr, "evil.example:8485", body), 403);
+    // A Host is a host and a port: user info is not a loopback address.
+    for bad in [
+        "127.0.0.1:80@evil.com",
+        "127.0.0.1:80/x",
+        "[::1]:80@evil.com",
+        "localhost:",
+    ] {
+        assert_eq!(push_with_host(run.addr, bad, body), 403, "{bad}");
+    }
     assert_eq!(push_with_host(run.addr, "localhost", body), 200);
     assert_eq!(push_with_host(run.addr, &run.addr.to_string(), body), 200);
     assert_eq!(push_with_host(run.addr, "[::1]:8485", body), 200);

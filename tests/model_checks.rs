@@ -52,7 +52,7 @@ fn gateway(addr: std::net::SocketAddr) -> Value {
 fn the_model_check_runs_once_per_interval_not_per_poll() {
     let (url, counts) = stand_in();
     let dir = tempfile::tempdir().unwrap();
-    let run = start_in(dir.path(), &config(&url, ""), vec![]);
+    let run = start_in(dir.path(), &config(&url, "models_min_gap = \"0s\""), vec![]);
     // Many gateway collections (every 200 ms), one paid check.
     wait_for(Duration::from_secs(20), "15 readiness probes", || {
         (count(&counts, "/health/readiness") >= 15).then_some(())
@@ -162,4 +162,64 @@ fn a_check_that_never_reached_the_proxy_runs_again_once_it_is_up() {
         (count(&counts, "/health/readiness") >= 10).then_some(())
     });
     assert_eq!(count(&counts, "/health"), 1, "{:?}", counts.lock().unwrap());
+}
+
+/// `POST /refresh/gateway` with these headers; the status code.
+fn refresh_with(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> u16 {
+    request(addr, "POST", "/refresh/gateway", headers, b"x").status
+}
+
+#[test]
+fn refreshes_from_other_sites_are_refused_and_paid_checks_keep_their_gap() {
+    let (url, counts) = stand_in();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn_serve(dir.path(), &config(&url, ""), &[]);
+    wait_for(Duration::from_secs(20), "the first check", || {
+        (count(&counts, "/health") == 1 && count(&counts, "/health/readiness") >= 3).then_some(())
+    });
+    // A simple cross-site request (no preflight), and a fetch saying so.
+    let evil = [
+        ("Origin", "http://evil.example"),
+        ("Content-Type", "text/plain"),
+    ];
+    assert_eq!(refresh_with(addr, &evil), 403);
+    assert_eq!(refresh_with(addr, &[("Sec-Fetch-Site", "cross-site")]), 403);
+    assert_eq!(refresh_with(addr, &[("Sec-Fetch-Site", "same-site")]), 403);
+    // The page itself (same origin), and tools sending neither header.
+    let own = format!("http://{addr}");
+    assert_eq!(
+        refresh_with(addr, &[("Origin", &own), ("Sec-Fetch-Site", "same-origin")]),
+        200
+    );
+    // 50 refreshes within the minimum gap (1 min): answered, none paid.
+    for _ in 0..50 {
+        assert_eq!(refresh_with(addr, &[]), 200);
+    }
+    // 20 reloads: none paid (the last check is kept across a reload). Each is
+    // seen applied by the gateway's interval alternating.
+    let c = dir.path().join("c.toml");
+    for i in 0..20 {
+        let (from, to) = if i % 2 == 0 {
+            ("200ms", "300ms")
+        } else {
+            ("300ms", "200ms")
+        };
+        let text = std::fs::read_to_string(&c).unwrap().replace(from, to);
+        std::fs::write(&c, text).unwrap();
+        let hup = std::process::Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(hup.success());
+        let want = if to == "300ms" { 0.3 } else { 0.2 };
+        wait_for(Duration::from_secs(20), "the reload", || {
+            let d = get_json(addr, "/status");
+            (d["meta"]["gateway"]["interval_seconds"] == json!(want)).then_some(())
+        });
+    }
+    assert_eq!(count(&counts, "/health"), 1, "{:?}", counts.lock().unwrap());
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait_within(Duration::from_secs(5));
 }

@@ -132,6 +132,7 @@ fn gateway(o: &mut Out) {
     o.line("gateway.docker_host", quote(&g.docker_host));
     let models = g.models_interval.map_or_else(|| quote("off"), dur);
     o.line("gateway.models_interval", models);
+    o.line("gateway.models_min_gap", dur(g.models_min_gap));
     if let Some(ca) = &g.ca_file {
         o.line("gateway.ca_file", quote(&ca.display().to_string()));
     }

@@ -65,6 +65,9 @@ pub mod defaults {
     pub const POSTGRES_CONTAINER: &str = "pynchy-litellm-db";
     /// The LiteLLM proxy's `/health` makes one paid request per model.
     pub const MODELS_INTERVAL: Duration = Duration::from_secs(600);
+    /// The least time between two paid model checks, whatever asks for them
+    /// (start, reload, `POST /refresh/gateway`, the interval).
+    pub const MODELS_MIN_GAP: Duration = Duration::from_secs(60);
     /// When `$DOCKER_HOST` is unset.
     pub const DOCKER_HOST: &str = "unix:///var/run/docker.sock";
     pub const PUSH_TOKEN_ENV: &str = "PYNCHY_STATUS_TOKEN";
@@ -127,6 +130,7 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
         ("gateway.litellm_container", s(LITELLM_CONTAINER)),
         ("gateway.postgres_container", s(POSTGRES_CONTAINER)),
         ("gateway.models_interval", d(MODELS_INTERVAL)),
+        ("gateway.models_min_gap", d(MODELS_MIN_GAP)),
         ("gateway.docker_host", s(DOCKER_HOST)),
         ("push.token_env", s(PUSH_TOKEN_ENV)),
         ("push.ttl", d(PUSH_TTL)),
@@ -435,6 +439,8 @@ struct RawGateway {
     postgres_container: Option<String>,
     docker_host: Option<String>,
     models_interval: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    models_min_gap: Option<Duration>,
     ca_file: Option<PathBuf>,
 }
 
@@ -537,6 +543,8 @@ pub struct GatewayConfig {
     /// How often the proxy's paid `/health` model check runs; `None`: never
     /// (`"off"`). Also once at start-up and on `POST /refresh/gateway`.
     pub models_interval: Option<Duration>,
+    /// The least time between two paid model checks, whatever asks.
+    pub models_min_gap: Duration,
     /// A PEM file of CA certificates trusted for an `https://` url, besides
     /// the system's.
     pub ca_file: Option<PathBuf>,
@@ -777,6 +785,8 @@ fn ca_file(path: PathBuf) -> Result<PathBuf, ConfigError> {
 fn gateway(raw: RawGateway, r: &Resolver) -> Result<GatewayConfig, ConfigError> {
     let or = |v: Option<String>, d: &str| v.unwrap_or_else(|| d.to_string());
     let models_interval = models_interval(raw.models_interval.as_deref())?;
+    let models_min_gap = bounded_any("gateway.models_min_gap", raw.models_min_gap)?
+        .unwrap_or(defaults::MODELS_MIN_GAP);
     let ca_file = raw.ca_file.map(|p| ca_file(r.path(&p))).transpose()?;
     if let Some(url) = &raw.url {
         let scheme = url.split("://").next().unwrap_or("");
@@ -799,6 +809,7 @@ fn gateway(raw: RawGateway, r: &Resolver) -> Result<GatewayConfig, ConfigError> 
             .unwrap_or_else(|| defaults::DOCKER_HOST.to_string()),
         master_key: Secret(None),
         models_interval,
+        models_min_gap,
         ca_file,
     })
 }

@@ -159,19 +159,40 @@ impl FromRequest for Authorized {
     }
 }
 
+/// The `Host` header as a host and an optional port, and nothing else: no
+/// user info (`127.0.0.1:80@evil.com`), path or stray characters.
+fn host_header(req: &HttpRequest) -> Option<(&str, Option<u16>)> {
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)?
+        .to_str()
+        .ok()?;
+    let (name, port) = match host.strip_prefix('[') {
+        Some(v6) => {
+            let (name, rest) = v6.split_once(']')?;
+            (name, rest)
+        }
+        None => match host.rsplit_once(':') {
+            Some((name, _)) => (name, &host[name.len()..]),
+            None => (host, ""),
+        },
+    };
+    let port = match port.strip_prefix(':') {
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(_) => return None,
+        None if port.is_empty() => None,
+        None => return None,
+    };
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':');
+    (!name.is_empty() && name.bytes().all(plain)).then_some((name, port))
+}
+
 /// True when the `Host` header names a loopback address or `localhost`: a
 /// page in a browser on this machine that rebinds a name of its own to
 /// 127.0.0.1 still sends that name, and is refused.
 fn loopback_host(req: &HttpRequest) -> bool {
-    let Some(host) = req.headers().get(actix_web::http::header::HOST) else {
+    let Some((name, _)) = host_header(req) else {
         return false;
-    };
-    let Ok(host) = host.to_str() else {
-        return false;
-    };
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
     name.eq_ignore_ascii_case("localhost")
         || name
@@ -179,10 +200,49 @@ fn loopback_host(req: &HttpRequest) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// `None` when a push may proceed, else the refusal: with `token` set, the
-/// bearer must match; without, the peer must be on loopback and the `Host`
-/// header must name loopback (no DNS rebinding from a browser).
+/// True when a browser says the request comes from another site: its
+/// `Sec-Fetch-Site` is not `same-origin` or `none`, or its `Origin` is not
+/// this very origin (scheme, the `Host` header). A form or a `fetch` with
+/// `Content-Type: text/plain` is sent cross-site without a preflight; tools
+/// (curl, pynchy) send neither header.
+fn cross_site(req: &HttpRequest) -> bool {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{0}"))
+    };
+    if let Some(site) = header("sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return true;
+        }
+    }
+    let Some(origin) = header("origin") else {
+        return false;
+    };
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let same = host.is_some_and(|h| {
+        host_header(req).is_some()
+            && (origin.eq_ignore_ascii_case(&format!("http://{h}"))
+                || origin.eq_ignore_ascii_case(&format!("https://{h}")))
+    });
+    !same
+}
+
+/// `None` when a push (or a refresh) may proceed, else the refusal: never
+/// from another web page ([`cross_site`]); with `token` set, the bearer must
+/// match; without, the peer must be on loopback and the `Host` header must
+/// name loopback (no DNS rebinding from a browser).
 pub fn push_refusal(req: &HttpRequest, token: Option<&str>) -> Option<HttpResponse> {
+    if cross_site(req) {
+        record(req, "cross-site");
+        return Some(json_error(
+            StatusCode::FORBIDDEN,
+            "a cross-site request: pushes and refreshes are not taken from other web pages",
+        ));
+    }
     let Some(token) = token else {
         let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
         return (!loopback || !loopback_host(req)).then(|| {

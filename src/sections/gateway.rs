@@ -4,7 +4,9 @@
 //! *paid* LLM request per model, so it runs on its own, much longer interval
 //! (`[gateway] models_interval`, 10 min), once at start-up and on
 //! `POST /refresh/gateway`; between checks the last result is served with
-//! `models_checked_at`. In `builtin` or `none` mode: the mode alone.
+//! `models_checked_at`. Never two paid checks within `models_min_gap` (1 min),
+//! whatever asks; the last check outlives a reload. In `builtin` or `none`
+//! mode: the mode alone.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -320,11 +322,16 @@ impl Gateway {
     fn models_due(&self) -> bool {
         let asked = self.ctx.refresh.take(SectionId::Gateway);
         let last = self.models.lock().unwrap_or_else(|p| p.into_inner());
+        // The last paid check, and whether the gap since it allows another.
+        let paid = last
+            .as_ref()
+            .filter(|(r, _, _)| !matches!(r, Err(HealthError::NotReached)));
+        let gap = paid.is_none_or(|(_, _, at)| at.elapsed() >= self.cfg.models_min_gap);
         match (self.cfg.models_interval, last.as_ref()) {
-            (None, _) => asked,
+            (None, _) => asked && gap,
             (Some(_), None) => true,
             (Some(_), Some((Err(HealthError::NotReached), _, _))) => true,
-            (Some(every), Some((_, _, at))) => asked || at.elapsed() >= every,
+            (Some(every), Some((_, _, at))) => (asked || at.elapsed() >= every) && gap,
         }
     }
 }
@@ -477,13 +484,16 @@ impl Builtin for Gateway {
                  use an https:// url"
             );
         }
+        // The last model check outlives a reload onto the same proxy: a
+        // SIGHUP is not a reason to pay for another.
+        let models = ctx.kept.get(format!("gateway models {}", cfg.url));
         Gateway {
             ctx: ctx.clone(),
             cfg,
             timeout,
             docker: Mutex::new(None),
             http,
-            models: Arc::default(),
+            models,
             changes: Changes::new(),
             events: Mutex::new(None),
         }
