@@ -14,7 +14,9 @@
 //! [`FLAP_WINDOW`] is *flapping*: that is recorded once, its appearing and
 //! clearing are no longer recorded one by one, and its `since` holds from
 //! before it started flapping. It stops flapping after a whole window without
-//! a flip, which is recorded once too.
+//! a flip, which is recorded once too. The verdict and each section's state
+//! are damped the same way (a `flapping` record with no rule), so a flood of
+//! flips never pushes the record of what flaps out of the log.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -27,6 +29,9 @@ use crate::section_id::SectionId;
 
 /// Transitions kept.
 pub const KEEP: usize = 500;
+/// Conditions remembered at most: past it, those gone longest are forgotten
+/// first (a flood of distinct reasons must not grow memory or slow renders).
+pub const MAX_CONDITIONS: usize = 2_000;
 /// More flips than this within [`FLAP_WINDOW`] is flapping.
 pub const FLAPS: usize = 4;
 pub const FLAP_WINDOW: Duration = Duration::from_secs(600);
@@ -48,18 +53,15 @@ pub struct Transition {
     pub level: Option<Level>,
 }
 
-/// One reason's condition, and what it was last called.
-struct Condition {
-    section: String,
-    rule: String,
-    reason: String,
-    since: DateTime<Utc>,
-    present: bool,
+/// The flips of one thing that changes (a reason's condition, the verdict,
+/// a section's state) within [`FLAP_WINDOW`], and whether it flaps.
+#[derive(Default)]
+struct Damper {
     flips: VecDeque<Instant>,
     flapping: bool,
 }
 
-impl Condition {
+impl Damper {
     /// Forgets flips older than the window.
     fn prune(&mut self, now: Instant) {
         while self
@@ -86,6 +88,53 @@ impl Condition {
         Some(kind)
     }
 
+    /// True when it stops flapping now (a whole window without a flip).
+    fn settle(&mut self, now: Instant) -> bool {
+        self.prune(now);
+        if self.flapping && self.flips.is_empty() {
+            self.flapping = false;
+            return true;
+        }
+        false
+    }
+}
+
+impl Transition {
+    /// A transition of the verdict (no section) or of a section's state.
+    fn of(
+        kind: &'static str,
+        wall: DateTime<Utc>,
+        section: Option<SectionId>,
+        from_to: Option<(&str, &str)>,
+    ) -> Transition {
+        Transition {
+            at: stamp(wall),
+            kind,
+            section: section.map(|id| id.name().into()),
+            rule: None,
+            reason: None,
+            from: from_to.map(|(f, _)| f.into()),
+            to: from_to.map(|(_, t)| t.into()),
+            level: None,
+        }
+    }
+}
+
+/// One reason's condition, and what it was last called.
+struct Condition {
+    section: String,
+    rule: String,
+    reason: String,
+    since: DateTime<Utc>,
+    present: bool,
+    damper: Damper,
+}
+
+impl Condition {
+    fn flip(&mut self, now: Instant, kind: &'static str) -> Option<&'static str> {
+        self.damper.flip(now, kind)
+    }
+
     fn transition(
         &self,
         kind: &'static str,
@@ -110,7 +159,10 @@ impl Condition {
 pub struct Tracker {
     conditions: HashMap<String, Condition>,
     verdict: Option<(Level, DateTime<Utc>)>,
+    /// The verdict's flips: a verdict that flaps is said once, like a reason.
+    verdict_damper: Damper,
     sections: HashMap<SectionId, (&'static str, DateTime<Utc>)>,
+    section_dampers: HashMap<SectionId, Damper>,
     events: VecDeque<Transition>,
     /// Transitions recorded since start (what `observe` counts new ones by).
     recorded: usize,
@@ -167,49 +219,44 @@ impl Tracker {
         now: Instant,
     ) -> usize {
         let before = self.recorded;
-        self.verdict(rollup.status, wall);
+        self.verdict(rollup.status, wall, now);
         for &(id, state) in sections {
-            self.section(id, state, wall);
+            self.section(id, state, wall, now);
         }
         self.reasons(&mut rollup.reasons, wall, now);
         (self.recorded - before).min(KEEP)
     }
 
-    fn verdict(&mut self, status: Level, wall: DateTime<Utc>) {
+    fn verdict(&mut self, status: Level, wall: DateTime<Utc>, now: Instant) {
         match self.verdict {
             Some((l, _)) if l == status => {}
             Some((l, _)) => {
                 self.verdict = Some((status, wall));
-                self.push(Transition {
-                    at: stamp(wall),
-                    kind: "verdict",
-                    section: None,
-                    rule: None,
-                    reason: None,
-                    from: Some(l.as_str().into()),
-                    to: Some(status.as_str().into()),
-                    level: Some(status),
-                });
+                let said = self.verdict_damper.flip(now, "verdict");
+                let from_to = (l.as_str(), status.as_str());
+                if let Some(kind) = said {
+                    let mut t = Transition::of(kind, wall, None, Some(from_to));
+                    t.level = Some(status);
+                    self.push(t);
+                }
             }
             None => self.verdict = Some((status, wall)),
         }
     }
 
-    fn section(&mut self, id: SectionId, state: &'static str, wall: DateTime<Utc>) {
+    fn section(&mut self, id: SectionId, state: &'static str, wall: DateTime<Utc>, now: Instant) {
         match self.sections.get(&id).copied() {
             Some((s, _)) if s == state => {}
             Some((s, _)) => {
                 self.sections.insert(id, (state, wall));
-                self.push(Transition {
-                    at: stamp(wall),
-                    kind: "section",
-                    section: Some(id.name().into()),
-                    rule: None,
-                    reason: None,
-                    from: Some(s.into()),
-                    to: Some(state.into()),
-                    level: None,
-                });
+                let said = self
+                    .section_dampers
+                    .entry(id)
+                    .or_default()
+                    .flip(now, "section");
+                if let Some(kind) = said {
+                    self.push(Transition::of(kind, wall, Some(id), Some((s, state))));
+                }
             }
             None => {
                 self.sections.insert(id, (state, wall));
@@ -232,16 +279,15 @@ impl Tracker {
                     reason: String::new(),
                     since: wall,
                     present: false,
-                    flips: VecDeque::new(),
-                    flapping: false,
+                    damper: Damper::default(),
                 });
             c.reason.clone_from(&r.reason);
             if !c.present {
                 c.present = true;
-                let was_flapping = c.flapping;
+                let was_flapping = c.damper.flapping;
                 let kind = c.flip(now, "reason_appeared");
                 // Flapping (or starting to): since holds from before.
-                if !was_flapping && !c.flapping {
+                if !was_flapping && !c.damper.flapping {
                     c.since = wall;
                 }
                 let level = (kind == Some("reason_appeared")).then_some(r.level);
@@ -266,14 +312,33 @@ impl Tracker {
     fn settle(&mut self, wall: DateTime<Utc>, now: Instant) {
         let mut stopped = Vec::new();
         self.conditions.retain(|_, c| {
-            c.prune(now);
-            if c.flapping && c.flips.is_empty() {
-                c.flapping = false;
+            if c.damper.settle(now) {
                 stopped.push(c.transition("flapping_stopped", wall, None));
                 return c.present;
             }
-            c.present || !c.flips.is_empty()
+            c.present || !c.damper.flips.is_empty()
         });
+        if self.conditions.len() > MAX_CONDITIONS {
+            let mut gone: Vec<(Option<Instant>, String)> = self
+                .conditions
+                .iter()
+                .filter(|(_, c)| !c.present)
+                .map(|(k, c)| (c.damper.flips.back().copied(), k.clone()))
+                .collect();
+            gone.sort();
+            let over = self.conditions.len() - MAX_CONDITIONS;
+            for (_, k) in gone.into_iter().take(over) {
+                self.conditions.remove(&k);
+            }
+        }
+        if self.verdict_damper.settle(now) {
+            stopped.push(Transition::of("flapping_stopped", wall, None, None));
+        }
+        for (id, d) in self.section_dampers.iter_mut() {
+            if d.settle(now) {
+                stopped.push(Transition::of("flapping_stopped", wall, Some(*id), None));
+            }
+        }
         for t in stopped {
             self.push(t);
         }
@@ -366,9 +431,13 @@ mod tests {
             let mut r = rollup(reasons);
             t.observe(&mut r, &[], w0, i0 + Duration::from_secs(i));
         }
-        let flaps = t.events().filter(|e| e.kind == "flapping").count();
+        let flaps = |kind: &str| {
+            t.events()
+                .filter(|e| e.kind == kind && e.rule.is_some())
+                .count()
+        };
         let appeared = t.events().filter(|e| e.kind == "reason_appeared").count();
-        assert_eq!(flaps, 1);
+        assert_eq!(flaps("flapping"), 1);
         assert_eq!(appeared, 2, "the first flips, then one flapping");
         // Quiet for a window: it stops flapping, once.
         let mut r = rollup(&[("worktree_conflict", "w in conflict")]);
@@ -379,9 +448,66 @@ mod tests {
             i0 + Duration::from_secs(20) + FLAP_WINDOW + Duration::from_secs(1),
         );
         assert_eq!(
-            t.events().filter(|e| e.kind == "flapping_stopped").count(),
+            t.events()
+                .filter(|e| e.kind == "flapping_stopped" && e.rule.is_some())
+                .count(),
             1
         );
+    }
+
+    #[test]
+    fn a_flood_of_verdict_and_section_flips_keeps_the_flapping_record() {
+        let mut t = Tracker::default();
+        let (w0, i0) = (Utc::now(), Instant::now());
+        let id = SectionId::Channels;
+        for i in 0..10_000u64 {
+            let (reasons, state): (&[(&str, &str)], &str) = if i % 2 == 0 {
+                (
+                    &[("channel_disconnected", "whatsapp disconnected")],
+                    "error",
+                )
+            } else {
+                (&[], "ok")
+            };
+            let mut r = rollup(reasons);
+            let now = i0 + Duration::from_millis(i);
+            t.observe(&mut r, &[(id, state)], w0, now);
+        }
+        let count = |t: &Tracker, kind: &str| t.events().filter(|e| e.kind == kind).count();
+        // Each of the three (the reason, the verdict, the section) flips a
+        // few times, then is said to flap once.
+        assert_eq!(
+            count(&t, "flapping"),
+            3,
+            "{:?}",
+            t.events().collect::<Vec<_>>()
+        );
+        assert!(count(&t, "verdict") <= FLAPS, "{}", count(&t, "verdict"));
+        assert!(count(&t, "section") <= FLAPS, "{}", count(&t, "section"));
+        assert!(t.events().count() < 20);
+        assert_eq!(t.status_since(), Some(stamp(w0)));
+        // Quiet for a window: each stops flapping, once.
+        let later = i0 + Duration::from_millis(10_000) + FLAP_WINDOW + Duration::from_secs(1);
+        t.observe(&mut rollup(&[]), &[(id, "ok")], w0, later);
+        assert_eq!(count(&t, "flapping_stopped"), 3);
+    }
+
+    #[test]
+    fn distinct_reasons_beyond_the_bound_are_forgotten_oldest_first() {
+        let mut t = Tracker::default();
+        let (w0, i0) = (Utc::now(), Instant::now());
+        for i in 0..(MAX_CONDITIONS as u64 + 200) {
+            let text = format!("channel c{i} disconnected");
+            let mut r = rollup(&[("channel_disconnected", &text)]);
+            t.observe(&mut r, &[], w0, i0 + Duration::from_millis(i));
+        }
+        assert!(
+            t.conditions.len() <= MAX_CONDITIONS + 1,
+            "{}",
+            t.conditions.len()
+        );
+        // The one present now is kept.
+        assert!(t.conditions.values().any(|c| c.present));
     }
 }
 

@@ -672,3 +672,30 @@ fn a_reload_on_the_same_database_keeps_the_histories() {
         .status();
     child.wait_within(Duration::from_secs(5));
 }
+
+#[test]
+fn task_ids_with_slashes_and_percents_have_their_pages() {
+    let Some((dir, db)) = world_in_temp() else {
+        return;
+    };
+    let id = "nightly/report 100%+";
+    write(
+        &db,
+        &format!(
+            "INSERT INTO scheduled_tasks VALUES ('{id}','a','slack:A','p','interval','3600000',\
+             NULL,NULL,NULL,'active','{}','isolated',NULL);
+             INSERT INTO task_run_logs (task_id, run_at, duration_ms, status, result, error) \
+             VALUES ('{id}','{}',5,'success',NULL,NULL);",
+            iso_ago(60),
+            iso_ago(1)
+        ),
+    );
+    let run = start_in(dir.path(), &config(&db), vec![]);
+    ready(run.addr);
+    // As a browser's encodeURIComponent sends it, and with `/` left as is.
+    for path in ["nightly%2Freport%20100%25%2B", "nightly/report%20100%25%2B"] {
+        let p = page(run.addr, path);
+        assert_eq!(p["task"]["id"], json!(id), "{path}");
+        assert_eq!(p["runs"].as_array().map(Vec::len), Some(1), "{path}");
+    }
+}

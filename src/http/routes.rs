@@ -25,7 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_only("/status/schema", schema))
         .service(get_only("/status/events", events))
         .service(get_only("/status/{section}", section))
-        .service(get_only("/status/{section}/{key}", page))
+        // A key may hold `/` (a task id is any text): the rest of the path.
+        .service(get_only("/status/{section}/{key:.+}", page))
         .service(get_only("/health", health))
         .service(get_only("/livez", livez))
         .service(get_only("/readyz", readyz))
@@ -190,8 +191,11 @@ async fn page(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) ->
         info.get("section").unwrap_or(""),
         info.get("key").unwrap_or(""),
     );
+    // actix-web leaves `%2F`, `%25` and `%2B` encoded in a match: the key as
+    // sent, else wholly decoded (`encodeURIComponent` of any id).
+    let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
     match snap.pages(name) {
-        Some(p) => match p.pages.get(key) {
+        Some(p) => match p.pages.get(key).or_else(|| p.pages.get(decoded.as_ref())) {
             Some(r) => respond(&req, r),
             None => HttpResponse::NotFound()
                 .insert_header((CONTENT_TYPE, JSON))
