@@ -14,6 +14,21 @@ mod reply;
 mod routes;
 pub mod stream;
 
+/// How long a connection may hold data its client does not accept (a full
+/// receive window, or no acknowledgement) before the kernel drops it
+/// (`TCP_USER_TIMEOUT`, which Linux applies to zero-window probes too): a
+/// stream reader that stopped reading gives its slot and buffers back.
+pub const STALL_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sets [`STALL_BOUND`] on a new TCP connection.
+fn bound_stalls(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(STALL_BOUND)) {
+            tracing::debug!(error = %e, "cannot bound stalled connections");
+        }
+    }
+}
+
 /// Builds the server on an already bound listener. It is not running until
 /// awaited. At most `max_connections` are open at once (all workers
 /// together); more wait in the kernel's accept queue until one closes.
@@ -42,11 +57,12 @@ pub fn server(
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
+    .on_connect(bound_stalls)
     .workers(workers)
     // actix counts per worker: the total is split between them.
     .max_connections(max_connections.div_ceil(workers).max(1))
     .disable_signals()
-    .shutdown_timeout(5)
+    .shutdown_timeout(2)
     .listen(listener)?
     .run();
     Ok(server)
