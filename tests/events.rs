@@ -283,3 +283,47 @@ fn a_repo_replaced_by_a_fresh_clone_is_followed() {
         d["repos"]["me/other"]["dirty"] == json!(true)
     });
 }
+
+#[test]
+fn a_worktrees_folder_made_again_is_followed() {
+    // A repo whose worktrees folder lives outside its checkout, as pynchy's
+    // do (`data/worktrees/<owner>/<repo>` beside `data/repos/...`).
+    let extra = "[[repos]]\nslug = \"me/other\"\npath = \"other\"\nworktrees = \"wts\"\n";
+    let (dir, cfg) = demo_world(&slow(extra));
+    let origin = dir.path().join("origin.git");
+    git_ok(
+        dir.path(),
+        &["clone", "-q", origin.to_str().unwrap(), "other"],
+    );
+    let (repo, folder) = (dir.path().join("other"), dir.path().join("wts"));
+    std::fs::create_dir(&folder).unwrap();
+    let add = |name: &str| {
+        let path = folder.join(name);
+        git_ok(
+            &repo,
+            &["worktree", "add", "-q", "-b", name, path.to_str().unwrap()],
+        );
+        path
+    };
+    add("first-agent");
+    let run = start_in(dir.path(), &cfg, vec![]);
+    ready(run.addr);
+    let wt = |d: &Value, name: &str| d["repos"]["me/other"]["worktrees"][name].clone();
+    soon(run.addr, "the first worktree", |d| {
+        wt(d, "first-agent").is_object()
+    });
+    // The worktrees folder removed and made again, with a new worktree.
+    std::fs::remove_dir_all(&folder).unwrap();
+    git_ok(&repo, &["worktree", "prune"]);
+    std::fs::create_dir(&folder).unwrap();
+    let new = add("fresh-agent");
+    soon(run.addr, "the new worktree", |d| {
+        wt(d, "fresh-agent").is_object()
+    });
+    // Its edits are seen by events again (every interval is an hour).
+    std::fs::write(new.join("EDIT.md"), "edited\n").unwrap();
+    let d = soon(run.addr, "an edit in the new worktree", |d| {
+        wt(d, "fresh-agent")["dirty"] == json!(true)
+    });
+    assert_eq!(d["meta"]["repos"]["refresh"], json!("event"));
+}

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::git::{self, CheckoutStatus, Touched};
-use crate::sources::watch::{Changes, Sink};
+use crate::sources::watch::{Changes, OnLimit, Sink};
 
 /// One worktree, as served.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -178,8 +179,21 @@ pub struct Repos {
     verify: Duration,
     /// The last body, which a partial read updates.
     last: Arc<Mutex<Option<ReposBody>>>,
-    /// Each repo folder's identity when its watches were set.
-    watched: Mutex<Vec<Option<(u64, u64)>>>,
+    /// Each repo's folders' identities (checkout, worktrees folder) when
+    /// their watches were last set, and whether they all were.
+    watched: Mutex<Vec<(Folders, bool)>>,
+    /// Per repo: part of it is unwatched (the kernel's watch limit, or a
+    /// watched folder removed): polled, and watched again at each collection.
+    limited: Arc<Vec<AtomicBool>>,
+}
+
+/// A repo's checkout and (outside it) worktrees folder, by identity.
+type Folders = (Option<(u64, u64)>, Option<(u64, u64)>);
+
+/// The identities of repo `r`'s folders.
+fn folders(r: &RepoConfig) -> Folders {
+    let outside = r.worktrees.as_deref().filter(|d| !d.starts_with(&r.path));
+    (identity(&r.path), outside.and_then(identity))
 }
 
 impl RepoBody {
@@ -235,7 +249,15 @@ fn identity(p: &Path) -> Option<(u64, u64)> {
 
 /// Watches repo `i`'s checkout (and its worktrees folder, if outside it),
 /// sorting events into what they touched. False when a watch cannot be set.
-fn watch_repo(ctx: &Context, i: usize, changes: &Arc<Changes>, dirt: &Dirt) -> bool {
+/// A folder created later that the watch limit leaves unwatched sets the
+/// repo's `limited` flag (logged once) and has it polled.
+fn watch_repo(
+    ctx: &Context,
+    i: usize,
+    changes: &Arc<Changes>,
+    dirt: &Dirt,
+    limited: &Arc<Vec<AtomicBool>>,
+) -> bool {
     let (Some(w), Some(r)) = (&ctx.watcher, ctx.config.repos.get(i)) else {
         return false;
     };
@@ -244,6 +266,19 @@ fn watch_repo(ctx: &Context, i: usize, changes: &Arc<Changes>, dirt: &Dirt) -> b
     };
     let classifier = Arc::new(classifier);
     let (c, d) = (changes.clone(), dirt.clone());
+    // A watched folder itself removed: its watch is gone with it, and a
+    // folder made again in its place (often with the same inode number) is
+    // unwatched. Marked like the watch limit: polled until watched again.
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let roots: Vec<std::path::PathBuf> = std::iter::once(canon(&r.path))
+        .chain(
+            r.worktrees
+                .as_deref()
+                .filter(|d| !d.starts_with(&r.path))
+                .map(canon),
+        )
+        .collect();
+    let gone = limited.clone();
     let sink: Sink = Arc::new(move |p: Option<&Path>| {
         let Some(p) = p else {
             d.lock()
@@ -251,6 +286,16 @@ fn watch_repo(ctx: &Context, i: usize, changes: &Arc<Changes>, dirt: &Dirt) -> b
                 .insert((i, Touched::Repo));
             return c.mark();
         };
+        if roots.iter().any(|root| root == p) && !p.is_dir() {
+            if let Some(f) = gone.get(i) {
+                f.store(true, Ordering::Release);
+            }
+            c.set_watching(false);
+            d.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((i, Touched::Repo));
+            return c.mark();
+        }
         let Some(t) = classifier.locate(p) else {
             return;
         };
@@ -265,55 +310,113 @@ fn watch_repo(ctx: &Context, i: usize, changes: &Arc<Changes>, dirt: &Dirt) -> b
         d.lock().unwrap_or_else(|p| p.into_inner()).insert((i, t));
         c.mark();
     });
-    let mut ok = w.add(&r.path, true, sink.clone()).is_ok();
+    let (c, d, l, slug) = (
+        changes.clone(),
+        dirt.clone(),
+        limited.clone(),
+        r.slug.clone(),
+    );
+    let on_limit: OnLimit = Arc::new(move || {
+        if l.get(i).is_some_and(|f| !f.swap(true, Ordering::AcqRel)) {
+            tracing::warn!(
+                repo = %slug,
+                "the inotify watch limit is reached: polling this repo until watches are available again"
+            );
+        }
+        c.set_watching(false);
+        d.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((i, Touched::Repo));
+        c.mark();
+    });
+    let owner = format!("repos {i}");
+    let mut ok = w
+        .add_owned(&owner, &r.path, true, sink.clone(), on_limit.clone())
+        .is_ok();
     if let Some(dir) = r.worktrees.as_deref().filter(|d| !d.starts_with(&r.path)) {
-        ok &= dir.is_dir() && w.add(dir, true, sink).is_ok();
-    }
-    if !ok {
-        tracing::warn!(repo = %r.slug, "cannot watch this repo: polling it");
+        ok &= dir.is_dir() && w.add_owned(&owner, dir, true, sink, on_limit).is_ok();
     }
     ok
 }
 
 /// Watches every repo; returns the identities of the folders watched. Repos
 /// whose watches cannot be set leave the section polling.
-fn watch(ctx: &Context, changes: &Arc<Changes>, dirt: &Dirt) -> Vec<Option<(u64, u64)>> {
+fn watch(
+    ctx: &Context,
+    changes: &Arc<Changes>,
+    dirt: &Dirt,
+    limited: &Arc<Vec<AtomicBool>>,
+) -> Vec<(Folders, bool)> {
     let mut all = ctx.watcher.is_some() && !ctx.config.repos.is_empty();
     let mut ids = Vec::new();
     for (i, r) in ctx.config.repos.iter().enumerate() {
-        let id = identity(&r.path);
+        let id = folders(r);
         // Not cloned yet: watched once pynchy clones it (follow_replaced).
-        if !(r.auto_clone && id.is_none()) {
-            all &= watch_repo(ctx, i, changes, dirt);
+        let ok = (r.auto_clone && id.0.is_none()) || watch_repo(ctx, i, changes, dirt, limited);
+        if !ok {
+            tracing::warn!(repo = %r.slug, "cannot watch this repo: polling it");
         }
-        ids.push(id);
+        all &= ok;
+        ids.push((id, ok));
     }
     changes.set_watching(all);
     ids
 }
 
 impl Repos {
-    /// A repo folder replaced (a fresh clone, pynchy's first clone of an
-    /// auto-cloned repo): watch the new folder and read that repo again.
+    /// A repo folder or its worktrees folder replaced (a fresh clone,
+    /// pynchy's first clone of an auto-cloned repo, a worktrees folder
+    /// removed and made again), or a repo left partly unwatched by the watch
+    /// limit: watch it again and read it again. The section polls while any
+    /// repo cannot be watched, and goes back to events once all can.
     fn follow_replaced(&self) {
-        if self.ctx.watcher.is_none() {
+        if self.ctx.watcher.is_none() || self.ctx.config.repos.is_empty() {
             return;
         }
+        let is_limited = |i: usize| {
+            self.limited
+                .get(i)
+                .is_some_and(|f| f.load(Ordering::Acquire))
+        };
         let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
         for (i, r) in self.ctx.config.repos.iter().enumerate() {
-            let now = identity(&r.path);
-            if watched.get(i) == Some(&now) {
+            let now = folders(r);
+            let Some((then, ok)) = watched.get_mut(i) else {
+                continue;
+            };
+            // Partly unwatched (the limit, a folder removed) or not watched
+            // at all (the limit at start): tried again at each collection.
+            let limited = is_limited(i) || !*ok;
+            if *then == now && !limited {
                 continue;
             }
-            if now.is_some() {
-                watch_repo(&self.ctx, i, &self.changes, &self.dirt);
+            // Cleared first: a limit hit while watching again sets it again.
+            if let Some(f) = self.limited.get(i) {
+                f.store(false, Ordering::Release);
             }
-            if let Some(w) = watched.get_mut(i) {
-                *w = now;
+            *ok = (r.auto_clone && now.0.is_none())
+                || (now.0.is_some()
+                    && watch_repo(&self.ctx, i, &self.changes, &self.dirt, &self.limited));
+            if limited && *ok && !is_limited(i) {
+                tracing::info!(repo = %r.slug, "watching this repo in full again: events");
+            } else if limited && !*ok {
+                if let Some(f) = self.limited.get(i) {
+                    f.store(true, Ordering::Release);
+                }
             }
-            let mut dirt = self.dirt.lock().unwrap_or_else(|p| p.into_inner());
-            dirt.insert((i, Touched::Repo));
+            *then = now;
+            self.dirt
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((i, Touched::Repo));
             self.changes.failed();
+        }
+        let all = watched
+            .iter()
+            .enumerate()
+            .all(|(i, (_, ok))| *ok && !is_limited(i));
+        if all != self.changes.watching() {
+            self.changes.set_watching(all);
         }
     }
 }
@@ -367,7 +470,14 @@ impl Builtin for Repos {
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
         let changes = Changes::new();
         let dirt = Dirt::default();
-        let watched = Mutex::new(watch(ctx, &changes, &dirt));
+        let limited: Arc<Vec<AtomicBool>> = Arc::new(
+            ctx.config
+                .repos
+                .iter()
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+        );
+        let watched = Mutex::new(watch(ctx, &changes, &dirt, &limited));
         Repos {
             ctx: ctx.clone(),
             changes,
@@ -375,6 +485,7 @@ impl Builtin for Repos {
             verify: schedule.verify,
             last: Arc::default(),
             watched,
+            limited,
         }
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! A watch that cannot be set (the inotify watch limit, a filesystem without
 //! events) is reported to the caller, which falls back to reading on its
-//! interval for that part.
+//! interval for that part. So is a folder created later under a recursive
+//! watch that the kernel's limit leaves unwatched (`on_limit`): its owner
+//! polls until it can watch again.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,10 +18,17 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 /// Told of each changed path; `None`: events were lost, re-read everything.
 pub type Sink = Arc<dyn Fn(Option<&Path>) + Send + Sync>;
 
+/// Told that a folder under a route's root could not be watched: the
+/// kernel's inotify watch limit is reached.
+pub type OnLimit = Arc<dyn Fn() + Send + Sync>;
+
 struct Route {
     root: PathBuf,
     recursive: bool,
     sink: Sink,
+    /// Who set it: a later route of the same owner on the same root replaces it.
+    owner: Option<String>,
+    on_limit: Option<OnLimit>,
 }
 
 impl Route {
@@ -60,6 +69,18 @@ impl Watcher {
                         }
                     }
                 }
+                // A new folder left unwatched: its owners poll (and say so).
+                Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                    let hit = |route: &&Route| {
+                        e.paths.is_empty() || e.paths.iter().any(|p| route.covers(p))
+                    };
+                    for route in routes.iter().filter(hit) {
+                        match &route.on_limit {
+                            Some(f) => f(),
+                            None => (route.sink)(None),
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "file events lost: reading everything again");
                     routes.iter().for_each(|route| (route.sink)(None));
@@ -76,6 +97,37 @@ impl Watcher {
     /// Watches `root` (and everything under it when `recursive`), telling
     /// `sink` of changes. An error says why it cannot be watched.
     pub fn add(&self, root: &Path, recursive: bool, sink: Sink) -> Result<(), String> {
+        self.add_route(root, recursive, sink, None, None)
+    }
+
+    /// [`Watcher::add`] for `owner`, replacing its earlier route on `root`
+    /// (a folder watched again), with `on_limit` told when a folder created
+    /// under it later cannot be watched.
+    pub fn add_owned(
+        &self,
+        owner: &str,
+        root: &Path,
+        recursive: bool,
+        sink: Sink,
+        on_limit: OnLimit,
+    ) -> Result<(), String> {
+        self.add_route(
+            root,
+            recursive,
+            sink,
+            Some(owner.to_string()),
+            Some(on_limit),
+        )
+    }
+
+    fn add_route(
+        &self,
+        root: &Path,
+        recursive: bool,
+        sink: Sink,
+        owner: Option<String>,
+        on_limit: Option<OnLimit>,
+    ) -> Result<(), String> {
         let root = root.canonicalize().map_err(|e| e.to_string())?;
         let mode = if recursive {
             RecursiveMode::Recursive
@@ -89,10 +141,16 @@ impl Watcher {
             return Err(e.to_string());
         }
         drop(inner);
-        lock(&self.routes).push(Route {
+        let mut routes = lock(&self.routes);
+        if owner.is_some() {
+            routes.retain(|r| r.owner != owner || r.root != root);
+        }
+        routes.push(Route {
             root,
             recursive,
             sink,
+            owner,
+            on_limit,
         });
         Ok(())
     }
