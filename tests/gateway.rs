@@ -123,7 +123,7 @@ fn stand_in(mode: Mode) -> StandIn {
 
 fn gateway_config(url: &str, docker_host: &str, extra: &str) -> String {
     format!(
-        "[pynchy]\nroot = \"nowhere\"\n[gateway]\nmode = \"litellm\"\nurl = \"{url}\"\nkey_env = \"PYNCHY_TEST_GATEWAY_KEY\"\nmodels_interval = \"1s\"\ndocker_host = \"{docker_host}\"\nlitellm_container = \"pst-none-litellm\"\npostgres_container = \"pst-none-db\"\n[sections.gateway]\ninterval = \"200ms\"\ntimeout = \"1s\"\n[sections.service]\ninterval = \"1h\"\n{extra}"
+        "[pynchy]\nroot = \"nowhere\"\n[gateway]\nmode = \"litellm\"\nurl = \"{url}\"\nkey_env = \"PYNCHY_TEST_GATEWAY_KEY\"\nmodels_interval = \"1s\"\nmodels_min_gap = \"0s\"\ndocker_host = \"{docker_host}\"\nlitellm_container = \"pst-none-litellm\"\npostgres_container = \"pst-none-db\"\n[sections.gateway]\ninterval = \"200ms\"\ntimeout = \"1s\"\n[sections.service]\ninterval = \"1h\"\n{extra}"
     )
 }
 
