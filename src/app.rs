@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
 use crate::context::Context;
+use crate::engine::poller::{self, PollerHandle};
+use crate::engine::publish::Publisher;
+use crate::engine::rollup::GENERIC_RULES;
+use crate::engine::store::{Store, StoreHandle};
 use crate::http::auth::Access;
 use crate::http::stream::{Streams, KEEP_ALIVE};
-use crate::poller::{self, PollerHandle};
-use crate::publish::Publisher;
-use crate::rollup::GENERIC_RULES;
 use crate::section_id::SectionId;
 use crate::sections::{self, DynSection, Rule, Schedule, Section};
-use crate::store::{Store, StoreHandle};
 
 /// One section as the daemon runs it: its id, effective schedule and collector.
 struct Slot {

@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::rollup::{Level, Reason};
+use crate::engine::rollup::{Level, Reason};
 use crate::section_id::SectionId;
 use crate::sections::{self, Body};
 

@@ -73,9 +73,9 @@ pub struct Context {
     pub watcher: Option<Arc<crate::sources::watch::Watcher>>,
     /// pynchy's database, across the sections that read it: a read that
     /// never returns (a FIFO as the path, an NFS stall) stops new ones.
-    pub db_gate: Arc<crate::gate::SourceGate>,
+    pub db_gate: Arc<crate::sources::gate::SourceGate>,
     /// pynchy's checkout (the deploy section's git reads), likewise.
-    pub checkout_gate: Arc<crate::gate::SourceGate>,
+    pub checkout_gate: Arc<crate::sources::gate::SourceGate>,
     /// Whether pynchy runs, as the service section last observed it (true
     /// until it has looked): the scheduled sections' judge reads it.
     pub pynchy_up: Arc<AtomicBool>,
@@ -110,8 +110,8 @@ impl Context {
         };
         Arc::new(Context {
             watcher,
-            db_gate: crate::gate::SourceGate::new("pynchy's database"),
-            checkout_gate: crate::gate::SourceGate::new("pynchy's checkout"),
+            db_gate: crate::sources::gate::SourceGate::new("pynchy's database"),
+            checkout_gate: crate::sources::gate::SourceGate::new("pynchy's checkout"),
             pynchy_up: Arc::new(AtomicBool::new(true)),
             config,
             started_at: Utc::now(),

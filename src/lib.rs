@@ -7,28 +7,28 @@
 //! sources (git, SQLite, Docker, LiteLLM, pynchy's process and HTTP server, its
 //!          systemd unit, pushes)
 //!   -> sections (one file per part of /status: typed body, rules, metrics, summary)
-//!   -> poller (schedule, timeout, single-flight, panic isolation)
-//!   -> store (last good bodies + meta; staleness deadlines)
-//!   -> render (rollup, metrics, /health, bytes, gzip, ETags) -> ArcSwap<Snapshot>
+//!   -> engine: poller (schedule, timeout, single-flight, panic isolation)
+//!        -> store (last good bodies + meta; staleness deadlines)
+//!        -> render (rollup, transitions, metrics, /health, bytes, gzip, ETags)
+//!        -> ArcSwap<Snapshot>
 //!   -> http (load, pick variant, answer)
 //! ```
 //!
 //! Requests never wait on I/O: handlers load the latest snapshot and clone bytes.
 //!
 //! Modules, leaves first:
-//! - `stamp`, `section_id`, `file`: when a value was true; the names of the
-//!   sections; the one capped file reader.
+//! - `stamp`, `section_id`, `file`, `rendered`: when a value was true; the
+//!   names of the sections; the one capped file reader; pre-rendered bytes.
 //! - [`config`]: the TOML file and its defaults.
 //! - `client`: the outbound HTTP client every caller shares.
-//! - `sources`: adapters to outside systems, returning typed values.
-//! - `context`: what sections share (config, start time, shutdown flag).
+//! - [`sources`]: adapters to outside systems, returning typed values (and the
+//!   gates that keep a stuck source from piling up reads).
+//! - `context`: what sections share (config, start time, shutdown flag, what
+//!   outlives a reload).
 //! - [`sections`]: one file per section, and the registry.
 //! - `overdue`: when a scheduled task or host job is late.
-//! - `state`, `rollup`, `metrics`, `render`, `snapshot`, `store`: a section's
-//!   state, the verdict, the Prometheus text, the rendered snapshot, and the
-//!   task that keeps them.
-//! - `poller`: runs sections on their schedules.
-//! - `publish`: pushed and pulled state, and refreshes, published at once.
+//! - `engine`: the serving core (poller, publish, store, state, render,
+//!   rollup, transitions, metrics, snapshot); see its header.
 //! - `http`: the actix-web routes and the token check.
 //! - [`app`]: wiring and shutdown.
 //! - [`demo`], [`stand_in`]: the self-contained demo world, and the stand-in
@@ -41,27 +41,21 @@ mod client;
 pub mod config;
 mod context;
 pub mod demo;
+mod engine;
 mod file;
-mod gate;
 mod http;
-mod metrics;
 mod overdue;
-mod poller;
-mod publish;
-mod render;
-pub mod rollup;
+mod rendered;
 pub mod schema;
 pub mod section_id;
 pub mod sections;
-mod snapshot;
 pub mod sources;
 mod stamp;
 pub mod stand_in;
-mod state;
-mod store;
-mod transitions;
 
 pub use app::{Daemon, Running};
+/// The verdict's rules and levels (in the engine), for tests and embedders.
+pub use engine::rollup;
 pub use section_id::SectionId;
 pub use stamp::Stamp;
 
@@ -69,13 +63,13 @@ pub use stamp::Stamp;
 #[doc(hidden)]
 pub mod testing {
     pub use crate::context::Context;
+    pub use crate::engine::state::SectionState;
     pub use crate::overdue::{
         due_at, next_fire, parse_cron, parse_schedule, parse_time, Due, Judge, Recurrence,
     };
     pub use crate::sources::db::{read_only_uri, Db, DbError};
     pub use crate::sources::git::{open, read_checkout, repo_report};
     pub use crate::sources::litellm::parse as parse_litellm;
-    pub use crate::state::SectionState;
 
     use std::sync::Arc;
 

@@ -114,21 +114,8 @@ type Reload = std::sync::Arc<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
 /// keeps running on the old one and the log says why.
 #[cfg(unix)]
 async fn signals(reload: Reload, reloads: tokio::sync::mpsc::UnboundedSender<Config>) {
-    use tokio::signal::unix::{signal, Signal, SignalKind};
-    let stopping = [
-        (SignalKind::terminate(), "SIGTERM"),
-        (SignalKind::interrupt(), "SIGINT"),
-        (SignalKind::quit(), "SIGQUIT"),
-        (SignalKind::user_defined1(), "SIGUSR1"),
-        (SignalKind::user_defined2(), "SIGUSR2"),
-    ];
-    let mut stops: Vec<(Signal, &str)> = Vec::new();
-    for (kind, name) in stopping {
-        match signal(kind) {
-            Ok(s) => stops.push((s, name)),
-            Err(e) => tracing::warn!(signal = name, error = %e, "cannot handle this signal"),
-        }
-    }
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut stops = stop_signals();
     let mut hup = signal(SignalKind::hangup()).ok();
     // The reload in flight, read on a blocking thread (a stalled pynchy root
     // must not freeze the runtime that serves and collects), and whether a
@@ -164,29 +151,67 @@ async fn signals(reload: Reload, reloads: tokio::sync::mpsc::UnboundedSender<Con
             },
             done = read => {
                 reading = None;
-                match done {
-                    Ok(joined) => match joined
-                        .unwrap_or_else(|e| Err(anyhow::anyhow!("the reload failed: {e}")))
-                    {
-                        Ok(cfg) => {
-                            tracing::info!("SIGHUP: reloading the config");
-                            let _ = reloads.send(cfg);
-                        }
-                        Err(e) => tracing::error!(
-                            error = %format!("{e:#}"),
-                            "SIGHUP: the config was not reloaded; still running on the old one"
-                        ),
-                    },
-                    Err(_) => tracing::error!(
-                        bound = %humantime::format_duration(RELOAD_BOUND),
-                        "SIGHUP: reading the config did not finish within the bound (a FIFO, \
-                         or a file on a stalled mount?): abandoned; still running on the old one"
-                    ),
+                if let Some(cfg) = reload_read(done) {
+                    let _ = reloads.send(cfg);
                 }
                 if std::mem::take(&mut again) {
                     reading = Some(ReloadRead::start(&reload));
                 }
             }
+        }
+    }
+}
+
+/// The signals that stop the daemon, each with its name; one that cannot be
+/// handled is logged and left out.
+#[cfg(unix)]
+fn stop_signals() -> Vec<(tokio::signal::unix::Signal, &'static str)> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let stopping = [
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::quit(), "SIGQUIT"),
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+    ];
+    let mut stops = Vec::new();
+    for (kind, name) in stopping {
+        match signal(kind) {
+            Ok(s) => stops.push((s, name)),
+            Err(e) => tracing::warn!(signal = name, error = %e, "cannot handle this signal"),
+        }
+    }
+    stops
+}
+
+/// A finished (or abandoned) reload's config, if it is one to apply; the
+/// log says why not otherwise.
+#[cfg(unix)]
+fn reload_read(
+    done: Result<
+        Result<anyhow::Result<Config>, tokio::task::JoinError>,
+        tokio::time::error::Elapsed,
+    >,
+) -> Option<Config> {
+    let Ok(joined) = done else {
+        tracing::error!(
+            bound = %humantime::format_duration(RELOAD_BOUND),
+            "SIGHUP: reading the config did not finish within the bound (a FIFO, \
+             or a file on a stalled mount?): abandoned; still running on the old one"
+        );
+        return None;
+    };
+    match joined.unwrap_or_else(|e| Err(anyhow::anyhow!("the reload failed: {e}"))) {
+        Ok(cfg) => {
+            tracing::info!("SIGHUP: reloading the config");
+            Some(cfg)
+        }
+        Err(e) => {
+            tracing::error!(
+                error = %format!("{e:#}"),
+                "SIGHUP: the config was not reloaded; still running on the old one"
+            );
+            None
         }
     }
 }

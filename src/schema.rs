@@ -7,9 +7,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::rollup::{Level, Reason};
+use crate::engine::rollup::{Level, Reason};
+use crate::engine::state::Meta;
 use crate::sections::registry;
-use crate::state::Meta;
 
 /// The schema of `/status`.
 pub fn document() -> Value {

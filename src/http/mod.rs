@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use actix_web::{web, App, HttpServer};
 
-use crate::store::StoreHandle;
+use crate::engine::store::StoreHandle;
 
 pub mod auth;
 mod conditional;

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 
 use super::auth::push_refusal;
 use super::reply::json_error;
-use crate::publish::Publisher;
+use crate::engine::publish::Publisher;
 use crate::section_id::SectionId;
 use crate::sources::push::{pushable, PushError};
 use crate::stamp::Stamp;

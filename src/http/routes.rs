@@ -11,8 +11,8 @@ use bytes::Bytes;
 use super::auth::{Access, AuthFailures, Authorized};
 use super::conditional;
 use super::reply::json_error;
-use crate::snapshot::Rendered;
-use crate::store::StoreHandle;
+use crate::engine::snapshot::Rendered;
+use crate::engine::store::StoreHandle;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");

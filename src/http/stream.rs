@@ -15,7 +15,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::auth::Authorized;
 use super::reply::json_error;
-use crate::store::StoreHandle;
+use crate::engine::store::StoreHandle;
 
 /// How often an idle stream sends a comment: proxies keep it open, and a
 /// client that went away is noticed (by the failed write) within two periods,

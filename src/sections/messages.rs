@@ -102,16 +102,32 @@ fn hourly(c: &mut SqliteConnection, now: chrono::DateTime<chrono::Utc>) -> Query
             inbound[i] += u64::try_from(r.n).unwrap_or(0);
         }
     }
+    let outbound = outbound_hourly(c, &from, index)?;
+    Ok(Hourly {
+        from: format!("{from}Z"),
+        inbound,
+        outbound,
+    })
+}
+
+/// The ledger's rows per hour since `from` (`index` gives an hour's slot),
+/// read newest first by rowid a step at a time, stopping at the first older
+/// row: the ledger has no index on its timestamp.
+fn outbound_hourly(
+    c: &mut SqliteConnection,
+    from: &str,
+    index: impl Fn(&str) -> Option<usize>,
+) -> QueryResult<Vec<u64>> {
+    #[derive(QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = Text)]
+        timestamp: String,
+    }
     let mut outbound = vec![0; HOURS];
     let mut below = i64::MAX;
     loop {
-        #[derive(QueryableByName)]
-        struct Step {
-            #[diesel(sql_type = BigInt)]
-            id: i64,
-            #[diesel(sql_type = Text)]
-            timestamp: String,
-        }
         let step = diesel::sql_query(
             "SELECT id, timestamp FROM outbound_ledger WHERE id < ? ORDER BY id DESC LIMIT ?",
         )
@@ -122,11 +138,11 @@ fn hourly(c: &mut SqliteConnection, now: chrono::DateTime<chrono::Utc>) -> Query
         below = last.id;
         let mut older = false;
         for r in &step {
-            if r.timestamp.as_str() < from.as_str() {
+            if r.timestamp.as_str() < from {
                 older = true;
                 continue;
             }
-            if let Some(i) = r.timestamp.get(..13).and_then(index) {
+            if let Some(i) = r.timestamp.get(..13).and_then(&index) {
                 outbound[i] += 1;
             }
         }
@@ -134,11 +150,7 @@ fn hourly(c: &mut SqliteConnection, now: chrono::DateTime<chrono::Utc>) -> Query
             break;
         }
     }
-    Ok(Hourly {
-        from: format!("{from}Z"),
-        inbound,
-        outbound,
-    })
+    Ok(outbound)
 }
 
 pub static PENDING_DELIVERIES: Rule = Rule {

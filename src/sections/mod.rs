@@ -96,7 +96,7 @@ impl From<crate::sources::db::DbError> for CollectError {
 }
 
 /// A source whose reads must not pile up when it hangs ([`Work::gated`]).
-pub type Gate = Arc<crate::gate::SourceGate>;
+pub type Gate = Arc<crate::sources::gate::SourceGate>;
 
 /// Runs `f` on a blocking thread if `gate` lets it in, giving up after
 /// `within`: then the source's "did not answer" message. A thread that
@@ -356,7 +356,7 @@ pub trait Body:
     /// The key numbers in a few words (`check`, the dashboard).
     fn summary(&self) -> String;
     /// Its own pages (`/status/{section}/{key}`), rendered with the body.
-    fn pages(&self) -> Option<Arc<crate::snapshot::Pages>> {
+    fn pages(&self) -> Option<Arc<crate::rendered::Pages>> {
         None
     }
 }
@@ -369,7 +369,7 @@ pub trait ErasedBody: Send + Sync + 'static {
     fn metrics(&self, reg: &mut Registry);
     fn health(&self, h: &mut Health);
     fn summary(&self) -> String;
-    fn pages(&self) -> Option<Arc<crate::snapshot::Pages>>;
+    fn pages(&self) -> Option<Arc<crate::rendered::Pages>>;
 }
 
 impl<B: Body> ErasedBody for B {
@@ -388,7 +388,7 @@ impl<B: Body> ErasedBody for B {
     fn summary(&self) -> String {
         Body::summary(self)
     }
-    fn pages(&self) -> Option<Arc<crate::snapshot::Pages>> {
+    fn pages(&self) -> Option<Arc<crate::rendered::Pages>> {
         Body::pages(self)
     }
 }

@@ -247,10 +247,58 @@ fn identity(p: &Path) -> Option<(u64, u64)> {
     Some((m.dev(), m.ino()))
 }
 
+/// What repo `i`'s event handlers share.
+#[derive(Clone)]
+struct RepoEvents {
+    i: usize,
+    changes: Arc<Changes>,
+    dirt: Dirt,
+    limited: Arc<Vec<AtomicBool>>,
+}
+
+impl RepoEvents {
+    fn mark(&self, t: Touched) {
+        let mut dirt = self.dirt.lock().unwrap_or_else(|p| p.into_inner());
+        dirt.insert((self.i, t));
+        drop(dirt);
+        self.changes.mark();
+    }
+
+    /// Part of the repo is unwatched: polled (and read whole now) until it is
+    /// watched again. True the first time.
+    fn unwatched(&self) -> bool {
+        let first = self
+            .limited
+            .get(self.i)
+            .is_some_and(|f| !f.swap(true, Ordering::AcqRel));
+        self.changes.set_watching(false);
+        self.mark(Touched::Repo);
+        first
+    }
+
+    /// A change at `p`, sorted into what it touched.
+    fn changed(&self, classifier: &git::Classifier, p: &Path) {
+        let Some(t) = classifier.locate(p) else {
+            return;
+        };
+        // A checkout already due to be read needs no more checks: a `git
+        // checkout` of 20,000 files is one ignore check, not 80,000.
+        let pending = {
+            let d = self.dirt.lock().unwrap_or_else(|p| p.into_inner());
+            d.contains(&(self.i, Touched::Repo)) || d.contains(&(self.i, t.clone()))
+        };
+        if !pending && classifier.matters(p, &t) {
+            self.mark(t);
+        }
+    }
+}
+
 /// Watches repo `i`'s checkout (and its worktrees folder, if outside it),
 /// sorting events into what they touched. False when a watch cannot be set.
-/// A folder created later that the watch limit leaves unwatched sets the
-/// repo's `limited` flag (logged once) and has it polled.
+/// A watched folder itself removed (its watch goes with it, and a folder
+/// made again in its place, often with the same inode number, is unwatched)
+/// or a folder created later that the watch limit leaves unwatched (logged
+/// once) sets the repo's `limited` flag: polled until watched again.
 fn watch_repo(
     ctx: &Context,
     i: usize,
@@ -264,76 +312,39 @@ fn watch_repo(
     let Ok(classifier) = git::Classifier::new(&r.path, r.worktrees.as_deref()) else {
         return false;
     };
-    let classifier = Arc::new(classifier);
-    let (c, d) = (changes.clone(), dirt.clone());
-    // A watched folder itself removed: its watch is gone with it, and a
-    // folder made again in its place (often with the same inode number) is
-    // unwatched. Marked like the watch limit: polled until watched again.
+    let outside = r.worktrees.as_deref().filter(|d| !d.starts_with(&r.path));
     let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let roots: Vec<std::path::PathBuf> = std::iter::once(canon(&r.path))
-        .chain(
-            r.worktrees
-                .as_deref()
-                .filter(|d| !d.starts_with(&r.path))
-                .map(canon),
-        )
+        .chain(outside.map(canon))
         .collect();
-    let gone = limited.clone();
-    let sink: Sink = Arc::new(move |p: Option<&Path>| {
-        let Some(p) = p else {
-            d.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert((i, Touched::Repo));
-            return c.mark();
-        };
-        if roots.iter().any(|root| root == p) && !p.is_dir() {
-            if let Some(f) = gone.get(i) {
-                f.store(true, Ordering::Release);
-            }
-            c.set_watching(false);
-            d.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert((i, Touched::Repo));
-            return c.mark();
+    let events = RepoEvents {
+        i,
+        changes: changes.clone(),
+        dirt: dirt.clone(),
+        limited: limited.clone(),
+    };
+    let ev = events.clone();
+    let sink: Sink = Arc::new(move |p: Option<&Path>| match p {
+        None => ev.mark(Touched::Repo),
+        Some(p) if roots.iter().any(|root| root == p) && !p.is_dir() => {
+            ev.unwatched();
         }
-        let Some(t) = classifier.locate(p) else {
-            return;
-        };
-        // A checkout already due to be read needs no more checks: a `git
-        // checkout` of 20,000 files is one ignore check, not 80,000.
-        let pending = |d: &BTreeSet<(usize, Touched)>| {
-            d.contains(&(i, Touched::Repo)) || d.contains(&(i, t.clone()))
-        };
-        if pending(&d.lock().unwrap_or_else(|p| p.into_inner())) || !classifier.matters(p, &t) {
-            return;
-        }
-        d.lock().unwrap_or_else(|p| p.into_inner()).insert((i, t));
-        c.mark();
+        Some(p) => ev.changed(&classifier, p),
     });
-    let (c, d, l, slug) = (
-        changes.clone(),
-        dirt.clone(),
-        limited.clone(),
-        r.slug.clone(),
-    );
+    let slug = r.slug.clone();
     let on_limit: OnLimit = Arc::new(move || {
-        if l.get(i).is_some_and(|f| !f.swap(true, Ordering::AcqRel)) {
+        if events.unwatched() {
             tracing::warn!(
                 repo = %slug,
                 "the inotify watch limit is reached: polling this repo until watches are available again"
             );
         }
-        c.set_watching(false);
-        d.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((i, Touched::Repo));
-        c.mark();
     });
     let owner = format!("repos {i}");
     let mut ok = w
         .add_owned(&owner, &r.path, true, sink.clone(), on_limit.clone())
         .is_ok();
-    if let Some(dir) = r.worktrees.as_deref().filter(|d| !d.starts_with(&r.path)) {
+    if let Some(dir) = outside {
         ok &= dir.is_dir() && w.add_owned(&owner, dir, true, sink, on_limit).is_ok();
     }
     ok

@@ -19,7 +19,7 @@ use super::{Body, Builtin, Collected, Finding, Rule, Schedule, Section, Work};
 use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::overdue::{Due, Judge};
-use crate::snapshot::{Pages, Rendered};
+use crate::rendered::{Pages, Rendered};
 
 use crate::section_id::SectionId;
 use crate::sources::db::Db;

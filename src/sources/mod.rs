@@ -3,6 +3,7 @@
 //! nothing about JSON or HTTP.
 pub mod db;
 pub mod docker;
+pub mod gate;
 pub mod git;
 pub mod litellm;
 pub mod push;

@@ -17,12 +17,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::RollupConfig;
-use crate::render::render;
+use crate::engine::render::render;
+use crate::engine::snapshot::Snapshot;
+use crate::engine::state::SectionState;
 use crate::section_id::SectionId;
 use crate::sections::{CollectError, Collected, ErasedBody, Refresh, Schedule, Update};
-use crate::snapshot::Snapshot;
 use crate::stamp::Stamp;
-use crate::state::SectionState;
 
 /// The result of one collection attempt (or one push), as the store receives it.
 pub struct Outcome {
@@ -45,7 +45,7 @@ pub struct Outcome {
 pub struct Prepared {
     json: Result<Bytes, String>,
     summary: String,
-    pages: Option<Arc<crate::snapshot::Pages>>,
+    pages: Option<Arc<crate::engine::snapshot::Pages>>,
 }
 
 impl Prepared {
@@ -120,7 +120,7 @@ pub struct Store {
     acks: Vec<oneshot::Sender<()>>,
     rollup: RollupConfig,
     /// Since when: reasons, verdict and section states across renders.
-    tracker: crate::transitions::Tracker,
+    tracker: crate::engine::transitions::Tracker,
 }
 
 impl Store {
@@ -134,7 +134,7 @@ impl Store {
             .map(|(n, s)| SectionState::new(n, s))
             .collect();
         // The first snapshot: every section null and stale, not yet attempted.
-        let mut tracker = crate::transitions::Tracker::default();
+        let mut tracker = crate::engine::transitions::Tracker::default();
         let first = render(&states, &rollup, 1, Instant::now(), None, &mut tracker);
         let snapshot = Arc::new(ArcSwap::from_pointee(first));
         let store = Store {

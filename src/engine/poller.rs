@@ -17,9 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::engine::store::{Outcome, StoreHandle};
 use crate::section_id::SectionId;
 use crate::sections::{CollectError, DynSection, ErasedBody, Schedule, Work};
-use crate::store::{Outcome, StoreHandle};
 
 type Collected = crate::sections::Collected<Arc<dyn ErasedBody>>;
 
@@ -197,7 +197,7 @@ impl Poller {
             self.section.failed();
         }
         let duration = began.elapsed();
-        let prepared = crate::store::prepare(&result);
+        let prepared = crate::engine::store::prepare(&result);
         self.store.send(Outcome {
             section: self.id,
             attempted_at,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::context::Context;
-use crate::poller::Kick;
+use crate::engine::poller::Kick;
 use crate::section_id::SectionId;
 use crate::sources::push::PushStore;
 

@@ -12,8 +12,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RollupConfig, Severity};
+use crate::engine::state::SectionState;
 use crate::sections::{ErrorKind, Finding, Rule};
-use crate::state::SectionState;
 
 /// The verdict, worst last.
 #[derive(

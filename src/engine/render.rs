@@ -7,11 +7,11 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::config::RollupConfig;
-use crate::rollup::{self, Rollup};
+use crate::engine::rollup::{self, Rollup};
+use crate::engine::snapshot::{Rendered, Snapshot};
+use crate::engine::state::{Meta, SectionState};
+use crate::engine::transitions::Tracker;
 use crate::sections::Health;
-use crate::snapshot::{Rendered, Snapshot};
-use crate::state::{Meta, SectionState};
-use crate::transitions::Tracker;
 
 /// Writes `"name":` into `out`.
 fn push_key(out: &mut Vec<u8>, name: &str) {
@@ -157,7 +157,7 @@ pub fn render(
         health: Bytes::from(health(states, &rollup)),
         health_code: rollup::http_status(cfg, rollup.status),
         health_public: Bytes::from(health_public),
-        metrics: Bytes::from(crate::metrics::render(states, &rollup, now)),
+        metrics: Bytes::from(crate::engine::metrics::render(states, &rollup, now)),
         ready: states.iter().all(|s| s.attempted_at.is_some()),
         events,
         sse_transitions,

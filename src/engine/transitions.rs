@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::rollup::{Level, Reason, Rollup};
+use crate::engine::rollup::{Level, Reason, Rollup};
 use crate::section_id::SectionId;
 
 /// Transitions kept.

@@ -11,9 +11,9 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::registry::Registry;
 
-use crate::rollup::Rollup;
+use crate::engine::rollup::Rollup;
+use crate::engine::state::SectionState;
 use crate::sections::prom::{family, flag, gauge};
-use crate::state::SectionState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
