@@ -210,8 +210,12 @@ impl Builtin for Mcp {
     const ID: SectionId = SectionId::Mcp;
     const RULES: &'static [&'static Rule] = &[&MCP_RESTARTING];
 
-    fn default_schedule(_: &Config) -> Schedule {
-        Schedule::every(Duration::from_secs(15), Duration::from_secs(5))
+    /// With events (Docker's stream tells of every start and stop) every
+    /// 30 s, a multiple of the others' 10 s so that unchanged ticks share one
+    /// render; every 15 s when polling.
+    fn default_schedule(config: &Config) -> Schedule {
+        let every = if config.watch.enabled { 30 } else { 15 };
+        Schedule::every(Duration::from_secs(every), Duration::from_secs(5))
     }
 
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
