@@ -131,11 +131,28 @@ fn sighup_applies_a_new_config_and_keeps_streams_and_pushes() {
     let ended = (0..100).any(|_| matches!(stream.read(&mut buf), Ok(0) | Err(_)));
     assert!(ended, "a stream opened under the old token ended");
 
-    // An invalid file: logged, and the running config stays.
-    std::fs::write(dir.path().join("c.toml"), "listen = 5\n").unwrap();
+    // An invalid file: logged, and the running config stays. It is handed
+    // over through a FIFO, so the daemon is known to have read it; reloads are
+    // taken in order, so once a valid one after it shows, it was handled.
+    let c = dir.path().join("c.toml");
+    std::fs::remove_file(&c).unwrap();
+    assert!(Command::new("mkfifo").arg(&c).status().unwrap().success());
     signal(child.id(), "-HUP");
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(status(addr, "token-two").0, 200);
+    let mut fifo = std::fs::OpenOptions::new().write(true).open(&c).unwrap();
+    fifo.write_all(b"listen = 5\n").unwrap();
+    drop(fifo);
+    std::fs::remove_file(&c).unwrap();
+    write_config(
+        dir.path(),
+        addr,
+        "[server]\ntoken_env = \"PST_RELOAD_TWO\"\n[[repos]]\nslug = \"me/pynchy\"\npath = \".\"\n\
+         [sections.deploy]\ninterval = \"300ms\"\n",
+    );
+    signal(child.id(), "-HUP");
+    wait_for(Duration::from_secs(10), "the valid reload after it", || {
+        let (code, d) = status(addr, "token-two");
+        (code == 200 && d["meta"]["deploy"]["interval_seconds"] == json!(0.3)).then_some(())
+    });
     assert!(child.try_wait().unwrap().is_none(), "still running");
 
     signal(child.id(), "-TERM");
