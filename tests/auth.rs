@@ -73,7 +73,6 @@ fn failures(metrics: &str, endpoint: &str) -> Option<u64> {
 
 #[test]
 fn refused_tokens_are_counted_and_logged_once_a_minute() {
-    use std::process::Command;
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let config = "[pynchy]\nroot = \".\"\n[gateway]\nmode = \"none\"\n\
@@ -105,9 +104,7 @@ fn refused_tokens_are_counted_and_logged_once_a_minute() {
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert_eq!(text.matches("# EOF").count(), 1);
     // 36 refusals within a minute: one log line.
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(child.id(), "-TERM");
     let out = child.output_within(Duration::from_secs(10));
     let log = String::from_utf8_lossy(&out.stderr);
     let lines = log

@@ -45,20 +45,6 @@ fn soon(addr: std::net::SocketAddr, what: &str, f: impl Fn(&Value) -> bool) -> V
     })
 }
 
-fn sqlite3(db: &Path, sql: &str) -> String {
-    let out = std::process::Command::new("sqlite3")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn worktree_and_database_changes_show_within_a_second() {
     let (dir, cfg) = demo_world(&slow(""));
@@ -95,11 +81,11 @@ fn worktree_and_database_changes_show_within_a_second() {
 
     // A message inserted: total_inbound follows sqlite3.
     let db = dir.path().join("pynchy/data/messages.db");
-    sqlite3(
+    sqlite3_write(
         &db,
         "INSERT INTO messages VALUES ('new1','admin@g.us','u1','Ada','hi','2026-11-28T00:00:00+00:00',0,'user',NULL)",
     );
-    let truth: u64 = sqlite3(&db, "SELECT COUNT(*) FROM messages WHERE is_from_me = 0")
+    let truth: u64 = sqlite3_read(&db, "SELECT COUNT(*) FROM messages WHERE is_from_me = 0")
         .parse()
         .unwrap();
     soon(run.addr, "total_inbound", |d| {
@@ -168,8 +154,8 @@ fn a_replaced_database_is_followed() {
     // pynchy's restore: a new file moved into place.
     let other = dir.path().join("restored.db");
     std::fs::copy(&db, &other).unwrap();
-    sqlite3(&other, "DELETE FROM messages WHERE rowid % 2 = 0");
-    let truth: u64 = sqlite3(&other, "SELECT COUNT(*) FROM messages WHERE is_from_me = 0")
+    sqlite3_write(&other, "DELETE FROM messages WHERE rowid % 2 = 0");
+    let truth: u64 = sqlite3_read(&other, "SELECT COUNT(*) FROM messages WHERE is_from_me = 0")
         .parse()
         .unwrap();
     std::fs::rename(&other, &db).unwrap();

@@ -175,11 +175,7 @@ fn a_hundred_thousand_unhealthy_models_make_one_reason_and_stay_cheap() {
 
 /// SIGTERM, then exit 0 within 5 s.
 fn sigterm_exits_within_5s(child: &mut ChildGuard) {
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    signal(child.id(), "-TERM");
     let exit = child.wait_within(Duration::from_secs(5));
     assert!(exit.success(), "{exit:?}");
 }

@@ -206,11 +206,7 @@ fn refreshes_from_other_sites_are_refused_and_paid_checks_keep_their_gap() {
         };
         let text = std::fs::read_to_string(&c).unwrap().replace(from, to);
         std::fs::write(&c, text).unwrap();
-        let hup = std::process::Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(hup.success());
+        signal(child.id(), "-HUP");
         let want = if to == "300ms" { 0.3 } else { 0.2 };
         wait_for(Duration::from_secs(20), "the reload", || {
             let d = get_json(addr, "/status");
@@ -218,8 +214,6 @@ fn refreshes_from_other_sites_are_refused_and_paid_checks_keep_their_gap() {
         });
     }
     assert_eq!(count(&counts, "/health"), 1, "{:?}", counts.lock().unwrap());
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(child.id(), "-TERM");
     child.wait_within(Duration::from_secs(5));
 }

@@ -106,15 +106,8 @@ fn an_unpatched_pynchy_observed_from_outside() {
     assert_eq!(doc["queue"]["groups_waiting"], Value::Null);
 
     // SIGSTOP: holds the port, answers nothing: unresponsive, then down.
-    let pid = pynchy.pid().to_string();
-    let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    };
+    let pid = pynchy.pid();
+    let signal = |sig: &str| signal(pid, sig);
     signal("-STOP");
     wait_for(Duration::from_secs(10), "unresponsive", || {
         (service(run.addr)["status"] == "unresponsive").then_some(())

@@ -35,14 +35,6 @@ fn start(dir: &Path, extra: &str) -> (ChildGuard, SocketAddr) {
     (child, addr)
 }
 
-fn signal(pid: u32, sig: &str) {
-    let st = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
 fn status(addr: SocketAddr, token: &str) -> (u16, serde_json::Value) {
     let auth = format!("Bearer {token}");
     let r = request(addr, "GET", "/status", &[("Authorization", &auth)], b"");

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -42,14 +42,6 @@ fn start(dir: &std::path::Path) -> (ChildGuard, SocketAddr) {
     (child, addr)
 }
 
-fn signal(child: &Child, sig: &str) {
-    let st = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
 #[test]
 fn sigterm_says_shutting_down_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,7 +57,7 @@ fn sigterm_says_shutting_down_then_exits_0() {
         reader.read_line(&mut line).unwrap();
     }
     let sent = Instant::now();
-    signal(&child, "-TERM");
+    signal(child.id(), "-TERM");
     let mut saw = false;
     loop {
         line.clear();
@@ -159,7 +151,7 @@ fn sigint_exits_0_and_in_flight_requests_finish() {
         "whole answers before the signal",
         || (answered.load(std::sync::atomic::Ordering::Relaxed) >= 20).then_some(()),
     );
-    signal(&child, "-INT");
+    signal(child.id(), "-INT");
     let st = child.wait_within(Duration::from_secs(5));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let total: i32 = clients.into_iter().map(|c| c.join().unwrap()).sum();

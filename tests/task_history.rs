@@ -645,11 +645,7 @@ fn a_reload_on_the_same_database_keeps_the_histories() {
         .unwrap()
         .replace("200ms", "300ms");
     std::fs::write(&c, text).unwrap();
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    signal(child.id(), "-HUP");
     wait_for(Duration::from_secs(20), "the reload", || {
         let d = get_json(addr, "/status");
         (d["meta"]["tasks"]["interval_seconds"] == json!(0.3)).then_some(())
@@ -667,9 +663,7 @@ fn a_reload_on_the_same_database_keeps_the_histories() {
         (page(addr, "t2")["runs"][0]["error"] == json!("after the reload")).then_some(())
     });
     assert_eq!(held(addr), 20, "t1's histories were read again");
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(child.id(), "-TERM");
     child.wait_within(Duration::from_secs(5));
 }
 

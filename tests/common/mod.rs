@@ -583,6 +583,16 @@ pub fn check_command(url: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, St
     )
 }
 
+/// Sends `sig` (`"-HUP"`, `"-TERM"`, …) to process `pid` with the `kill`
+/// command, which must succeed.
+pub fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill {sig} {pid}");
+}
+
 /// A loopback port nobody listens on (yet).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
