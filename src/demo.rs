@@ -63,6 +63,78 @@ impl World {
     pub fn worktree(&self, name: &str) -> PathBuf {
         self.pynchy_root().join(WORKTREES).join(name)
     }
+
+    /// Runs agent containers as pynchy runs them, through the `docker` CLI
+    /// (as pynchy does, on `$DOCKER_HOST`): the `code-improver` group's
+    /// interactive session (`pynchy-<folder>`, kept warm) and one scheduled
+    /// run of `admin` (`pynchy-<folder>-<epoch ms>`), each with its
+    /// `data/ipc/<folder>` mounted at `/workspace/ipc`, sleeping in `image`.
+    /// Nothing is pulled: where Docker does not answer or `image` is not
+    /// there, the error says so and the demo runs without them.
+    pub fn start_agents(&self, image: &str) -> Result<Agents, String> {
+        let docker = |args: &[&str]| {
+            std::process::Command::new("docker")
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !docker(&["version"]) {
+            return Err("no Docker daemon answers (the docker CLI, $DOCKER_HOST)".into());
+        }
+        if !docker(&["image", "inspect", image]) {
+            return Err(format!(
+                "image {image} is not here (the demo pulls nothing; --agent-image names another)"
+            ));
+        }
+        let ms = chrono::Utc::now().timestamp_millis();
+        let mut agents = Agents { names: Vec::new() };
+        for (folder, name) in [
+            ("code-improver", "pynchy-code-improver".to_string()),
+            ("admin", format!("pynchy-admin-{ms}")),
+        ] {
+            let ipc = self.pynchy_root().join("data/ipc").join(folder);
+            std::fs::create_dir_all(&ipc).map_err(|e| format!("{}: {e}", ipc.display()))?;
+            let mount = format!("{}:/workspace/ipc", ipc.display());
+            let args = [
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--name",
+                &name,
+                "-v",
+                &mount,
+            ];
+            if !docker(&[&args[..], &[image, "sleep", "86400"]].concat()) {
+                return Err(format!(
+                    "docker run {name} failed (a container of that name?)"
+                ));
+            }
+            agents.names.push(name);
+        }
+        Ok(agents)
+    }
+}
+
+/// The demo's agent containers; removed (`docker rm -f`) when dropped.
+pub struct Agents {
+    pub names: Vec<String>,
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        if self.names.is_empty() {
+            return;
+        }
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&self.names)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 /// Where pynchy keeps the demo repo's worktrees, under its root.

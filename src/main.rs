@@ -62,6 +62,10 @@ enum Command {
         /// channel detail) instead of an unpatched one.
         #[arg(long)]
         push: bool,
+        /// Where Docker answers, run two agent containers from this local
+        /// image (any with `sleep`; nothing is pulled).
+        #[arg(long, default_value = "busybox:latest")]
+        agent_image: String,
     },
     /// A stand-in for pynchy's own HTTP server (the demo's and the tests').
     #[command(hide = true)]
@@ -306,7 +310,7 @@ fn serve(
     run_daemon(daemon, listener, std::sync::Arc::new(reload))
 }
 
-fn demo(listen: String, push: bool) -> anyhow::Result<()> {
+fn demo(listen: String, push: bool, agent_image: &str) -> anyhow::Result<()> {
     let listener = bind(&listen)?;
     let addr = listener.local_addr()?;
     let world =
@@ -331,6 +335,19 @@ fn demo(listen: String, push: bool) -> anyhow::Result<()> {
         pynchy.pid(),
         pynchy.addr
     );
+    let agents = match world.start_agents(agent_image) {
+        Ok(a) => {
+            println!(
+                "agent containers, as pynchy runs them: {}",
+                a.names.join(", ")
+            );
+            Some(a)
+        }
+        Err(why) => {
+            println!("no agent containers: {why}");
+            None
+        }
+    };
     if push {
         println!(
             "pushing sample pynchy state every 10 s (one channel disconnected, one pending task)"
@@ -344,6 +361,7 @@ fn demo(listen: String, push: bool) -> anyhow::Result<()> {
         Ok(cfg)
     };
     let result = run_daemon(daemon, listener, std::sync::Arc::new(reload));
+    drop(agents);
     drop(pynchy);
     drop(world);
     result
@@ -408,7 +426,11 @@ fn main() {
             config,
             pynchy_root,
         } => resolve(config, pynchy_root).map(|cfg| print!("{}", config::effective_toml(&cfg))),
-        Command::Demo { listen, push } => demo(listen, push),
+        Command::Demo {
+            listen,
+            push,
+            agent_image,
+        } => demo(listen, push, &agent_image),
         Command::StandIn {
             listen,
             db,

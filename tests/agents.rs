@@ -142,3 +142,63 @@ fn agent_containers_as_docker_tells_them() {
     // The session container is kept warm by design: never stuck.
     assert!(!has_reason(&d, &format!("agent container {session}")));
 }
+
+#[test]
+fn the_demo_runs_agent_containers_where_docker_is_there() {
+    let Some(host) = std::env::var("PYNCHY_TEST_DOCKER_HOST")
+        .ok()
+        .filter(|h| docker(h, &["version"]).is_some())
+    else {
+        return missing_part("a Docker daemon (PYNCHY_TEST_DOCKER_HOST from scripts/dockerd)");
+    };
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pynchy-status"));
+    cmd.args([
+        "demo",
+        "--listen",
+        &addr.to_string(),
+        "--agent-image",
+        IMAGE,
+    ])
+    .env("DOCKER_HOST", &host)
+    .env("RUST_LOG", "warn")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null());
+    let mut demo = ChildGuard::spawn(&mut cmd).unwrap();
+    let q = wait_for(Duration::from_secs(30), "the demo's agents", || {
+        std::net::TcpStream::connect(addr).ok()?;
+        let q = queue(addr);
+        (q["per_group"]["code-improver"]["active"] == true
+            && q["per_group"]["admin"]["active"] == true)
+            .then_some(q)
+    });
+    // As Docker tells them: the session kept warm, the task's run.
+    let session = &q["per_group"]["code-improver"]["containers"][0];
+    assert_eq!(session["name"], "pynchy-code-improver");
+    assert_eq!(session["kind"], "session");
+    assert_eq!(
+        session["state"],
+        json!(inspect(&host, "pynchy-code-improver", "{{.State.Status}}"))
+    );
+    let task = &q["per_group"]["admin"]["containers"][0];
+    let name = task["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("pynchy-admin-"), "{name}");
+    assert_eq!(task["kind"], "task");
+    let mount = inspect(&host, &name, "{{range .Mounts}}{{.Destination}}{{end}}");
+    assert_eq!(mount, "/workspace/ipc");
+    // Healthy otherwise: no reason from the queue.
+    let d = get_json(addr, "/status");
+    assert!(
+        !reasons(&d).iter().any(|r| r.starts_with("queue")),
+        "{:?}",
+        reasons(&d)
+    );
+    // Stopped: its containers go with it.
+    signal(demo.id(), "-TERM");
+    demo.wait_within(Duration::from_secs(10));
+    for n in ["pynchy-code-improver", name.as_str()] {
+        let left =
+            docker(&host, &["ps", "-aq", "--filter", &format!("name=^{n}$")]).unwrap_or_default();
+        assert!(left.trim().is_empty(), "{n} left behind");
+    }
+}
