@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-const IMAGE: &str = "pynchy-status-test/busybox:latest";
+const IMAGE: &str = TEST_IMAGE;
 
 fn inspect(host: &str, name: &str, format: &str) -> String {
     docker(host, &["inspect", "-f", format, name]).unwrap_or_default()
@@ -38,11 +38,8 @@ fn queue(addr: std::net::SocketAddr) -> Value {
 
 #[test]
 fn agent_containers_as_docker_tells_them() {
-    let Some(host) = std::env::var("PYNCHY_TEST_DOCKER_HOST")
-        .ok()
-        .filter(|h| docker(h, &["version"]).is_some())
-    else {
-        return missing_part("a Docker daemon (PYNCHY_TEST_DOCKER_HOST from scripts/dockerd)");
+    let Some(host) = test_docker() else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let tag = format!("t{}", std::process::id());
@@ -145,11 +142,8 @@ fn agent_containers_as_docker_tells_them() {
 
 #[test]
 fn the_demo_runs_agent_containers_where_docker_is_there() {
-    let Some(host) = std::env::var("PYNCHY_TEST_DOCKER_HOST")
-        .ok()
-        .filter(|h| docker(h, &["version"]).is_some())
-    else {
-        return missing_part("a Docker daemon (PYNCHY_TEST_DOCKER_HOST from scripts/dockerd)");
+    let Some(host) = test_docker() else {
+        return;
     };
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pynchy-status"));

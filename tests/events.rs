@@ -189,11 +189,8 @@ fn without_events_every_section_polls() {
 
 #[test]
 fn a_stopped_container_shows_within_a_second() {
-    let Some(host) = std::env::var("PYNCHY_TEST_DOCKER_HOST")
-        .ok()
-        .filter(|h| docker(h, &["version"]).is_some())
-    else {
-        return missing_part("a Docker daemon (PYNCHY_TEST_DOCKER_HOST from scripts/dockerd)");
+    let Some(host) = test_docker() else {
+        return;
     };
     let tag = format!("pste{}", std::process::id());
     let (litellm, pg) = (format!("{tag}-litellm"), format!("{tag}-db"));
@@ -207,7 +204,7 @@ fn a_stopped_container_shows_within_a_second() {
             "none",
             "--name",
             n,
-            "pynchy-status-test/busybox:latest",
+            TEST_IMAGE,
             "sleep",
             "600",
         ];

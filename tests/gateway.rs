@@ -284,19 +284,13 @@ fn docker_that_accepts_and_never_answers_is_unreachable_without_delaying_models(
 }
 
 /// The private dockerd from `scripts/dockerd`, if it answers.
-fn docker_host() -> Option<String> {
-    let host = std::env::var("PYNCHY_TEST_DOCKER_HOST").ok()?;
-    let ok = docker(&host, &["version"]).is_some();
-    ok.then_some(host)
-}
-
-const IMAGE: &str = "pynchy-status-test/busybox:latest";
+const IMAGE: &str = TEST_IMAGE;
 
 #[test]
 fn container_states_match_docker_inspect() {
     set_key();
-    let Some(host) = docker_host() else {
-        return missing_part("a Docker daemon (PYNCHY_TEST_DOCKER_HOST from scripts/dockerd)");
+    let Some(host) = test_docker() else {
+        return;
     };
     let tag = format!(
         "pst{}-{}",

@@ -26,11 +26,8 @@ fn inspect(host: &str, name: &str, format: &str) -> String {
 
 #[test]
 fn mcp_containers_as_docker_tells_them() {
-    let Some(host) = std::env::var("PYNCHY_TEST_DOCKER_HOST")
-        .ok()
-        .filter(|h| docker(h, &["version"]).is_some())
-    else {
-        return missing_part("a Docker daemon (PYNCHY_TEST_DOCKER_HOST from scripts/dockerd)");
+    let Some(host) = test_docker() else {
+        return;
     };
     let tag = format!("t{}", std::process::id());
     let (up, done, flappy, other) = (
@@ -40,7 +37,7 @@ fn mcp_containers_as_docker_tells_them() {
         format!("pynchy-{tag}-agent"),
     );
     let mut c = Containers::new(&host);
-    let image = "pynchy-status-test/busybox:latest";
+    let image = TEST_IMAGE;
     for (name, restart, cmd) in [
         (&up, "no", vec!["sleep", "600"]),
         (&done, "no", vec!["true"]),

@@ -206,29 +206,20 @@ fn loopback_host(req: &HttpRequest) -> bool {
 /// `Content-Type: text/plain` is sent cross-site without a preflight; tools
 /// (curl, pynchy) send neither header.
 fn cross_site(req: &HttpRequest) -> bool {
-    let header = |name| {
-        req.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap_or("\u{0}"))
-    };
-    if let Some(site) = header("sec-fetch-site") {
-        if !matches!(site, "same-origin" | "none") {
-            return true;
-        }
+    // A header that is not text counts as foreign.
+    let header = |name| req.headers().get(name).map(|v| v.to_str().unwrap_or(""));
+    if header("sec-fetch-site").is_some_and(|site| !matches!(site, "same-origin" | "none")) {
+        return true;
     }
     let Some(origin) = header("origin") else {
         return false;
     };
-    let host = req
-        .headers()
-        .get(actix_web::http::header::HOST)
-        .and_then(|h| h.to_str().ok());
-    let same = host.is_some_and(|h| {
-        host_header(req).is_some()
-            && (origin.eq_ignore_ascii_case(&format!("http://{h}"))
-                || origin.eq_ignore_ascii_case(&format!("https://{h}")))
-    });
-    !same
+    let host = header("host").filter(|_| host_header(req).is_some());
+    !host.is_some_and(|h| {
+        ["http", "https"]
+            .iter()
+            .any(|scheme| origin.eq_ignore_ascii_case(&format!("{scheme}://{h}")))
+    })
 }
 
 /// `None` when a push (or a refresh) may proceed, else the refusal: never

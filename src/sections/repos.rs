@@ -408,12 +408,9 @@ impl Repos {
             *ok = (r.auto_clone && now.0.is_none())
                 || (now.0.is_some()
                     && watch_repo(&self.ctx, i, &self.changes, &self.dirt, &self.limited));
+            // Not `ok`: tried again at the next collection.
             if limited && *ok && !is_limited(i) {
                 tracing::info!(repo = %r.slug, "watching this repo in full again: events");
-            } else if limited && !*ok {
-                if let Some(f) = self.limited.get(i) {
-                    f.store(true, Ordering::Release);
-                }
             }
             *then = now;
             self.dirt

@@ -317,6 +317,22 @@ pub fn sqlite3_write(db: &Path, sql: &str) -> String {
 }
 
 /// Skips loudly outside CI, fails in CI.
+/// The image `scripts/dockerd` makes with `docker import` (busybox: `sh`,
+/// `sleep`, `true`).
+pub const TEST_IMAGE: &str = "pynchy-status-test/busybox:latest";
+
+/// The tests' Docker daemon (`scripts/dockerd`'s, in `PYNCHY_TEST_DOCKER_HOST`)
+/// when it answers; else None, said loudly ([`missing_part`]).
+pub fn test_docker() -> Option<String> {
+    let host = std::env::var("PYNCHY_TEST_DOCKER_HOST")
+        .ok()
+        .filter(|h| docker(h, &["version"]).is_some());
+    if host.is_none() {
+        missing_part("a Docker daemon (PYNCHY_TEST_DOCKER_HOST from scripts/dockerd)");
+    }
+    host
+}
+
 pub fn missing_part(what: &str) {
     if in_ci() {
         panic!("CI=true and a part this test needs is missing: {what}");
