@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use crate::section_id::SectionId;
 
+mod discover;
 mod effective;
 pub mod pynchy;
 
@@ -25,153 +26,13 @@ pub use effective::render as effective_toml;
 use pynchy::Install;
 pub use pynchy::Origin;
 
-/// Every default, named once.
-pub mod defaults {
-    use std::time::Duration;
-
-    use super::GatewayMode;
-
-    pub const LISTEN: &str = "127.0.0.1:8484";
-    pub const ROOT: &str = ".";
-    /// Under `[pynchy] root`.
-    pub const DATABASE: &str = "data/messages.db";
-    pub const TIMEZONE: &str = "UTC";
-    pub const OVERDUE_GRACE: Duration = Duration::from_secs(300);
-    /// pynchy's `[scheduler] poll_interval` default.
-    pub const POLL_INTERVAL: Duration = Duration::from_secs(60);
-    /// pynchy's `[container] timeout_ms` default (30 min).
-    pub const CONTAINER_TIMEOUT: Duration = Duration::from_secs(1800);
-    /// pynchy's HTTP server: `[server] port` 8484 on every interface.
-    pub const PYNCHY_URL: &str = "http://127.0.0.1:8484";
-    /// pynchy's `[container] max_concurrent` default.
-    pub const MAX_CONCURRENT: u64 = 10;
-    /// How long pynchy may hold its port without answering before it is down.
-    pub const UNRESPONSIVE_GRACE: Duration = Duration::from_secs(60);
-    /// How long a deploy's restart (or a start) may take before pynchy is down:
-    /// its unit runs `git pull` and `uv sync` first and waits `RestartSec=10`.
-    pub const RESTART_GRACE: Duration = Duration::from_secs(180);
-    /// How long a task's agent container may outlive pynchy's container
-    /// timeout before it counts as stuck.
-    pub const AGENT_SLACK: Duration = Duration::from_secs(300);
-    /// pynchy's systemd user unit.
-    pub const SYSTEMD_UNIT: &str = "pynchy.service";
-    /// Restarts of pynchy within 10 minutes (not deploys) before it is a crash loop.
-    pub const SERVICE_RESTARTS_MAX: u64 = 2;
-    pub const GATEWAY_MODE: GatewayMode = GatewayMode::Litellm;
-    /// pynchy's `[gateway] port` default, in both modes.
-    pub const GATEWAY_URL: &str = "http://127.0.0.1:4010";
-    pub const GATEWAY_KEY_ENV: &str = "GATEWAY__MASTER_KEY";
-    pub const LITELLM_CONTAINER: &str = "pynchy-litellm";
-    pub const POSTGRES_CONTAINER: &str = "pynchy-litellm-db";
-    /// The LiteLLM proxy's `/health` makes one paid request per model.
-    pub const MODELS_INTERVAL: Duration = Duration::from_secs(600);
-    /// The least time between two paid model checks, whatever asks for them
-    /// (start, reload, `POST /refresh/gateway`, the interval).
-    pub const MODELS_MIN_GAP: Duration = Duration::from_secs(60);
-    /// When `$DOCKER_HOST` is unset.
-    pub const DOCKER_HOST: &str = "unix:///var/run/docker.sock";
-    pub const PUSH_TOKEN_ENV: &str = "PYNCHY_STATUS_TOKEN";
-    pub const PUSH_TTL: Duration = Duration::from_secs(30);
-    pub const MAX_STREAMS: usize = 64;
-    /// Open HTTP connections, all workers together; more wait in the
-    /// kernel's accept queue.
-    pub const MAX_CONNECTIONS: usize = 512;
-    /// One HTTP worker: it serves pre-rendered snapshots at tens of thousands
-    /// of requests a second, and every worker costs CPU while idle — actix-http
-    /// refreshes its cached `Date` header every 500 ms on each worker
-    /// (actix/actix-web#3411): four wake-ups a second, 0.026 % of a core per
-    /// worker on the CI machine, so one per core would cost 1.7 % on 64 cores.
-    pub const WORKERS: usize = 1;
-    /// The LiteLLM proxy's `/health` answer: a few hundred KB with hundreds
-    /// of models.
-    pub const GATEWAY_BODY: u64 = 8 << 20;
-    /// One Docker API answer (a container's inspect is a few KB).
-    pub const DOCKER_BODY: u64 = 4 << 20;
-    /// The document of `[push] pull_url`.
-    pub const PULL_BODY: u64 = 1 << 20;
-    /// Follow changes by events.
-    pub const WATCH: bool = true;
-    pub const PENDING_DELIVERIES_MAX: u64 = 10;
-    /// Restarts of one MCP container within an hour before it is a reason.
-    pub const MCP_RESTARTS_MAX: u64 = 3;
-    /// Runs in a row that must all have failed before a task is a reason.
-    pub const TASK_FAILING_RUNS: u64 = 3;
-    pub const OK_HTTP_STATUS: u16 = 200;
-    pub const DEGRADED_HTTP_STATUS: u16 = 200;
-    pub const DOWN_HTTP_STATUS: u16 = 503;
-}
+pub mod defaults;
 
 /// Default listen address of `serve` and `demo`.
 pub const DEFAULT_LISTEN: &str = defaults::LISTEN;
 
-/// Every key with a fixed default and that default as the example config
-/// states it (durations in humantime's words).
-pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
-    use defaults::*;
-    let s = |v: &str| toml::Value::String(v.to_string());
-    let d = |v: Duration| toml::Value::String(humantime::format_duration(v).to_string());
-    let n = |v: u64| toml::Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
-    vec![
-        ("listen", s(LISTEN)),
-        ("pynchy.root", s(ROOT)),
-        ("pynchy.timezone", s(TIMEZONE)),
-        ("pynchy.overdue_grace", d(OVERDUE_GRACE)),
-        ("pynchy.poll_interval", d(POLL_INTERVAL)),
-        ("pynchy.container_timeout", d(CONTAINER_TIMEOUT)),
-        ("pynchy.url", s(PYNCHY_URL)),
-        ("pynchy.max_concurrent", n(MAX_CONCURRENT)),
-        ("pynchy.unresponsive_grace", d(UNRESPONSIVE_GRACE)),
-        ("pynchy.restart_grace", d(RESTART_GRACE)),
-        ("pynchy.agent_slack", d(AGENT_SLACK)),
-        ("pynchy.systemd_unit", s(SYSTEMD_UNIT)),
-        ("gateway.mode", s(GATEWAY_MODE.as_str())),
-        ("gateway.url", s(GATEWAY_URL)),
-        ("gateway.key_env", s(GATEWAY_KEY_ENV)),
-        ("gateway.litellm_container", s(LITELLM_CONTAINER)),
-        ("gateway.postgres_container", s(POSTGRES_CONTAINER)),
-        ("gateway.models_interval", d(MODELS_INTERVAL)),
-        ("gateway.models_min_gap", d(MODELS_MIN_GAP)),
-        ("gateway.docker_host", s(DOCKER_HOST)),
-        ("push.token_env", s(PUSH_TOKEN_ENV)),
-        ("push.ttl", d(PUSH_TTL)),
-        ("server.max_streams", n(MAX_STREAMS as u64)),
-        ("server.max_connections", n(MAX_CONNECTIONS as u64)),
-        ("limits.gateway_body", s(&size_text(GATEWAY_BODY))),
-        ("limits.docker_body", s(&size_text(DOCKER_BODY))),
-        ("limits.pull_body", s(&size_text(PULL_BODY))),
-        ("rollup.pending_deliveries_max", n(PENDING_DELIVERIES_MAX)),
-        ("rollup.mcp_restarts_max", n(MCP_RESTARTS_MAX)),
-        ("rollup.service_restarts_max", n(SERVICE_RESTARTS_MAX)),
-        ("rollup.task_failing_runs", n(TASK_FAILING_RUNS)),
-        ("rollup.ok_http_status", n(OK_HTTP_STATUS.into())),
-        (
-            "rollup.degraded_http_status",
-            n(DEGRADED_HTTP_STATUS.into()),
-        ),
-        ("rollup.down_http_status", n(DOWN_HTTP_STATUS.into())),
-        ("watch.enabled", toml::Value::Boolean(WATCH)),
-    ]
-}
-
 pub use crate::file::size_text;
-
-/// Keys without a fixed default (optional, or derived from other keys or the
-/// machine); the example config mentions each, commented out or not.
-pub const OPTIONAL_KEYS: &[&str] = &[
-    "pynchy.database",
-    "repos.slug",
-    "repos.path",
-    "repos.worktrees",
-    "push.pull_url",
-    "gateway.ca_file",
-    "server.token_env",
-    "server.workers",
-    "rollup.severity",
-    "sections.service.interval",
-    "sections.service.timeout",
-    "sections.service.stale_after",
-    "sections.service.verify_interval",
-];
+pub use defaults::{stated_defaults, OPTIONAL_KEYS};
 
 /// A secret value: never printed (`Debug` shows `<set>` or `<unset>`).
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -926,102 +787,7 @@ fn keys_of(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-type Origins = BTreeMap<String, Origin>;
-
-fn set(origins: &mut Origins, key: &str, origin: Origin) {
-    origins.entry(key.to_string()).or_insert(origin);
-}
-
-/// The listen address and the scheduler's settings from pynchy's install.
-fn discover_host(
-    raw: &mut RawConfig,
-    install: &Install,
-    o: &mut Origins,
-) -> Result<(), ConfigError> {
-    let (port, origin) = install
-        .number("server.port")?
-        .unwrap_or((8484.0, Origin::Default));
-    if raw.pynchy.url.is_none() {
-        raw.pynchy.url = Some(format!("http://127.0.0.1:{}", port as u64));
-        let from = format!("pynchy's [server] port ({origin})");
-        set(o, "pynchy.url", Origin::Derived(from));
-    }
-    if raw.pynchy.max_concurrent.is_none() {
-        if let Some((n, origin)) = install.number("container.max_concurrent")? {
-            // pynchy clamps it to at least 1.
-            raw.pynchy.max_concurrent = Some((n as u64).max(1));
-            set(o, "pynchy.max_concurrent", origin);
-        }
-    }
-    if raw.listen.is_none() {
-        // pynchy's own server has that port: take the next one.
-        raw.listen = Some(format!("127.0.0.1:{}", port as u64 + 1));
-        let from = format!("pynchy's [server] port ({origin}) + 1");
-        set(o, "listen", Origin::Derived(from));
-    }
-    if raw.pynchy.timezone.is_none() {
-        let (tz, origin) = install.timezone()?;
-        raw.pynchy.timezone = Some(tz);
-        set(o, "pynchy.timezone", origin);
-    }
-    if raw.pynchy.poll_interval.is_none() {
-        if let Some((secs, origin)) = install.number("scheduler.poll_interval")? {
-            raw.pynchy.poll_interval = Some(Duration::from_secs_f64(secs));
-            set(o, "pynchy.poll_interval", origin);
-        }
-    }
-    if raw.pynchy.container_timeout.is_none() {
-        if let Some((ms, origin)) = install.number("container.timeout_ms")? {
-            raw.pynchy.container_timeout = Some(Duration::from_secs_f64(ms / 1000.0));
-            set(o, "pynchy.container_timeout", origin);
-        }
-    }
-    Ok(())
-}
-
-/// The repos and the gateway from pynchy's install; returns the master key.
-fn discover_services(
-    raw: &mut RawConfig,
-    install: &Install,
-    o: &mut Origins,
-) -> Result<Option<String>, ConfigError> {
-    if raw.repos.is_empty() {
-        for (slug, path, auto_clone) in install.repos()? {
-            let worktrees = install.root.join("data/worktrees").join(&slug);
-            raw.repos.push(RawRepo {
-                slug,
-                path,
-                worktrees: Some(worktrees),
-                auto_clone,
-            });
-            set(o, "repos", Origin::PynchyToml);
-        }
-    }
-    if raw.gateway.mode.is_none() {
-        let config = install.string("gateway.litellm_config")?;
-        let litellm = config.as_ref().is_some_and(|(c, _)| !c.is_empty());
-        raw.gateway.mode = Some(if litellm {
-            GatewayMode::Litellm
-        } else {
-            GatewayMode::Builtin
-        });
-        let from = Origin::Derived("pynchy's [gateway] litellm_config".into());
-        set(o, "gateway.mode", from);
-    }
-    if raw.gateway.url.is_none() {
-        let (port, origin) = install
-            .number("gateway.port")?
-            .unwrap_or((4010.0, Origin::Default));
-        raw.gateway.url = Some(format!("http://127.0.0.1:{}", port as u64));
-        let from = Origin::Derived(format!("pynchy's [gateway] port ({origin})"));
-        set(o, "gateway.url", from);
-    }
-    let key = install.string("gateway.master_key")?;
-    if let Some((_, origin)) = &key {
-        set(o, "gateway.master_key", origin.clone());
-    }
-    Ok(key.map(|(k, _)| k).filter(|k| !k.is_empty()))
-}
+use discover::{discover_host, discover_services};
 
 impl Config {
     /// Reads and validates a config file.
