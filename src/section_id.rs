@@ -40,6 +40,8 @@ section_ids! {
     Deploy => "deploy",
     Channels => "channels",
     Gateway => "gateway",
+    /// LiteLLM's books: failures, spend, budgets.
+    Llm => "llm",
     Queue => "queue",
     Repos => "repos",
     Messages => "messages",

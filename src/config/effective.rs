@@ -60,6 +60,7 @@ pub fn render(cfg: &Config) -> String {
         }
     }
     gateway(&mut o);
+    llm(&mut o);
     o.table("push");
     o.line("push.token_env", quote(&cfg.push.token_env));
     let token = secret(&cfg.push.token_env).is_some();
@@ -136,6 +137,25 @@ fn gateway(o: &mut Out) {
     if let Some(ca) = &g.ca_file {
         o.line("gateway.ca_file", quote(&ca.display().to_string()));
     }
+}
+
+fn llm(o: &mut Out) {
+    let l = &o.cfg.llm;
+    o.table("llm");
+    o.line("llm.enabled", l.enabled.to_string());
+    o.line("llm.failure_rate", l.failure_rate.to_string());
+    o.line("llm.min_requests", l.min_requests.to_string());
+    o.line("llm.all_failing_min", l.all_failing_min.to_string());
+    o.line("llm.rate_window", dur(l.rate_window));
+    o.line("llm.budget_warn", l.budget_warn.to_string());
+    o.line("llm.late_rows", dur(l.late_rows));
+    o.line("llm.write_lag", dur(l.write_lag));
+    o.line("llm.page_size", l.page_size.to_string());
+    o.line(
+        "llm.pages_per_collection",
+        l.pages_per_collection.to_string(),
+    );
+    o.line("llm.budgets_interval", dur(l.budgets_interval));
 }
 
 fn rollup(o: &mut Out) {

@@ -20,6 +20,8 @@ use crate::section_id::SectionId;
 
 mod discover;
 mod effective;
+mod llm;
+pub use llm::LlmConfig;
 pub mod pynchy;
 
 pub use effective::render as effective_toml;
@@ -165,6 +167,8 @@ struct RawConfig {
     repos: Vec<RawRepo>,
     #[serde(default)]
     gateway: RawGateway,
+    #[serde(default)]
+    llm: llm::RawLlm,
     #[serde(default)]
     /// `[push]`; `[ingest]` is its older name, still read.
     #[serde(alias = "ingest")]
@@ -474,6 +478,8 @@ pub struct Config {
     pub pynchy: PynchyConfig,
     pub repos: Vec<RepoConfig>,
     pub gateway: GatewayConfig,
+    /// `[llm]`: LiteLLM usage (the `llm` section).
+    pub llm: LlmConfig,
     pub push: PushConfig,
     pub server: ServerConfig,
     /// Per-section schedule overrides.
@@ -863,6 +869,7 @@ impl Config {
             pynchy: pynchy(raw.pynchy, &r)?,
             repos: repos(raw.repos, &r)?,
             gateway,
+            llm: llm::llm(raw.llm)?,
             push: PushConfig {
                 token_env: raw
                     .push

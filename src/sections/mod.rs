@@ -36,6 +36,9 @@ pub mod deploy;
 pub mod gateway;
 pub mod groups;
 pub mod host_jobs;
+pub mod llm;
+pub mod llm_read;
+pub mod llm_window;
 pub mod mcp;
 pub mod messages;
 pub mod prom;
@@ -566,6 +569,7 @@ pub fn entry(id: SectionId) -> Option<Entry> {
         SectionId::Deploy => entry_of::<deploy::Deploy>(),
         SectionId::Channels => entry_of::<channels::ChannelsSection>(),
         SectionId::Gateway => entry_of::<gateway::Gateway>(),
+        SectionId::Llm => entry_of::<llm::Llm>(),
         SectionId::Queue => entry_of::<queue::Queue>(),
         SectionId::Repos => entry_of::<repos::Repos>(),
         SectionId::Messages => entry_of::<messages::Messages>(),

@@ -1,0 +1,250 @@
+//! How the `llm` section reads LiteLLM: the state it keeps between
+//! collections (the window, the slow reads' last answers) and one
+//! collection's calls, each bounded. Nothing here judges: `llm.rs` does.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::llm_window::{Slice, Window};
+use crate::config::LlmConfig;
+use crate::sources::litellm_api::{
+    Api, ApiError, Daily, DeploymentBudget, KeyBudget, LogsQuery, ProviderBudget, Ready,
+    RouterSettings,
+};
+
+/// The answers of the calls made every `[llm] budgets_interval`.
+#[derive(Debug, Default, Clone)]
+pub struct Slow {
+    pub router: Option<RouterSettings>,
+    pub deployments: Vec<DeploymentBudget>,
+    pub keys: Vec<KeyBudget>,
+    pub spend_30d: Option<f64>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// What the section keeps between collections (and across a reload onto
+/// the same proxy).
+#[derive(Default)]
+pub struct State {
+    pub window: Window,
+    pub slow: Slow,
+    slow_read: Option<Instant>,
+    pub providers: Option<Vec<ProviderBudget>>,
+    pub daily: Option<Daily>,
+    /// The page of the front pending slice to read next.
+    fill_page: u32,
+    /// Pages read by the last collection.
+    pub pages: u32,
+    /// What the last collection could not read (other than the logs).
+    pub errors: Vec<String>,
+}
+
+/// One collection's inputs.
+pub struct Ask<'a> {
+    pub api: &'a Api,
+    pub cfg: &'a LlmConfig,
+    /// When the reads of the day's older slices stop for this collection.
+    pub deadline: Instant,
+    /// `POST /refresh/llm`: read the slow things again now.
+    pub refresh: bool,
+}
+
+/// What the proxy said of itself this collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Ready, with a database: everything read.
+    Tracked,
+    /// Ready, no database: only what lives in the proxy's memory read.
+    NoDatabase,
+    /// Not ready or not answering: nothing asked beyond the probe.
+    NotReady,
+}
+
+impl State {
+    /// One collection. An error is the spend logs' (the section's error);
+    /// the other calls' errors are kept in `errors`.
+    pub async fn read(&mut self, ask: &Ask<'_>) -> Result<Outcome, ApiError> {
+        self.errors.clear();
+        self.pages = 0;
+        let outcome = match ask.api.readiness().await {
+            Ready::NotReady => return Ok(Outcome::NotReady),
+            Ready::NoDatabase => Outcome::NoDatabase,
+            Ready::WithDatabase => Outcome::Tracked,
+        };
+        let tracked = outcome == Outcome::Tracked;
+        self.read_memory(ask).await;
+        self.read_slow(ask, tracked).await;
+        if !tracked {
+            self.daily = None;
+            return Ok(outcome);
+        }
+        let now = Utc::now();
+        match ask.api.daily(now.date_naive()).await {
+            Ok(d) => self.daily = Some(d),
+            Err(e) => self.errors.push(e.to_string()),
+        }
+        self.read_logs(ask, now).await?;
+        Ok(outcome)
+    }
+
+    /// The provider budgets: the proxy's memory, read every collection.
+    async fn read_memory(&mut self, ask: &Ask<'_>) {
+        match ask.api.provider_budgets().await {
+            Ok(p) => self.providers = p,
+            Err(e) => self.errors.push(e.to_string()),
+        }
+    }
+
+    /// The router's settings, deployment budgets, and with a database the
+    /// keys' budgets and 30 days' spend: every `budgets_interval`.
+    async fn read_slow(&mut self, ask: &Ask<'_>, tracked: bool) {
+        let due = ask.refresh
+            || self
+                .slow_read
+                .is_none_or(|at| at.elapsed() >= ask.cfg.budgets_interval);
+        if !due {
+            return;
+        }
+        self.slow_read = Some(Instant::now());
+        let api = ask.api;
+        let (router, deployments) = tokio::join!(api.router(), api.deployment_budgets());
+        let mut slow = Slow {
+            at: Some(Utc::now()),
+            ..Slow::default()
+        };
+        match router {
+            Ok(r) => slow.router = Some(r),
+            Err(e) => self.errors.push(e.to_string()),
+        }
+        match deployments {
+            Ok(d) => slow.deployments = d,
+            Err(e) => self.errors.push(e.to_string()),
+        }
+        if tracked {
+            match api.global_spend().await {
+                Ok(s) => slow.spend_30d = Some(s),
+                Err(e) => self.errors.push(e.to_string()),
+            }
+            match read_keys(api).await {
+                Ok(k) => slow.keys = k,
+                Err(e) => self.errors.push(e.to_string()),
+            }
+        }
+        self.slow = slow;
+    }
+
+    /// The head of the window, then older slices while pages and time last.
+    async fn read_logs(&mut self, ask: &Ask<'_>, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let late = chrono::Duration::from_std(ask.cfg.late_rows).unwrap_or(super::llm_window::DAY);
+        let head_from = now - late;
+        self.window.plan(now, head_from);
+        self.window.slide(now);
+        self.read_head(ask, head_from, now).await?;
+        self.read_slices(ask).await
+    }
+
+    /// Rows that started within `late_rows`, newest end first, down to the
+    /// newest end already held (less `write_lag`).
+    async fn read_head(
+        &mut self,
+        ask: &Ask<'_>,
+        from: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let lag = chrono::Duration::from_std(ask.cfg.write_lag).unwrap_or_default();
+        let stop = self.window.head_end.map(|e| e - lag);
+        let to = now + chrono::Duration::seconds(1);
+        let mut newest = self.window.head_end;
+        let mut page = 1;
+        loop {
+            let q = LogsQuery {
+                from,
+                to,
+                page,
+                page_size: ask.cfg.page_size,
+            };
+            let p = ask.api.spend_logs(q).await?;
+            self.pages += 1;
+            self.window.skipped += p.skipped;
+            let short = (p.rows.len() as u64 + p.skipped) < u64::from(ask.cfg.page_size);
+            let oldest = p.rows.iter().map(|r| r.end).min();
+            for r in &p.rows {
+                newest = newest.max(Some(r.end));
+                self.window.add(r);
+            }
+            let reached = matches!((stop, oldest), (Some(s), Some(o)) if o < s);
+            if short || reached || oldest.is_none() {
+                break;
+            }
+            if self.pages >= ask.cfg.pages_per_collection {
+                // Out of pages: what ended before `oldest` is read as a slice.
+                if let Some(o) = oldest {
+                    self.window.pending.push_front(Slice {
+                        from,
+                        to: o.min(to),
+                    });
+                }
+                break;
+            }
+            page += 1;
+        }
+        self.window.head_end = newest;
+        Ok(())
+    }
+
+    /// The day's older slices, newest first, a slice LiteLLM caps cut finer.
+    async fn read_slices(&mut self, ask: &Ask<'_>) -> Result<(), ApiError> {
+        while self.pages < ask.cfg.pages_per_collection && Instant::now() < ask.deadline {
+            let Some(&s) = self.window.pending.front() else {
+                break;
+            };
+            let page = self.fill_page.max(1);
+            let q = LogsQuery {
+                from: s.from,
+                to: s.to,
+                page,
+                page_size: ask.cfg.page_size,
+            };
+            let p = ask.api.spend_logs(q).await?;
+            self.pages += 1;
+            if page == 1 && p.total_is_capped {
+                self.window.pending.pop_front();
+                if self.window.narrow(s) {
+                    continue;
+                }
+                self.window.pending.push_front(s);
+            }
+            self.window.skipped += p.skipped;
+            for r in &p.rows {
+                self.window.add(r);
+            }
+            if (p.rows.len() as u64 + p.skipped) < u64::from(ask.cfg.page_size) {
+                self.window.pending.pop_front();
+                self.fill_page = 1;
+            } else {
+                self.fill_page = page + 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every page of `/key/list`, at most 10 (1,000 keys).
+async fn read_keys(api: &Api) -> Result<Vec<KeyBudget>, ApiError> {
+    let mut out = Vec::new();
+    let mut page = 1;
+    loop {
+        let p = api.keys(page).await?;
+        out.extend(p.budgets);
+        if page >= p.total_pages.min(10) {
+            return Ok(out);
+        }
+        page += 1;
+    }
+}
+
+/// The collection's deadline: most of the section's timeout.
+pub fn deadline(timeout: Duration) -> Instant {
+    Instant::now() + timeout * 7 / 10
+}
