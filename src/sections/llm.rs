@@ -149,6 +149,8 @@ pub struct LlmBody {
     /// or `off` (gateway not in litellm mode, or `[llm] enabled = false`).
     pub state: String,
     pub note: Option<String>,
+    /// The instant the windows below end (their figures are as of then).
+    pub as_of: Option<String>,
     pub recent_window_seconds: u64,
     pub window: Option<WindowInfo>,
     pub totals: Option<Counts>,
@@ -389,6 +391,7 @@ fn off(cfg: &LlmConfig, note: &str) -> LlmBody {
     LlmBody {
         state: "off".into(),
         note: Some(note.into()),
+        as_of: None,
         recent_window_seconds: cfg.rate_window.as_secs(),
         window: None,
         totals: None,
@@ -434,6 +437,7 @@ fn body(st: &State, outcome: Outcome, cfg: &LlmConfig, now: DateTime<Utc>) -> Ll
     LlmBody {
         state: state.into(),
         note: note.map(str::to_string),
+        as_of: Some(now.to_rfc3339_opts(SecondsFormat::Millis, true)),
         recent_window_seconds: cfg.rate_window.as_secs(),
         window: has_logs.then(|| WindowInfo {
             complete_from: stamp(w.complete_from(now)),

@@ -182,7 +182,7 @@ impl State {
                 if let Some(o) = oldest {
                     self.window.pending.push_front(Slice {
                         from,
-                        to: o.min(to),
+                        to: (o + chrono::Duration::seconds(1)).min(to),
                     });
                 }
                 break;

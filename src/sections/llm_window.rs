@@ -145,18 +145,21 @@ fn hash_id(id: &str) -> u64 {
 
 impl Window {
     /// Plans the first reads: the day before `head_from`, in 1 h slices,
-    /// newest first.
+    /// newest first. LiteLLM compares `startTime` with whole seconds, both
+    /// ends inclusive: neighbouring slices share their boundary second (a
+    /// row exactly on it is read twice and counted once), so that a row at
+    /// `…:59.5` is in one of them.
     pub fn plan(&mut self, now: DateTime<Utc>, head_from: DateTime<Utc>) {
         if self.planned {
             return;
         }
         self.planned = true;
         let oldest = now - DAY;
-        let mut to = head_from - Duration::seconds(1);
-        while to >= oldest {
-            let from = (to - Duration::hours(1) + Duration::seconds(1)).max(oldest);
+        let mut to = head_from;
+        while to > oldest {
+            let from = (to - Duration::hours(1)).max(oldest);
             self.pending.push_back(Slice { from, to });
-            to = from - Duration::seconds(1);
+            to = from;
         }
     }
 
@@ -232,15 +235,15 @@ impl Window {
     /// The oldest `startTime` from which every row is held.
     pub fn complete_from(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self.pending.front() {
-            Some(s) => s.to + Duration::seconds(1),
+            Some(s) => s.to,
             None => now - DAY,
         }
     }
 
-    /// A slice whose count LiteLLM capped, cut in six (no finer than a
-    /// second), to be read first.
+    /// A slice whose count LiteLLM capped, cut in six (sharing boundary
+    /// seconds, as [`Window::plan`]'s), to be read first. Not below 6 s.
     pub fn narrow(&mut self, s: Slice) -> bool {
-        let len = (s.to - s.from).num_seconds() + 1;
+        let len = (s.to - s.from).num_seconds();
         if len < 6 {
             return false;
         }
@@ -252,10 +255,10 @@ impl Window {
             let to = if i == 5 {
                 s.to
             } else {
-                from + Duration::seconds(step - 1)
+                from + Duration::seconds(step)
             };
             self.pending.push_front(Slice { from, to });
-            from = to + Duration::seconds(1);
+            from = to;
         }
         true
     }
@@ -417,9 +420,9 @@ mod tests {
         let mut last_from = None;
         for s in &w.pending {
             if let Some(f) = last_from {
-                assert_eq!(s.to + Duration::seconds(1), f);
+                assert_eq!(s.to, f);
             }
-            covered += (s.to - s.from).num_seconds() + 1;
+            covered += (s.to - s.from).num_seconds();
             last_from = Some(s.from);
         }
         assert_eq!(covered, 23 * 3600);
@@ -430,7 +433,7 @@ mod tests {
         assert_eq!(parts[0].to, s.to);
         let n: i64 = parts
             .iter()
-            .map(|p| (p.to - p.from).num_seconds() + 1)
+            .map(|p| (p.to - p.from).num_seconds())
             .sum();
         assert_eq!(n, 3600);
     }
