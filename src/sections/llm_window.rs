@@ -431,10 +431,7 @@ mod tests {
         let parts: Vec<Slice> = w.pending.iter().take(6).copied().collect();
         assert_eq!(parts[5].from, s.from);
         assert_eq!(parts[0].to, s.to);
-        let n: i64 = parts
-            .iter()
-            .map(|p| (p.to - p.from).num_seconds())
-            .sum();
+        let n: i64 = parts.iter().map(|p| (p.to - p.from).num_seconds()).sum();
         assert_eq!(n, 3600);
     }
 }

@@ -421,7 +421,10 @@ pub fn provider_reset(at: DateTime<Utc>, answered: DateTime<Utc>) -> (DateTime<U
     let ahead = at - answered;
     // A real TTL is at most the budget's period; years ahead is the bug.
     if ahead > chrono::Duration::days(3650) {
-        let epoch = DateTime::<Utc>::from_timestamp(ahead.num_seconds(), 0).unwrap_or(at);
+        // To the nearest second: `answered` is the proxy's `Date` (whole
+        // seconds) or our own clock, either a fraction off.
+        let secs = (ahead.num_milliseconds() + 500).div_euclid(1000);
+        let epoch = DateTime::<Utc>::from_timestamp(secs, 0).unwrap_or(at);
         (epoch, true)
     } else {
         (at, false)
