@@ -324,6 +324,24 @@ fn start(
     (dir, child, addr)
 }
 
+/// The `pynchy_llm_*` series named in examples/prometheus/alerts.yml and
+/// examples/grafana/pynchy-status.json.
+fn mixin_llm_series() -> std::collections::BTreeSet<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut text = std::fs::read_to_string(root.join("prometheus/alerts.yml")).unwrap();
+    text += &std::fs::read_to_string(root.join("grafana/pynchy-status.json")).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices("pynchy_llm_") {
+        let name: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        out.insert(name);
+    }
+    assert!(out.len() >= 5, "{out:?}");
+    out
+}
+
 /// The llm section's reasons: rule, level, text.
 fn llm_reasons(status: &Value) -> Vec<(String, String, String)> {
     status["reasons"]
@@ -435,6 +453,16 @@ fn figures_equal_an_independent_count_each_row_once_and_the_window_slides() {
         },
     );
     assert_figures(&slid, &rows);
+
+    // Every llm series the mixin's alerts and panels query is exported.
+    let metrics = String::from_utf8(get(addr, "/metrics").body).unwrap();
+    for name in mixin_llm_series() {
+        let exported = metrics.lines().any(|l| {
+            l.strip_prefix(name.as_str())
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        });
+        assert!(exported, "{name} not in /metrics");
+    }
 
     // What was asked: no LLM call, no /health, not the heavy /spend/logs,
     // pages of at most 200, never a page past what was needed.
