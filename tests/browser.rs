@@ -232,7 +232,7 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
     );
 
     let f = wait_page(driver, &session, Duration::from_secs(10), "the demo", |f| {
-        f["cards"].as_array().is_some_and(|c| c.len() == 11) && f["conflict"].is_string()
+        f["cards"].as_array().is_some_and(|c| c.len() == 12) && f["conflict"].is_string()
     });
     assert_eq!(
         f["cards"],
@@ -241,6 +241,7 @@ fn dashboard_shows_the_demo_live_and_disconnects() {
             "deploy",
             "channels",
             "gateway",
+            "llm",
             "queue",
             "repos",
             "messages",
@@ -490,7 +491,7 @@ fn dashboard_behind_a_token() {
         Duration::from_secs(10),
         "live values",
         |f| {
-            f["cards"].as_array().is_some_and(|c| c.len() == 11)
+            f["cards"].as_array().is_some_and(|c| c.len() == 12)
                 && f["conn"].as_str().is_some_and(|c| c.starts_with("live"))
         },
     );
@@ -832,4 +833,95 @@ fn regex_free_rfc3339(text: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// The llm card, beside a stand-in of LiteLLM's books: each model group's
+/// failures, the top error classes and a bar per budget, as `/status/llm`
+/// says them.
+#[test]
+fn dashboard_shows_llm_failures_errors_and_budgets() {
+    if missing_browser() {
+        return;
+    }
+    use common::books::*;
+    let now = chrono::Utc::now();
+    let mut rows = day_of_rows(now, 400);
+    for i in 0..12 {
+        let start = now - chrono::Duration::seconds(30 + i);
+        rows.push(row(
+            format!("recent-{i}"),
+            start,
+            1500,
+            "opus",
+            i < 11,
+            "RateLimitError",
+        ));
+    }
+    let books = std::sync::Arc::new(std::sync::Mutex::new(Books {
+        rows,
+        provider_spend: 40.0,
+        ..Books::default()
+    }));
+    let (_dir, _child, addr) = start(&books, "");
+    let truth = wait_for(Duration::from_secs(30), "the day read", || {
+        let l = get_json(addr, "/status/llm")["llm"].clone();
+        (l["window"]["complete"] == json!(true) && l["budgets"].as_array()?.len() == 3).then_some(l)
+    });
+    let (_driver, driver, browser, _profile) = open_browser();
+    let session = browser.id.clone();
+    wd(
+        driver,
+        "POST",
+        &format!("/session/{session}/url"),
+        json!({"url": format!("http://{addr}/")}),
+    );
+    const LLM: &str = r#"const c = document.querySelector('#cards [data-section=llm]'); return !c ? null : {
+      groups: Object.fromEntries([...c.querySelectorAll('tr[data-model-group]')].map(r =>
+        [r.dataset.modelGroup, [r.querySelector('[data-field=failures_recent]').textContent, r.className]])),
+      errors: [...c.querySelectorAll('[data-error-class]')].map(e => e.dataset.errorClass),
+      budgets: Object.fromEntries([...c.querySelectorAll('tr[data-budget]')].map(r =>
+        [r.dataset.budget, Number(r.querySelector('meter').getAttribute('value'))])),
+    };"#;
+    let shown = poll(Duration::from_secs(10), Duration::from_millis(100), || {
+        let v = run_js(driver, &session, LLM, json!([]));
+        (v["budgets"].as_object().is_some_and(|b| b.len() == 3)).then_some(v)
+    })
+    .unwrap_or_else(|| {
+        let html = "const c = document.querySelector('[data-section=llm]'); return c ? c.innerHTML : document.body.innerHTML.slice(0, 3000);";
+        panic!("no llm card: {}", run_js(driver, &session, html, json!([])))
+    });
+    for g in truth["model_groups"].as_array().unwrap() {
+        let name = g["name"].as_str().unwrap();
+        let want = format!("{} / {}", g["failures_recent"], g["requests_recent"]);
+        assert_eq!(shown["groups"][name][0], json!(want), "{shown}");
+    }
+    assert_eq!(shown["groups"]["opus"][1], "bad", "opus fails: {shown}");
+    let classes: Vec<&Value> = truth["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["class"])
+        .collect();
+    assert_eq!(
+        shown["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        classes
+    );
+    for b in truth["budgets"].as_array().unwrap() {
+        let key = format!(
+            "{} {}",
+            b["kind"].as_str().unwrap(),
+            b["name"].as_str().unwrap()
+        );
+        let used = b["used"].as_f64().unwrap().min(1.0);
+        assert_eq!(
+            shown["budgets"][&key].as_f64(),
+            Some(used),
+            "{key}: {shown}"
+        );
+    }
+    browser.close();
 }

@@ -3,6 +3,8 @@
 //! whatever a test started even when an assertion fails.
 #![allow(dead_code)]
 
+pub mod books;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
