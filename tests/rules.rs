@@ -12,6 +12,7 @@ use pynchy_status::rollup::{compute, Level};
 use pynchy_status::sections::channels::{self, ChannelsBody};
 use pynchy_status::sections::gateway::{GatewayBody, LitellmBody};
 use pynchy_status::sections::host_jobs::{HostJobBody, HostJobsBody};
+use pynchy_status::sections::llm::LlmBody;
 use pynchy_status::sections::mcp::{McpBody, McpContainerBody};
 use pynchy_status::sections::messages::MessagesBody;
 use pynchy_status::sections::queue::{
@@ -44,6 +45,46 @@ fn service_body(status: ServiceStatus) -> ServiceBody {
         unit: None,
         unit_error: None,
     }
+}
+
+/// An `llm` body from its JSON: `groups` as (name, requests, failures) over
+/// the recent window, and `budgets` as (kind, name, spend, limit).
+fn llm(groups: &[(&str, u64, u64)], budgets: &[(&str, &str, f64, f64)]) -> SectionState {
+    let counts = |r: u64, f: u64| {
+        serde_json::json!({"requests_recent": r, "failures_recent": f, "requests_1h": r, "failures_1h": f,
+            "failure_rate_1h": null, "requests_24h": r, "failures_24h": f, "failure_rate_24h": null,
+            "last_failure_at": null, "p50_ms_1h": null, "p95_ms_1h": null, "spend_24h": 0.0})
+    };
+    let (mut r, mut f) = (0, 0);
+    let named: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|(n, req, fail)| {
+            r += req;
+            f += fail;
+            let mut c = counts(*req, *fail);
+            c["name"] = serde_json::json!(n);
+            c["top_errors"] =
+                serde_json::json!([{"class": "RateLimitError", "failures_24h": fail}]);
+            c
+        })
+        .collect();
+    let budgets: Vec<serde_json::Value> = budgets
+        .iter()
+        .map(|(kind, name, spend, limit)| {
+            serde_json::json!({"kind": kind, "name": name, "spend": spend, "limit": limit,
+                "used": spend / limit, "period": "30d", "resets_at": null, "resets_with_proxy": false,
+                "approximate": *kind == "deployment"})
+        })
+        .collect();
+    let body: LlmBody = serde_json::from_value(serde_json::json!({
+        "state": "tracking", "note": null, "as_of": null, "recent_window_seconds": 900,
+        "window": null, "totals": counts(r, f), "model_groups": named, "providers": [],
+        "errors": [], "cooldowns": [], "cooldown_time_seconds": null, "spend": null,
+        "budgets": budgets, "budgets_checked_at": null, "read_errors": [],
+        "thresholds": {"failure_rate": 0.5, "min_requests": 10, "all_failing_min": 5, "budget_warn": 0.9}
+    }))
+    .unwrap();
+    fresh(SectionId::Llm, body)
 }
 
 fn service(status: ServiceStatus) -> SectionState {
@@ -431,6 +472,36 @@ fn cases() -> Vec<Case> {
             Degraded,
         ),
         case(
+            "llm_failure_rate",
+            llm(&[("sonnet", 10, 5), ("opus", 40, 0)], &[]),
+            // A single failure, and 9 of 9 below the minimum count, page no one.
+            llm(&[("sonnet", 1, 1), ("opus", 9, 4), ("haiku", 10, 4)], &[]),
+            "model group sonnet: 5 of 10 requests failed in the last 15m; most: RateLimitError",
+            Degraded,
+        ),
+        case(
+            "llm_all_failing",
+            llm(&[("sonnet", 3, 3), ("opus", 2, 2)], &[]),
+            // Four of four: under all_failing_min.
+            llm(&[("sonnet", 4, 4)], &[]),
+            "every LLM request failed in the last 15m: 5 of 5",
+            Down,
+        ),
+        case(
+            "llm_budget_near",
+            llm(&[], &[("key", "agents", 91.0, 100.0)]),
+            llm(&[], &[("key", "agents", 89.0, 100.0)]),
+            "key budget agents is 91% used: $91.00 of $100.00",
+            Degraded,
+        ),
+        case(
+            "llm_budget_exhausted",
+            llm(&[], &[("provider", "anthropic", 100.0, 100.0)]),
+            llm(&[], &[("provider", "anthropic", 10.0, 100.0)]),
+            "provider budget anthropic is spent: $100.00 of $100.00",
+            Down,
+        ),
+        case(
             "model_unhealthy",
             litellm(|b| {
                 b.unhealthy_models = Some(1);
@@ -662,5 +733,22 @@ fn an_mcp_container_restarting_often_is_a_reason_past_the_threshold() {
     assert_eq!(
         reasons[0].1,
         "MCP container pynchy-mcp-gdrive restarted 4 times in the last hour"
+    );
+}
+
+#[test]
+fn a_deployments_approximated_spend_is_never_an_outage() {
+    let (status, reasons) = verdict(
+        &llm(&[], &[("deployment", "sonnet (d1)", 120.0, 100.0)]),
+        &RollupConfig::default(),
+    );
+    assert_eq!(status, Level::Degraded);
+    assert_eq!(
+        reasons,
+        [(
+            "llm".to_string(),
+            "deployment budget sonnet (d1) is about 120% used: $120.00 of $100.00".to_string(),
+            Level::Degraded
+        )]
     );
 }

@@ -409,7 +409,7 @@ fn off(cfg: &LlmConfig, note: &str) -> LlmBody {
 }
 
 /// The body from what is held, as of `now`.
-fn body(st: &State, outcome: Outcome, cfg: &LlmConfig, now: DateTime<Utc>) -> LlmBody {
+pub fn body(st: &State, outcome: Outcome, cfg: &LlmConfig, now: DateTime<Utc>) -> LlmBody {
     let (state, note) = match outcome {
         Outcome::Tracked => ("tracking", None),
         Outcome::NoDatabase => (
