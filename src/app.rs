@@ -172,6 +172,10 @@ impl Daemon {
         let addr = listener.local_addr()?;
         let (store, handle) = Store::new(self.schedules(), self.ctx.config.rollup.clone());
         let store_task = tokio::spawn(store.run());
+        let notifier = crate::notify::Notifier::new(self.ctx.config.limits.pull_body)
+            .map_err(std::io::Error::other)?;
+        notifier.configure(&self.ctx.config.notify);
+        let notify_task = tokio::spawn(notifier.clone().run(handle.clone()));
         let mut engine = self.start_engine(&handle);
         let config = &self.ctx.config;
         let push_route = Arc::new(crate::http::push::PushRoute::new(
@@ -187,6 +191,7 @@ impl Daemon {
             push_route.clone(),
             access.clone(),
             (closing, reauth),
+            notifier.clone(),
         )?;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
@@ -199,6 +204,7 @@ impl Daemon {
                 Some(config) = reloads.recv() => {
                     engine.stop();
                     self.reconfigure(config);
+                    notifier.configure(&self.ctx.config.notify);
                     engine = self.restart(&handle, &push_route, &access, &reauth_tx);
                     self.log_start(addr);
                 }
@@ -216,6 +222,7 @@ impl Daemon {
         server_handle.stop(true).await;
         let _ = server_task.await;
         engine.stop();
+        notify_task.abort();
         drop(handle);
         store_task.abort();
         Ok(())
@@ -343,6 +350,7 @@ impl Daemon {
             tokio::sync::watch::Receiver<bool>,
             tokio::sync::watch::Receiver<u64>,
         ),
+        notifier: Arc<crate::notify::Notifier>,
     ) -> std::io::Result<actix_web::dev::Server> {
         let config = &self.ctx.config;
         let streams = Streams {
@@ -359,6 +367,7 @@ impl Daemon {
             streams,
             config.server.workers,
             config.server.max_connections,
+            notifier,
         )
     }
 

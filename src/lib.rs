@@ -34,6 +34,7 @@
 //! - [`demo`], [`stand_in`]: the self-contained demo world, and the stand-in
 //!   of pynchy's HTTP server it (and the tests) run as pynchy.
 //! - [`check`]: the `check` command's screen and exit code.
+//! - [`notify`]: notifications of problems to `[[notify]]` targets.
 
 pub mod app;
 pub mod check;
@@ -44,6 +45,7 @@ pub mod demo;
 mod engine;
 mod file;
 mod http;
+pub mod notify;
 mod overdue;
 mod rendered;
 pub mod schema;

@@ -78,6 +78,21 @@ enum Command {
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         channels_connected: bool,
     },
+    /// Send one test message to each `[[notify]]` target (or the one named)
+    /// and print its answer. Exit code: 0 when every target took it.
+    Notify {
+        /// pynchy-status's own TOML config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// pynchy's install folder.
+        #[arg(long)]
+        pynchy_root: Option<PathBuf>,
+        /// Send the test message (required: nothing else is sent).
+        #[arg(long)]
+        test: bool,
+        /// The target's name (default: every target).
+        target: Option<String>,
+    },
     /// Fetch /status and print one line per section and the reasons.
     /// Exit code: 0 ok, 1 degraded, 2 down, 3 unreachable or unparsable.
     Check {
@@ -404,6 +419,40 @@ fn check(url: String, json: bool, token_env: String, timeout: std::time::Duratio
     }
 }
 
+/// `notify --test [TARGET]`: one test message each, the answers printed.
+fn notify_test(
+    config: Option<PathBuf>,
+    pynchy_root: Option<PathBuf>,
+    test: bool,
+    target: Option<String>,
+) -> anyhow::Result<()> {
+    if !test {
+        anyhow::bail!("notify: give --test to send a test message (nothing else is sent)");
+    }
+    let cfg = resolve(config, pynchy_root)?;
+    let limit = cfg.limits.pull_body;
+    let answers = pynchy_status::app::run_to_end(pynchy_status::notify::test(
+        &cfg.notify,
+        target.as_deref(),
+        limit,
+    ))?
+    .map_err(anyhow::Error::msg)?;
+    let mut failed = 0;
+    for (name, answer) in answers {
+        match answer {
+            Ok(a) => println!("{name}: HTTP {}: {}", a.status, a.body.trim()),
+            Err(e) => {
+                failed += 1;
+                println!("{name}: failed: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} target(s) did not take the test message");
+    }
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Command::Check {
@@ -437,6 +486,12 @@ fn main() {
             channels_connected,
         } => pynchy_status::stand_in::run(&listen, db.as_deref(), channels_connected)
             .context("the stand-in pynchy stopped"),
+        Command::Notify {
+            config,
+            pynchy_root,
+            test,
+            target,
+        } => notify_test(config, pynchy_root, test, target),
         Command::Check { .. } => Ok(()),
     };
     // Exit now: leaked runtimes (see `run_to_end`) must not run their thread-local

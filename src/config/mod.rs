@@ -22,6 +22,8 @@ mod discover;
 mod effective;
 mod llm;
 pub use llm::LlmConfig;
+mod notify;
+pub use notify::{MinLevel, NotifyKind, NotifyTarget, UrlSource};
 pub mod pynchy;
 
 pub use effective::render as effective_toml;
@@ -169,6 +171,8 @@ struct RawConfig {
     gateway: RawGateway,
     #[serde(default)]
     llm: llm::RawLlm,
+    #[serde(default)]
+    notify: Vec<notify::RawTarget>,
     #[serde(default)]
     /// `[push]`; `[ingest]` is its older name, still read.
     #[serde(alias = "ingest")]
@@ -480,6 +484,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// `[llm]`: LiteLLM usage (the `llm` section).
     pub llm: LlmConfig,
+    /// `[[notify]]`: where problems are told.
+    pub notify: Vec<NotifyTarget>,
     pub push: PushConfig,
     pub server: ServerConfig,
     /// Per-section schedule overrides.
@@ -870,6 +876,7 @@ impl Config {
             repos: repos(raw.repos, &r)?,
             gateway,
             llm: llm::llm(raw.llm)?,
+            notify: notify::targets(raw.notify)?,
             push: PushConfig {
                 token_env: raw
                     .push
@@ -896,6 +903,14 @@ impl Config {
                 return Err(invalid(
                     format!("rollup.severity.{rule}"),
                     format!("unknown rule; known rules: {}", rules.join(", ")),
+                ));
+            }
+        }
+        for (i, t) in self.notify.iter().enumerate() {
+            if let Some(r) = t.rules.iter().find(|r| !rules.contains(&r.as_str())) {
+                return Err(invalid(
+                    format!("notify[{i}].rules"),
+                    format!("unknown rule {r}; known rules: {}", rules.join(", ")),
                 ));
             }
         }

@@ -131,6 +131,15 @@ pub fn render(
     let (events, sse_transitions) = transitions(tracker, added, prev);
     let tracker = &*tracker;
     let doc = document(states, &rollup, now, tracker);
+    let alerts = crate::engine::snapshot::Alerts {
+        verdict: Some(rollup.status),
+        reasons: rollup
+            .reasons
+            .iter()
+            .map(|r| (crate::engine::transitions::key(r), r.clone()))
+            .collect(),
+        flapping: tracker.flapping(),
+    };
     let health_public =
         serde_json::to_vec(&serde_json::json!({ "status": rollup.status })).unwrap_or_default();
     let names: Vec<&str> = states.iter().map(|s| s.id.name()).collect();
@@ -166,5 +175,6 @@ pub fn render(
             .iter()
             .filter_map(|s| Some((s.id, s.pages.clone()?)))
             .collect(),
+        alerts: std::sync::Arc::new(alerts),
     }
 }

@@ -41,6 +41,19 @@ pub struct Snapshot {
     pub unknown_section: Bytes,
     /// Sections' own pages, by section.
     pub pages: Vec<(SectionId, std::sync::Arc<Pages>)>,
+    /// What notifications read: the verdict and the reasons, typed.
+    pub alerts: std::sync::Arc<Alerts>,
+}
+
+/// The verdict and its reasons as of one render, each with its condition
+/// (the key `since` and flap damping use), for notifications.
+#[derive(Debug, Default)]
+pub struct Alerts {
+    pub verdict: Option<crate::engine::rollup::Level>,
+    pub reasons: Vec<(String, crate::engine::rollup::Reason)>,
+    /// Conditions flapping now, present or not: their appearing and clearing
+    /// are not told one by one.
+    pub flapping: std::collections::HashSet<String>,
 }
 
 impl Snapshot {

@@ -175,7 +175,7 @@ fn stamp(t: DateTime<Utc>) -> String {
 /// The condition a reason stands for: numbers that stand alone (counts,
 /// ages: "31 s", "(2)") are masked; digits inside a name ("w1",
 /// "pynchy-mcp-2", "m000001") are kept, so two subjects stay two conditions.
-fn key(r: &Reason) -> String {
+pub fn key(r: &Reason) -> String {
     let mut masked = String::with_capacity(r.reason.len());
     let mut prev: Option<char> = None;
     let mut chars = r.reason.chars().peekable();
@@ -352,6 +352,15 @@ impl Tracker {
     /// A section's state and since when.
     pub fn section_since(&self, id: SectionId) -> Option<String> {
         self.sections.get(&id).map(|(_, t)| stamp(*t))
+    }
+
+    /// The conditions flapping now, present or not (their key).
+    pub fn flapping(&self) -> std::collections::HashSet<String> {
+        self.conditions
+            .iter()
+            .filter(|(_, c)| c.damper.flapping)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The last transitions, newest first.

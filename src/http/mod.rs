@@ -40,6 +40,7 @@ pub fn server(
     streams: stream::Streams,
     workers: usize,
     max_connections: usize,
+    notifier: std::sync::Arc<crate::notify::Notifier>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let workers = workers.max(1);
     let data = web::Data::new(store);
@@ -47,6 +48,7 @@ pub fn server(
     let streams = web::Data::new(streams);
     let push_route = web::Data::from(push_route);
     let failures = web::Data::new(auth::AuthFailures::default());
+    let notifier = web::Data::from(notifier);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -54,6 +56,7 @@ pub fn server(
             .app_data(access.clone())
             .app_data(streams.clone())
             .app_data(failures.clone())
+            .app_data(notifier.clone())
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })

@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_only("/status/stream", super::stream::stream))
         .service(get_only("/status/schema", schema))
         .service(get_only("/status/events", events))
+        .service(get_only("/status/notify", notify_status))
         .service(get_only("/status/{section}", section))
         // A key may hold `/` (a task id is any text): the rest of the path.
         .service(get_only("/status/{section}/{key:.+}", page))
@@ -157,11 +158,16 @@ async fn metrics(
     _: Authorized,
     store: web::Data<StoreHandle>,
     failures: web::Data<AuthFailures>,
+    notifier: web::Data<crate::notify::Notifier>,
 ) -> HttpResponse {
     let rendered = store.load().metrics.clone();
     let text = std::str::from_utf8(&rendered).unwrap_or_default();
     let head = text.strip_suffix("# EOF\n").unwrap_or(text);
-    let body = format!("{head}{}# EOF\n", failures.exposition());
+    let body = format!(
+        "{head}{}{}# EOF\n",
+        failures.exposition(),
+        notifier.exposition()
+    );
     HttpResponse::Ok()
         .insert_header((
             CONTENT_TYPE,
@@ -169,6 +175,14 @@ async fn metrics(
         ))
         .insert_header((CACHE_CONTROL, NO_CACHE))
         .body(body)
+}
+
+/// `GET /status/notify`: each `[[notify]]` target's record.
+async fn notify_status(_: Authorized, notifier: web::Data<crate::notify::Notifier>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, JSON))
+        .insert_header((CACHE_CONTROL, NO_CACHE))
+        .body(notifier.status().to_string())
 }
 
 async fn section(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {

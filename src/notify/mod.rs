@@ -1,0 +1,395 @@
+//! Notifications: a problem reaches a person within seconds of its
+//! transition, through `[[notify]]` targets (Alertmanager, Slack, ntfy, a
+//! webhook), never on the serving path.
+//!
+//! The notifier follows the store's snapshots. Per target it keeps the
+//! conditions it has told as active, and at each snapshot compares them with
+//! the reasons it would tell now (the target's level and filters): what
+//! appeared and what cleared within `group_wait` (5 s) make one message; a
+//! condition that flaps (the store's damping) is not told clearing while it
+//! flaps. Nothing is told before the first complete snapshot, and what is
+//! already wrong then is taken as known: a restart pages no one (Alertmanager
+//! is sent the active alerts at once: it keeps them deduplicated). A problem
+//! still there is told again every `repeat` (4 h; Alertmanager repeats by
+//! itself and is sent every active alert every `resend` instead, 1 min).
+//! Delivery is each target's [`outbox::Outbox`].
+
+pub mod message;
+pub mod outbox;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::Utc;
+
+use crate::config::{MinLevel, NotifyKind, NotifyTarget};
+use crate::engine::rollup::Level;
+use crate::engine::snapshot::Alerts;
+use crate::engine::store::StoreHandle;
+use message::{Item, Message, Why};
+use outbox::Outbox;
+
+/// A condition told as active, and when it was last told.
+struct Told {
+    item: Item,
+    last_sent: Instant,
+}
+
+/// What one target has been told.
+#[derive(Default)]
+struct Watch {
+    told: HashMap<String, Told>,
+    /// A change was seen at this instant: its message goes at the end of
+    /// `group_wait`.
+    window: Option<Instant>,
+    /// The verdict in the last message.
+    verdict_told: Option<Level>,
+    last_resend: Option<Instant>,
+    primed: bool,
+}
+
+struct Target {
+    outbox: Arc<Outbox>,
+    watch: Watch,
+}
+
+/// Every target, and the HTTP client they send with.
+pub struct Notifier {
+    client: reqwest::Client,
+    /// `[limits] pull_body`: the most read of an answer.
+    limit: u64,
+    targets: Mutex<Vec<Target>>,
+    reconfigured: tokio::sync::Notify,
+}
+
+fn wanted(t: &NotifyTarget, level: Level, section: &str, rule: &str) -> bool {
+    let level_ok = match t.min_level {
+        MinLevel::Degraded => level != Level::Ok,
+        MinLevel::Down => level == Level::Down,
+    };
+    level_ok
+        && (t.sections.is_empty() || t.sections.iter().any(|s| s == section))
+        && (t.rules.is_empty() || t.rules.iter().any(|r| r == rule))
+}
+
+impl Watch {
+    fn message(&self, why: Why, alerts: &Alerts) -> Message {
+        Message {
+            why,
+            appeared: Vec::new(),
+            resolved: Vec::new(),
+            active: Vec::new(),
+            verdict: alerts.verdict.unwrap_or(Level::Ok),
+            previous: self.verdict_told,
+            at: Utc::now(),
+        }
+    }
+
+    /// Takes in one snapshot's reasons; queues what is to be told; returns
+    /// when it must look again even if nothing changes.
+    fn step(&mut self, t: &NotifyTarget, out: &Outbox, alerts: &Alerts, now: Instant) -> Option<Instant> {
+        let current: HashMap<&str, Item> = alerts
+            .reasons
+            .iter()
+            .filter(|(_, r)| wanted(t, r.level, &r.section, &r.rule))
+            .map(|(k, r)| (k.as_str(), Item::of(k, r)))
+            .collect();
+        if !self.primed {
+            self.prime(t, out, alerts, &current, now);
+        }
+        let mut next = self.changes(t, out, alerts, &current, now);
+        for (k, told) in self.told.iter_mut() {
+            if let Some(i) = current.get(k.as_str()) {
+                told.item = i.clone();
+            }
+        }
+        let later = match t.kind {
+            NotifyKind::Alertmanager => self.resend(t, out, alerts, now),
+            _ => self.repeat(t, out, alerts, now),
+        };
+        if let Some(at) = later {
+            next = Some(next.map_or(at, |n: Instant| n.min(at)));
+        }
+        next
+    }
+
+    /// The first complete snapshot: what is wrong is known, not news.
+    fn prime(&mut self, t: &NotifyTarget, out: &Outbox, alerts: &Alerts, current: &HashMap<&str, Item>, now: Instant) {
+        self.primed = true;
+        self.verdict_told = alerts.verdict;
+        for (k, i) in current {
+            self.told.insert(
+                k.to_string(),
+                Told {
+                    item: i.clone(),
+                    last_sent: now,
+                },
+            );
+        }
+        if t.kind == NotifyKind::Alertmanager && !self.told.is_empty() {
+            let mut m = self.message(Why::Resend, alerts);
+            m.active = self.told.values().map(|x| x.item.clone()).collect();
+            out.push(m);
+            self.last_resend = Some(now);
+        }
+    }
+
+    /// Appeared and cleared conditions, grouped over `group_wait`.
+    fn changes(&mut self, t: &NotifyTarget, out: &Outbox, alerts: &Alerts, current: &HashMap<&str, Item>, now: Instant) -> Option<Instant> {
+        let appeared: Vec<&str> = current.keys().filter(|k| !self.told.contains_key(**k)).copied().collect();
+        let cleared: Vec<String> = self
+            .told
+            .keys()
+            .filter(|k| !current.contains_key(k.as_str()) && !alerts.flapping.contains(*k))
+            .cloned()
+            .collect();
+        if appeared.is_empty() && cleared.is_empty() {
+            self.window = None;
+            return None;
+        }
+        let opened = *self.window.get_or_insert(now);
+        let due = opened + t.group_wait;
+        if now < due {
+            return Some(due);
+        }
+        self.window = None;
+        let mut m = self.message(Why::Change, alerts);
+        for k in appeared {
+            let item = current[k].clone();
+            m.appeared.push(item.clone());
+            self.told.insert(k.to_string(), Told { item, last_sent: now });
+        }
+        for k in cleared {
+            if let Some(told) = self.told.remove(&k) {
+                if t.resolved {
+                    m.resolved.push(told.item);
+                }
+            }
+        }
+        m.appeared.sort_by(|a, b| (&a.section, &a.reason).cmp(&(&b.section, &b.reason)));
+        m.resolved.sort_by(|a, b| (&a.section, &a.reason).cmp(&(&b.section, &b.reason)));
+        if !m.appeared.is_empty() || !m.resolved.is_empty() {
+            self.verdict_told = alerts.verdict;
+            out.push(m);
+        }
+        None
+    }
+
+    /// Problems still there after `repeat`: told again, in one message.
+    fn repeat(&mut self, t: &NotifyTarget, out: &Outbox, alerts: &Alerts, now: Instant) -> Option<Instant> {
+        let every = t.repeat?;
+        let mut m = self.message(Why::Repeat, alerts);
+        for told in self.told.values_mut() {
+            if now >= told.last_sent + every {
+                told.last_sent = now;
+                m.active.push(told.item.clone());
+            }
+        }
+        if !m.active.is_empty() {
+            m.active.sort_by(|a, b| (&a.section, &a.reason).cmp(&(&b.section, &b.reason)));
+            self.verdict_told = alerts.verdict;
+            out.push(m);
+        }
+        self.told.values().map(|x| x.last_sent + every).min()
+    }
+
+    /// Alertmanager: every active alert again each `resend`.
+    fn resend(&mut self, t: &NotifyTarget, out: &Outbox, alerts: &Alerts, now: Instant) -> Option<Instant> {
+        if self.told.is_empty() {
+            self.last_resend = None;
+            return None;
+        }
+        let due = self.last_resend.map_or(now, |at| at + t.resend);
+        if now < due {
+            return Some(due);
+        }
+        let mut m = self.message(Why::Resend, alerts);
+        m.active = self.told.values().map(|x| x.item.clone()).collect();
+        out.push(m);
+        self.last_resend = Some(now);
+        Some(now + t.resend)
+    }
+}
+
+/// The HTTP client of notifications: redirects are not followed.
+pub fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("pynchy-status/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+impl Notifier {
+    pub fn new(limit: u64) -> Result<Arc<Notifier>, String> {
+        Ok(Arc::new(Notifier {
+            client: client()?,
+            limit,
+            targets: Mutex::new(Vec::new()),
+            reconfigured: tokio::sync::Notify::new(),
+        }))
+    }
+
+    /// Applies a config's targets: a target whose settings did not change
+    /// keeps its queue and what it was told; others start afresh (primed at
+    /// the next snapshot: what is wrong then is not news to them).
+    pub fn configure(&self, wanted: &[NotifyTarget]) {
+        let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut old: Vec<Target> = targets.drain(..).collect();
+        for t in wanted {
+            let kept = old.iter().position(|o| &o.outbox.target == t).map(|i| old.swap_remove(i));
+            let target = kept.unwrap_or_else(|| {
+                let outbox = Outbox::new(t.clone());
+                outbox.start(self.client.clone(), self.limit);
+                Target {
+                    outbox,
+                    watch: Watch::default(),
+                }
+            });
+            targets.push(target);
+        }
+        for gone in old {
+            let n = gone.outbox.depth();
+            if n > 0 {
+                tracing::warn!(target_name = %gone.outbox.target.name, dropped = n, "notify target removed or changed: its queued messages are dropped");
+            }
+        }
+        drop(targets);
+        self.reconfigured.notify_one();
+    }
+
+    /// One look at a snapshot; the next instant to look again regardless.
+    fn look(&self, alerts: &Alerts, ready: bool) -> Option<Instant> {
+        if !ready {
+            return None;
+        }
+        let now = Instant::now();
+        let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next: Option<Instant> = None;
+        for t in targets.iter_mut() {
+            if let Some(at) = t.watch.step(&t.outbox.target, &t.outbox, alerts, now) {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        next
+    }
+
+    /// Follows the store until the task is dropped. Wakes only for a new
+    /// snapshot, a reload, or a deadline (a group's window, a repeat, a
+    /// resend): nothing at all while nothing changes and no target waits.
+    pub async fn run(self: Arc<Self>, store: StoreHandle) {
+        let mut changes = store.subscribe();
+        loop {
+            let snap = store.load();
+            let next = self.look(&snap.alerts, snap.ready);
+            drop(snap);
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { return },
+                _ = sleep => {}
+                _ = self.reconfigured.notified() => {}
+            }
+        }
+    }
+
+    /// `pynchy_status_notifications_total{target,outcome}` and
+    /// `pynchy_status_notify_queue{target}`, in OpenMetrics text.
+    pub fn exposition(&self) -> String {
+        let targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        if targets.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from(
+            "# HELP pynchy_status_notifications Notifications by target and outcome (failed: attempts; dropped: given up).\n\
+             # TYPE pynchy_status_notifications counter\n",
+        );
+        let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        for t in targets.iter() {
+            let s = t.outbox.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            for (outcome, n) in [("sent", s.sent), ("failed", s.failed), ("dropped", s.dropped)] {
+                let _ = writeln!(out, "pynchy_status_notifications_total{{target=\"{}\",outcome=\"{outcome}\"}} {n}", label(&t.outbox.target.name));
+            }
+        }
+        out.push_str("# HELP pynchy_status_notify_queue Notifications waiting to be sent, by target.\n# TYPE pynchy_status_notify_queue gauge\n");
+        for t in targets.iter() {
+            let _ = writeln!(out, "pynchy_status_notify_queue{{target=\"{}\"}} {}", label(&t.outbox.target.name), t.outbox.depth());
+        }
+        out
+    }
+
+    /// `GET /status/notify`: each target's kind, settings and record (never
+    /// its URL or token).
+    pub fn status(&self) -> serde_json::Value {
+        let targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        let list: Vec<serde_json::Value> = targets
+            .iter()
+            .map(|t| {
+                let c = &t.outbox.target;
+                let s = t.outbox.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                serde_json::json!({
+                    "name": c.name,
+                    "kind": c.kind.as_str(),
+                    "min_level": match c.min_level { MinLevel::Degraded => "degraded", MinLevel::Down => "down" },
+                    "sections": c.sections,
+                    "rules": c.rules,
+                    "queued": t.outbox.depth(),
+                    "told_active": t.watch.told.len(),
+                    "sent": s.sent,
+                    "failed": s.failed,
+                    "dropped": s.dropped,
+                    "last_success_at": s.last_success_at.map(outbox::stamp),
+                    "last_error": s.last_error,
+                    "last_error_at": s.last_error_at.map(outbox::stamp),
+                })
+            })
+            .collect();
+        serde_json::json!({ "targets": list })
+    }
+}
+
+/// `pynchy-status notify --test [TARGET]`: one test message to each target
+/// (or the one named), sent once; each target's answer or error.
+pub async fn test(
+    targets: &[NotifyTarget],
+    only: Option<&str>,
+    limit: u64,
+) -> Result<Vec<(String, Result<outbox::Answer, String>)>, String> {
+    let client = client()?;
+    let chosen: Vec<&NotifyTarget> = targets.iter().filter(|t| only.is_none_or(|n| t.name == n)).collect();
+    if chosen.is_empty() {
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        return Err(match only {
+            Some(n) => format!("no [[notify]] target named {n}; targets: {}", names.join(", ")),
+            None => "no [[notify]] target in the config".into(),
+        });
+    }
+    let mut out = Vec::new();
+    for t in chosen {
+        let m = Message {
+            why: Why::Test,
+            appeared: Vec::new(),
+            resolved: Vec::new(),
+            // One test alert: Alertmanager shows it, and it ends by itself.
+            active: vec![Item {
+                subject: "test".into(),
+                rule: "pynchy_status_test".into(),
+                section: "notify".into(),
+                level: Level::Ok,
+                reason: "a test message from pynchy-status notify --test".into(),
+                since: None,
+            }],
+            verdict: Level::Ok,
+            previous: None,
+            at: Utc::now(),
+        };
+        out.push((t.name.clone(), outbox::send_once(&client, t, &m, limit).await));
+    }
+    Ok(out)
+}
