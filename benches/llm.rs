@@ -42,7 +42,7 @@ const CLASSES: [&str; 6] = [
 fn row(i: usize, n: usize) -> LogRow {
     let now = Utc::now();
     let start = now - Duration::milliseconds((i as i64 * 86_000_000) / n as i64);
-    let failed = i % 10 == 0;
+    let failed = i.is_multiple_of(10);
     LogRow {
         request_id: format!("req-{i:08}"),
         start,

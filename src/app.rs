@@ -361,13 +361,15 @@ impl Daemon {
         };
         crate::http::server(
             listener,
-            store,
-            push_route,
-            access,
-            streams,
+            crate::http::Shared {
+                store,
+                push_route,
+                access,
+                streams,
+                notifier,
+            },
             config.server.workers,
             config.server.max_connections,
-            notifier,
         )
     }
 

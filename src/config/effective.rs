@@ -61,6 +61,7 @@ pub fn render(cfg: &Config) -> String {
     }
     gateway(&mut o);
     llm(&mut o);
+    notify(&mut o);
     o.table("push");
     o.line("push.token_env", quote(&cfg.push.token_env));
     let token = secret(&cfg.push.token_env).is_some();
@@ -156,6 +157,65 @@ fn llm(o: &mut Out) {
         l.pages_per_collection.to_string(),
     );
     o.line("llm.budgets_interval", dur(l.budgets_interval));
+}
+
+/// Each `[[notify]]` target: the names of the env vars that hold secrets,
+/// and whether they are set; never their values.
+fn notify(o: &mut Out) {
+    for t in &o.cfg.notify {
+        let _ = writeln!(o.text, "\n[[notify]]  # {}", origin_of(o.cfg, "notify"));
+        let _ = writeln!(o.text, "name = {}", quote(&t.name));
+        let _ = writeln!(o.text, "kind = {}", quote(t.kind.as_str()));
+        match &t.url {
+            crate::config::UrlSource::Given(u) => {
+                let _ = writeln!(o.text, "url = {}", quote(u));
+            }
+            crate::config::UrlSource::Env(e) => {
+                let _ = writeln!(
+                    o.text,
+                    "url_env = {}  # {}",
+                    quote(e),
+                    set_or_unset(secret(e).is_some())
+                );
+            }
+        }
+        if let Some(e) = &t.token_env {
+            let _ = writeln!(
+                o.text,
+                "token_env = {}  # {}",
+                quote(e),
+                set_or_unset(secret(e).is_some())
+            );
+        }
+        let level = match t.min_level {
+            crate::config::MinLevel::Degraded => "degraded",
+            crate::config::MinLevel::Down => "down",
+        };
+        let _ = writeln!(o.text, "min_level = {}", quote(level));
+        let list = |v: &[String]| {
+            format!(
+                "[{}]",
+                v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let _ = writeln!(o.text, "sections = {}", list(&t.sections));
+        let _ = writeln!(o.text, "rules = {}", list(&t.rules));
+        let _ = writeln!(o.text, "resolved = {}", t.resolved);
+        let _ = writeln!(
+            o.text,
+            "repeat = {}",
+            t.repeat.map_or_else(|| quote("0s"), dur)
+        );
+        let _ = writeln!(o.text, "group_wait = {}", dur(t.group_wait));
+        let _ = writeln!(o.text, "resend = {}", dur(t.resend));
+        let _ = writeln!(o.text, "queue = {}", t.queue);
+        let _ = writeln!(o.text, "retry_for = {}", dur(t.retry_for));
+        let _ = writeln!(o.text, "timeout = {}", dur(t.timeout));
+        let _ = writeln!(o.text, "instance = {}", quote(&t.instance));
+        if let Some(l) = &t.link {
+            let _ = writeln!(o.text, "link = {}", quote(l));
+        }
+    }
 }
 
 fn rollup(o: &mut Out) {

@@ -126,7 +126,9 @@ fn hostname() -> String {
 
 fn target(i: usize, raw: RawTarget) -> Result<NotifyTarget, ConfigError> {
     let key = |k: &str| format!("notify[{i}].{k}");
-    let name = raw.name.unwrap_or_else(|| format!("{}-{i}", raw.kind.as_str()));
+    let name = raw
+        .name
+        .unwrap_or_else(|| format!("{}-{i}", raw.kind.as_str()));
     let url = match (raw.url, raw.url_env) {
         (Some(_), Some(_)) => return Err(invalid(key("url"), "give url or url_env, not both")),
         (Some(_), None) if raw.kind == NotifyKind::Slack => {
@@ -142,10 +144,18 @@ fn target(i: usize, raw: RawTarget) -> Result<NotifyTarget, ConfigError> {
             UrlSource::Given(u)
         }
         (None, Some(e)) if !e.is_empty() => UrlSource::Env(e),
-        _ => return Err(invalid(key("url"), "missing: give url (or url_env for a secret URL)")),
+        _ => {
+            return Err(invalid(
+                key("url"),
+                "missing: give url (or url_env for a secret URL)",
+            ))
+        }
     };
     if raw.token_env.is_some() && raw.kind == NotifyKind::Slack {
-        return Err(invalid(key("token_env"), "Slack's webhook URL is its only credential"));
+        return Err(invalid(
+            key("token_env"),
+            "Slack's webhook URL is its only credential",
+        ));
     }
     let queue = raw.queue.unwrap_or(QUEUE);
     if !(1..=100_000).contains(&queue) {
@@ -187,13 +197,19 @@ pub(super) fn targets(raw: Vec<RawTarget>) -> Result<Vec<NotifyTarget>, ConfigEr
     for (i, r) in raw.into_iter().enumerate() {
         let t = target(i, r)?;
         if out.iter().any(|o| o.name == t.name) {
-            return Err(invalid(format!("notify[{i}].name"), format!("{} is used twice", t.name)));
+            return Err(invalid(
+                format!("notify[{i}].name"),
+                format!("{} is used twice", t.name),
+            ));
         }
         for s in &t.sections {
             if crate::section_id::SectionId::builtin(s).is_none() {
                 return Err(invalid(
                     format!("notify[{i}].sections"),
-                    format!("unknown section {s}; known: {}", crate::section_id::SectionId::known()),
+                    format!(
+                        "unknown section {s}; known: {}",
+                        crate::section_id::SectionId::known()
+                    ),
                 ));
             }
         }

@@ -32,16 +32,29 @@ fn bound_stalls(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
 /// Builds the server on an already bound listener. It is not running until
 /// awaited. At most `max_connections` are open at once (all workers
 /// together); more wait in the kernel's accept queue until one closes.
+/// What the routes share: the snapshot store, the push route, the token
+/// check, the streams' limits and the notifier.
+pub struct Shared {
+    pub store: StoreHandle,
+    pub push_route: std::sync::Arc<push::PushRoute>,
+    pub access: std::sync::Arc<auth::Access>,
+    pub streams: stream::Streams,
+    pub notifier: std::sync::Arc<crate::notify::Notifier>,
+}
+
 pub fn server(
     listener: TcpListener,
-    store: StoreHandle,
-    push_route: std::sync::Arc<push::PushRoute>,
-    access: std::sync::Arc<auth::Access>,
-    streams: stream::Streams,
+    shared: Shared,
     workers: usize,
     max_connections: usize,
-    notifier: std::sync::Arc<crate::notify::Notifier>,
 ) -> std::io::Result<actix_web::dev::Server> {
+    let Shared {
+        store,
+        push_route,
+        access,
+        streams,
+        notifier,
+    } = shared;
     let workers = workers.max(1);
     let data = web::Data::new(store);
     let access = web::Data::from(access);

@@ -178,7 +178,10 @@ async fn metrics(
 }
 
 /// `GET /status/notify`: each `[[notify]]` target's record.
-async fn notify_status(_: Authorized, notifier: web::Data<crate::notify::Notifier>) -> HttpResponse {
+async fn notify_status(
+    _: Authorized,
+    notifier: web::Data<crate::notify::Notifier>,
+) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, JSON))
         .insert_header((CACHE_CONTROL, NO_CACHE))

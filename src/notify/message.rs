@@ -20,6 +20,9 @@ pub struct Item {
     pub level: Level,
     pub reason: String,
     pub since: Option<String>,
+    /// It appears and clears too often (the store's flap damping): told
+    /// once, its clearing told when it has settled.
+    pub flapping: bool,
 }
 
 impl Item {
@@ -31,6 +34,7 @@ impl Item {
             level: r.level,
             reason: r.reason.clone(),
             since: r.since.clone(),
+            flapping: false,
         }
     }
 }
@@ -79,8 +83,18 @@ fn stamp(t: DateTime<Utc>) -> String {
 }
 
 fn line(i: &Item) -> String {
-    let since = i.since.as_deref().map(|s| format!(" (since {s})")).unwrap_or_default();
-    format!("[{}] {}: {}{since}", i.level.as_str(), i.section, i.reason)
+    let since = i
+        .since
+        .as_deref()
+        .map(|s| format!(" (since {s})"))
+        .unwrap_or_default();
+    let flapping = if i.flapping { " (flapping)" } else { "" };
+    format!(
+        "[{}] {}: {}{since}{flapping}",
+        i.level.as_str(),
+        i.section,
+        i.reason
+    )
 }
 
 /// The message's title: where, what, and the verdict's change.
@@ -95,7 +109,11 @@ pub fn title(m: &Message, t: &NotifyTarget) -> String {
         _ => String::new(),
     };
     let sep = if what.is_empty() { "" } else { " " };
-    format!("pynchy-status on {}: {what}{sep}{}{change}", t.instance, m.verdict.as_str())
+    format!(
+        "pynchy-status on {}: {what}{sep}{}{change}",
+        t.instance,
+        m.verdict.as_str()
+    )
 }
 
 /// The message as plain lines (Slack, ntfy).
@@ -196,7 +214,11 @@ pub fn request(m: &Message, t: &NotifyTarget) -> Request {
     match t.kind {
         NotifyKind::Alertmanager => alertmanager(m, t),
         NotifyKind::Slack => {
-            let link = t.link.as_deref().map(|l| format!("\n<{l}|dashboard>")).unwrap_or_default();
+            let link = t
+                .link
+                .as_deref()
+                .map(|l| format!("\n<{l}|dashboard>"))
+                .unwrap_or_default();
             let body = serde_json::json!({
                 "text": format!("*{}*\n{}{link}", title(m, t), text(m)),
             });
@@ -208,11 +230,21 @@ pub fn request(m: &Message, t: &NotifyTarget) -> Request {
             }
         }
         NotifyKind::Ntfy => {
-            let problem = !m.appeared.is_empty() || !m.active.is_empty();
-            let (priority, tags) = match (m.why, m.verdict, problem) {
-                (Why::Test, _, _) => ("3", "test_tube"),
-                (_, Level::Down, true) => ("5", "rotating_light"),
-                (_, _, true) => ("4", "warning"),
+            // By the worst of what is told (not the whole verdict).
+            let worst = m
+                .appeared
+                .iter()
+                .chain(&m.active)
+                .map(|i| i.level)
+                .max_by_key(|l| match l {
+                    Level::Down => 2,
+                    Level::Degraded => 1,
+                    Level::Ok => 0,
+                });
+            let (priority, tags) = match (m.why, worst) {
+                (Why::Test, _) => ("3", "test_tube"),
+                (_, Some(Level::Down)) => ("5", "rotating_light"),
+                (_, Some(Level::Degraded)) => ("4", "warning"),
                 _ => ("3", "white_check_mark"),
             };
             let mut headers = vec![

@@ -41,6 +41,8 @@ struct Told {
 #[derive(Default)]
 struct Watch {
     told: HashMap<String, Told>,
+    /// Conditions present now, or flapping: what a window's end may tell.
+    seen: HashMap<String, Item>,
     /// A change was seen at this instant: its message goes at the end of
     /// `group_wait`.
     window: Option<Instant>,
@@ -89,7 +91,13 @@ impl Watch {
 
     /// Takes in one snapshot's reasons; queues what is to be told; returns
     /// when it must look again even if nothing changes.
-    fn step(&mut self, t: &NotifyTarget, out: &Outbox, alerts: &Alerts, now: Instant) -> Option<Instant> {
+    fn step(
+        &mut self,
+        t: &NotifyTarget,
+        out: &Outbox,
+        alerts: &Alerts,
+        now: Instant,
+    ) -> Option<Instant> {
         let current: HashMap<&str, Item> = alerts
             .reasons
             .iter()
@@ -102,7 +110,9 @@ impl Watch {
         let mut next = self.changes(t, out, alerts, &current, now);
         for (k, told) in self.told.iter_mut() {
             if let Some(i) = current.get(k.as_str()) {
+                let flapping = told.item.flapping;
                 told.item = i.clone();
+                told.item.flapping = flapping;
             }
         }
         let later = match t.kind {
@@ -116,7 +126,14 @@ impl Watch {
     }
 
     /// The first complete snapshot: what is wrong is known, not news.
-    fn prime(&mut self, t: &NotifyTarget, out: &Outbox, alerts: &Alerts, current: &HashMap<&str, Item>, now: Instant) {
+    fn prime(
+        &mut self,
+        t: &NotifyTarget,
+        out: &Outbox,
+        alerts: &Alerts,
+        current: &HashMap<&str, Item>,
+        now: Instant,
+    ) {
         self.primed = true;
         self.verdict_told = alerts.verdict;
         for (k, i) in current {
@@ -136,30 +153,62 @@ impl Watch {
         }
     }
 
-    /// Appeared and cleared conditions, grouped over `group_wait`.
-    fn changes(&mut self, t: &NotifyTarget, out: &Outbox, alerts: &Alerts, current: &HashMap<&str, Item>, now: Instant) -> Option<Instant> {
-        let appeared: Vec<&str> = current.keys().filter(|k| !self.told.contains_key(**k)).copied().collect();
+    /// Appeared and cleared conditions, grouped over `group_wait`: the
+    /// window opens at the first change and closes `group_wait` later,
+    /// whatever happens meanwhile; then what differs from what was told is
+    /// one message. A flapping condition is told once, as appeared (marked
+    /// flapping), and not told clearing while it flaps.
+    fn changes(
+        &mut self,
+        t: &NotifyTarget,
+        out: &Outbox,
+        alerts: &Alerts,
+        current: &HashMap<&str, Item>,
+        now: Instant,
+    ) -> Option<Instant> {
+        for (k, i) in current {
+            self.seen.insert(k.to_string(), i.clone());
+        }
+        self.seen
+            .retain(|k, _| current.contains_key(k.as_str()) || alerts.flapping.contains(k));
+        let mut appeared: Vec<(String, Item)> = self
+            .seen
+            .iter()
+            .filter(|(k, _)| !self.told.contains_key(*k))
+            .map(|(k, i)| {
+                let mut i = i.clone();
+                i.flapping = alerts.flapping.contains(k);
+                (k.clone(), i)
+            })
+            .collect();
         let cleared: Vec<String> = self
             .told
             .keys()
             .filter(|k| !current.contains_key(k.as_str()) && !alerts.flapping.contains(*k))
             .cloned()
             .collect();
-        if appeared.is_empty() && cleared.is_empty() {
-            self.window = None;
-            return None;
-        }
-        let opened = *self.window.get_or_insert(now);
+        let changed = !appeared.is_empty() || !cleared.is_empty();
+        let opened = match self.window {
+            Some(at) => at,
+            None if changed => *self.window.insert(now),
+            None => return None,
+        };
         let due = opened + t.group_wait;
         if now < due {
             return Some(due);
         }
         self.window = None;
         let mut m = self.message(Why::Change, alerts);
-        for k in appeared {
-            let item = current[k].clone();
+        appeared.sort_by(|a, b| (&a.1.section, &a.1.reason).cmp(&(&b.1.section, &b.1.reason)));
+        for (k, item) in appeared {
             m.appeared.push(item.clone());
-            self.told.insert(k.to_string(), Told { item, last_sent: now });
+            self.told.insert(
+                k,
+                Told {
+                    item,
+                    last_sent: now,
+                },
+            );
         }
         for k in cleared {
             if let Some(told) = self.told.remove(&k) {
@@ -168,8 +217,8 @@ impl Watch {
                 }
             }
         }
-        m.appeared.sort_by(|a, b| (&a.section, &a.reason).cmp(&(&b.section, &b.reason)));
-        m.resolved.sort_by(|a, b| (&a.section, &a.reason).cmp(&(&b.section, &b.reason)));
+        m.resolved
+            .sort_by(|a, b| (&a.section, &a.reason).cmp(&(&b.section, &b.reason)));
         if !m.appeared.is_empty() || !m.resolved.is_empty() {
             self.verdict_told = alerts.verdict;
             out.push(m);
@@ -178,7 +227,13 @@ impl Watch {
     }
 
     /// Problems still there after `repeat`: told again, in one message.
-    fn repeat(&mut self, t: &NotifyTarget, out: &Outbox, alerts: &Alerts, now: Instant) -> Option<Instant> {
+    fn repeat(
+        &mut self,
+        t: &NotifyTarget,
+        out: &Outbox,
+        alerts: &Alerts,
+        now: Instant,
+    ) -> Option<Instant> {
         let every = t.repeat?;
         let mut m = self.message(Why::Repeat, alerts);
         for told in self.told.values_mut() {
@@ -188,7 +243,8 @@ impl Watch {
             }
         }
         if !m.active.is_empty() {
-            m.active.sort_by(|a, b| (&a.section, &a.reason).cmp(&(&b.section, &b.reason)));
+            m.active
+                .sort_by(|a, b| (&a.section, &a.reason).cmp(&(&b.section, &b.reason)));
             self.verdict_told = alerts.verdict;
             out.push(m);
         }
@@ -196,7 +252,13 @@ impl Watch {
     }
 
     /// Alertmanager: every active alert again each `resend`.
-    fn resend(&mut self, t: &NotifyTarget, out: &Outbox, alerts: &Alerts, now: Instant) -> Option<Instant> {
+    fn resend(
+        &mut self,
+        t: &NotifyTarget,
+        out: &Outbox,
+        alerts: &Alerts,
+        now: Instant,
+    ) -> Option<Instant> {
         if self.told.is_empty() {
             self.last_resend = None;
             return None;
@@ -239,7 +301,10 @@ impl Notifier {
         let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
         let mut old: Vec<Target> = targets.drain(..).collect();
         for t in wanted {
-            let kept = old.iter().position(|o| &o.outbox.target == t).map(|i| old.swap_remove(i));
+            let kept = old
+                .iter()
+                .position(|o| &o.outbox.target == t)
+                .map(|i| old.swap_remove(i));
             let target = kept.unwrap_or_else(|| {
                 let outbox = Outbox::new(t.clone());
                 outbox.start(self.client.clone(), self.limit);
@@ -312,14 +377,32 @@ impl Notifier {
         );
         let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
         for t in targets.iter() {
-            let s = t.outbox.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            for (outcome, n) in [("sent", s.sent), ("failed", s.failed), ("dropped", s.dropped)] {
-                let _ = writeln!(out, "pynchy_status_notifications_total{{target=\"{}\",outcome=\"{outcome}\"}} {n}", label(&t.outbox.target.name));
+            let s = t
+                .outbox
+                .stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            for (outcome, n) in [
+                ("sent", s.sent),
+                ("failed", s.failed),
+                ("dropped", s.dropped),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "pynchy_status_notifications_total{{target=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    label(&t.outbox.target.name)
+                );
             }
         }
         out.push_str("# HELP pynchy_status_notify_queue Notifications waiting to be sent, by target.\n# TYPE pynchy_status_notify_queue gauge\n");
         for t in targets.iter() {
-            let _ = writeln!(out, "pynchy_status_notify_queue{{target=\"{}\"}} {}", label(&t.outbox.target.name), t.outbox.depth());
+            let _ = writeln!(
+                out,
+                "pynchy_status_notify_queue{{target=\"{}\"}} {}",
+                label(&t.outbox.target.name),
+                t.outbox.depth()
+            );
         }
         out
     }
@@ -362,11 +445,17 @@ pub async fn test(
     limit: u64,
 ) -> Result<Vec<(String, Result<outbox::Answer, String>)>, String> {
     let client = client()?;
-    let chosen: Vec<&NotifyTarget> = targets.iter().filter(|t| only.is_none_or(|n| t.name == n)).collect();
+    let chosen: Vec<&NotifyTarget> = targets
+        .iter()
+        .filter(|t| only.is_none_or(|n| t.name == n))
+        .collect();
     if chosen.is_empty() {
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         return Err(match only {
-            Some(n) => format!("no [[notify]] target named {n}; targets: {}", names.join(", ")),
+            Some(n) => format!(
+                "no [[notify]] target named {n}; targets: {}",
+                names.join(", ")
+            ),
             None => "no [[notify]] target in the config".into(),
         });
     }
@@ -384,12 +473,16 @@ pub async fn test(
                 level: Level::Ok,
                 reason: "a test message from pynchy-status notify --test".into(),
                 since: None,
+                flapping: false,
             }],
             verdict: Level::Ok,
             previous: None,
             at: Utc::now(),
         };
-        out.push((t.name.clone(), outbox::send_once(&client, t, &m, limit).await));
+        out.push((
+            t.name.clone(),
+            outbox::send_once(&client, t, &m, limit).await,
+        ));
     }
     Ok(out)
 }

@@ -40,7 +40,12 @@ pub struct Outbox {
 
 impl Drop for Outbox {
     fn drop(&mut self) {
-        if let Some(t) = self.task.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(t) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             t.abort();
         }
     }
@@ -119,7 +124,13 @@ pub async fn send_once(
     if (200..300).contains(&status) {
         Ok(Answer { status, body })
     } else {
-        let first = body.lines().next().unwrap_or("").chars().take(200).collect::<String>();
+        let first = body
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect::<String>();
         Err(format!("answered HTTP {status}: {first}"))
     }
 }
@@ -167,7 +178,10 @@ impl Outbox {
     }
 
     fn pop(&self) -> Option<Message> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
     }
 
     fn record(&self, outcome: Result<(), String>) {

@@ -835,8 +835,10 @@ mod tests {
     }
 
     fn judged(st: &State, now: DateTime<Utc>) -> Vec<String> {
-        let mut st_cfg = LlmConfig::default();
-        st_cfg.rate_window = Duration::from_secs(900);
+        let st_cfg = LlmConfig {
+            rate_window: Duration::from_secs(900),
+            ..LlmConfig::default()
+        };
         let b = body(st, Outcome::Tracked, &st_cfg, now);
         let mut out = Vec::new();
         Body::findings(&b, &RollupConfig::default(), &mut out);
