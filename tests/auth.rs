@@ -18,6 +18,7 @@ fn detail_hiding_with_a_server_token() {
         "/status/deploy",
         "/status/tasks/task-overdue-sync",
         "/status/events",
+        "/status/notify",
         "/metrics",
     ] {
         let r = get(run.addr, path);

@@ -688,3 +688,72 @@ fn notify_test_sends_one_message_and_prints_the_answer() {
         "{out:?}"
     );
 }
+
+/// The real binary, its log in a file: a Slack target whose URL (with its
+/// secret path) and an ntfy target whose token are distinctive, both
+/// receivers refusing, so every send fails and is logged. Neither secret
+/// appears in any log line.
+#[test]
+fn no_secret_in_any_log_line() {
+    let slack = Receiver::start("ok");
+    let ntfy = Receiver::start("ok");
+    slack.down.store(true, Ordering::SeqCst);
+    ntfy.down.store(true, Ordering::SeqCst);
+    let books = Arc::new(Mutex::new(common::books::Books {
+        provider_spend: 10.0,
+        ..Default::default()
+    }));
+    let b = books.clone();
+    let url = stand_in(move |p| common::books::route(&b, p));
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            "listen = \"127.0.0.1:{listen}\"\n[pynchy]\nurl = \"http://127.0.0.1:9\"\nsystemd_bus = \"off\"\n\
+             [gateway]\nmode = \"litellm\"\nurl = \"{url}\"\nmodels_interval = \"off\"\n\
+             docker_host = \"unix:///nonexistent.sock\"\n[sections.llm]\ninterval = \"1s\"\n\
+             [[notify]]\nkind = \"slack\"\nurl_env = \"PST_SLACK_SECRET_URL\"\ngroup_wait = \"200ms\"\nretry_for = \"3s\"\n\
+             [[notify]]\nkind = \"ntfy\"\nurl = \"{}/t\"\ntoken_env = \"PST_NTFY_SECRET\"\ngroup_wait = \"200ms\"\nretry_for = \"3s\"\n",
+            ntfy.url
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let child = ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_pynchy-status"))
+            .args(["serve", "--config", "c.toml"])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "debug")
+            .env(
+                "PST_SLACK_SECRET_URL",
+                format!("{}/services/T1/B1/xoxb-slack-secret-path-0c3e", slack.url),
+            )
+            .env("PST_NTFY_SECRET", "tk_ntfy-log-secret-52aa")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    )
+    .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{listen}").parse().unwrap();
+    wait_for(Duration::from_secs(20), "ready", || {
+        std::net::TcpStream::connect(addr).ok()?;
+        (get(addr, "/readyz").status == 200).then_some(())
+    });
+    books.lock().unwrap().provider_spend = 100.0;
+    wait_for(
+        Duration::from_secs(30),
+        "both targets to give up a message",
+        || {
+            let t = get_json(addr, "/status/notify")["targets"].clone();
+            let dropped = |i: usize| t[i]["dropped"].as_u64().unwrap_or(0);
+            (dropped(0) >= 1 && dropped(1) >= 1).then_some(())
+        },
+    );
+    assert!(slack.refused.load(Ordering::SeqCst) >= 1 && ntfy.refused.load(Ordering::SeqCst) >= 1);
+    signal(child.id(), "-TERM");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("notification dropped"), "{text}");
+    for secret in ["xoxb-slack-secret-path-0c3e", "tk_ntfy-log-secret-52aa"] {
+        assert!(!text.contains(secret), "{secret} in the log");
+    }
+}
