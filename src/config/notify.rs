@@ -217,3 +217,47 @@ pub(super) fn targets(raw: Vec<RawTarget>) -> Result<Vec<NotifyTarget>, ConfigEr
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, Path::new("/")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_targets_are_named() {
+        let e = err("[[notify]]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/x\"\n");
+        assert!(e.contains("notify[0].url") && e.contains("url_env"), "{e}");
+        assert!(!e.contains("hooks.slack.com"), "the secret is echoed: {e}");
+        let e = err("[[notify]]\nkind = \"pager\"\nurl = \"http://x\"\n");
+        assert!(e.contains("pager"), "{e}");
+        let e = err("[[notify]]\nkind = \"ntfy\"\n");
+        assert!(e.contains("notify[0].url") && e.contains("missing"), "{e}");
+        let e = err("[[notify]]\nkind = \"webhook\"\nurl = \"ftp://x\"\n");
+        assert!(e.contains("http://"), "{e}");
+        let e = err("[[notify]]\nname = \"a\"\nkind = \"webhook\"\nurl = \"http://x\"\n[[notify]]\nname = \"a\"\nkind = \"ntfy\"\nurl = \"http://y\"\n");
+        assert!(e.contains("notify[1].name") && e.contains("twice"), "{e}");
+        let e =
+            err("[[notify]]\nkind = \"webhook\"\nurl = \"http://x\"\nsections = [\"weather\"]\n");
+        assert!(e.contains("unknown section weather"), "{e}");
+        let e = err("[[notify]]\nkind = \"webhook\"\nurl = \"http://x\"\nqueue = 0\n");
+        assert!(e.contains("notify[0].queue"), "{e}");
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::parse(
+            "[[notify]]\nkind = \"ntfy\"\nurl = \"https://ntfy.sh/t\"\nrepeat = \"0s\"\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        let t = &c.notify[0];
+        assert_eq!(t.name, "ntfy-0");
+        assert_eq!(t.repeat, None);
+        assert_eq!(t.group_wait, super::GROUP_WAIT);
+        assert!(t.resolved);
+    }
+}
