@@ -35,6 +35,15 @@ struct Engine {
 }
 
 impl Engine {
+    /// Gives the snapshot a moment to say `shutting_down` before the
+    /// listener closes.
+    async fn say_shutting_down(&self) {
+        if let Some(p) = self.pollers.iter().find(|p| p.id == SectionId::Service) {
+            let _ = tokio::time::timeout(Duration::from_millis(500), p.kick.collect_and_publish())
+                .await;
+        }
+    }
+
     fn stop(&self) {
         for p in &self.pollers {
             p.task.abort();
@@ -172,10 +181,7 @@ impl Daemon {
         let addr = listener.local_addr()?;
         let (store, handle) = Store::new(self.schedules(), self.ctx.config.rollup.clone());
         let store_task = tokio::spawn(store.run());
-        let notifier = crate::notify::Notifier::new(self.ctx.config.limits.pull_body)
-            .map_err(std::io::Error::other)?;
-        notifier.configure(&self.ctx.config.notify);
-        let notify_task = tokio::spawn(notifier.clone().run(handle.clone()));
+        let (notifier, notify_task) = self.start_notifier(&handle)?;
         let mut engine = self.start_engine(&handle);
         let config = &self.ctx.config;
         let push_route = Arc::new(crate::http::push::PushRoute::new(
@@ -212,11 +218,7 @@ impl Daemon {
         }
         tracing::info!("shutting down");
         self.ctx.begin_shutdown();
-        if let Some(p) = engine.pollers.iter().find(|p| p.id == SectionId::Service) {
-            // Give the snapshot a moment to say `shutting_down` before the listener closes.
-            let _ = tokio::time::timeout(Duration::from_millis(500), p.kick.collect_and_publish())
-                .await;
-        }
+        engine.say_shutting_down().await;
         // Open event streams end now, so the graceful stop does not wait for them.
         let _ = closing_tx.send(true);
         server_handle.stop(true).await;
@@ -226,6 +228,18 @@ impl Daemon {
         drop(handle);
         store_task.abort();
         Ok(())
+    }
+
+    /// The notifier of `[[notify]]`, following `handle`'s snapshots.
+    fn start_notifier(
+        &self,
+        handle: &StoreHandle,
+    ) -> std::io::Result<(Arc<crate::notify::Notifier>, tokio::task::JoinHandle<()>)> {
+        let notifier = crate::notify::Notifier::new(self.ctx.config.limits.pull_body)
+            .map_err(std::io::Error::other)?;
+        notifier.configure(&self.ctx.config.notify);
+        let task = tokio::spawn(notifier.clone().run(handle.clone()));
+        Ok((notifier, task))
     }
 
     /// After [`Daemon::reconfigure`]: the store's schedules and rules, new

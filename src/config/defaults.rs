@@ -82,7 +82,7 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
     let s = |v: &str| toml::Value::String(v.to_string());
     let d = |v: Duration| toml::Value::String(humantime::format_duration(v).to_string());
     let n = |v: u64| toml::Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
-    vec![
+    let mut out = vec![
         ("listen", s(LISTEN)),
         ("pynchy.root", s(ROOT)),
         ("pynchy.timezone", s(TIMEZONE)),
@@ -103,26 +103,6 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
         ("gateway.models_interval", d(MODELS_INTERVAL)),
         ("gateway.models_min_gap", d(MODELS_MIN_GAP)),
         ("gateway.docker_host", s(DOCKER_HOST)),
-        ("llm.enabled", toml::Value::Boolean(true)),
-        (
-            "llm.failure_rate",
-            toml::Value::Float(super::llm::FAILURE_RATE),
-        ),
-        ("llm.min_requests", n(super::llm::MIN_REQUESTS)),
-        ("llm.all_failing_min", n(super::llm::ALL_FAILING_MIN)),
-        ("llm.rate_window", d(super::llm::RATE_WINDOW)),
-        (
-            "llm.budget_warn",
-            toml::Value::Float(super::llm::BUDGET_WARN),
-        ),
-        ("llm.late_rows", d(super::llm::LATE_ROWS)),
-        ("llm.write_lag", d(super::llm::WRITE_LAG)),
-        ("llm.page_size", n(super::llm::PAGE_SIZE.into())),
-        (
-            "llm.pages_per_collection",
-            n(super::llm::PAGES_PER_COLLECTION.into()),
-        ),
-        ("llm.budgets_interval", d(super::llm::BUDGETS_INTERVAL)),
         ("push.token_env", s(PUSH_TOKEN_ENV)),
         ("push.ttl", d(PUSH_TTL)),
         ("server.max_streams", n(MAX_STREAMS as u64)),
@@ -141,7 +121,9 @@ pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
         ),
         ("rollup.down_http_status", n(DOWN_HTTP_STATUS.into())),
         ("watch.enabled", toml::Value::Boolean(WATCH)),
-    ]
+    ];
+    out.extend(super::llm::stated_defaults());
+    out
 }
 
 /// Keys without a fixed default (optional, or derived from other keys or the

@@ -124,14 +124,16 @@ fn hostname() -> String {
         .unwrap_or_else(|| "pynchy".into())
 }
 
-fn target(i: usize, raw: RawTarget) -> Result<NotifyTarget, ConfigError> {
-    let key = |k: &str| format!("notify[{i}].{k}");
-    let name = raw
-        .name
-        .unwrap_or_else(|| format!("{}-{i}", raw.kind.as_str()));
-    let url = match (raw.url, raw.url_env) {
+/// Where a target's URL comes from: given, or (a secret) from an env var.
+fn url(
+    kind: NotifyKind,
+    given: Option<String>,
+    env: Option<String>,
+    key: &dyn Fn(&str) -> String,
+) -> Result<UrlSource, ConfigError> {
+    Ok(match (given, env) {
         (Some(_), Some(_)) => return Err(invalid(key("url"), "give url or url_env, not both")),
-        (Some(_), None) if raw.kind == NotifyKind::Slack => {
+        (Some(_), None) if kind == NotifyKind::Slack => {
             return Err(invalid(
                 key("url"),
                 "a Slack webhook URL is a secret: put it in an env var and name it in url_env",
@@ -150,7 +152,15 @@ fn target(i: usize, raw: RawTarget) -> Result<NotifyTarget, ConfigError> {
                 "missing: give url (or url_env for a secret URL)",
             ))
         }
-    };
+    })
+}
+
+fn target(i: usize, raw: RawTarget) -> Result<NotifyTarget, ConfigError> {
+    let key = |k: &str| format!("notify[{i}].{k}");
+    let name = raw
+        .name
+        .unwrap_or_else(|| format!("{}-{i}", raw.kind.as_str()));
+    let url = url(raw.kind, raw.url, raw.url_env, &key)?;
     if raw.token_env.is_some() && raw.kind == NotifyKind::Slack {
         return Err(invalid(
             key("token_env"),

@@ -115,6 +115,19 @@ fn health(states: &[SectionState], rollup: &Rollup) -> Vec<u8> {
     serde_json::to_vec(&h).unwrap_or_default()
 }
 
+/// What notifications read of this render.
+fn alerts(rollup: &Rollup, tracker: &Tracker) -> crate::engine::snapshot::Alerts {
+    crate::engine::snapshot::Alerts {
+        verdict: Some(rollup.status),
+        reasons: rollup
+            .reasons
+            .iter()
+            .map(|r| (crate::engine::transitions::key(r), r.clone()))
+            .collect(),
+        flapping: tracker.flapping(),
+    }
+}
+
 /// Renders every response body from the sections' state at `now`, reusing
 /// the sections of `prev` whose bytes did not change.
 pub fn render(
@@ -131,15 +144,7 @@ pub fn render(
     let (events, sse_transitions) = transitions(tracker, added, prev);
     let tracker = &*tracker;
     let doc = document(states, &rollup, now, tracker);
-    let alerts = crate::engine::snapshot::Alerts {
-        verdict: Some(rollup.status),
-        reasons: rollup
-            .reasons
-            .iter()
-            .map(|r| (crate::engine::transitions::key(r), r.clone()))
-            .collect(),
-        flapping: tracker.flapping(),
-    };
+    let alerts = alerts(&rollup, tracker);
     let health_public =
         serde_json::to_vec(&serde_json::json!({ "status": rollup.status })).unwrap_or_default();
     let names: Vec<&str> = states.iter().map(|s| s.id.name()).collect();

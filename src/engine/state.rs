@@ -26,7 +26,7 @@ pub struct SectionState {
     /// The body's one-line summary, made once, when it arrived.
     pub summary: Option<String>,
     /// The body's own pages (`/status/{section}/{key}`), if it has any.
-    pub pages: Option<Arc<crate::engine::snapshot::Pages>>,
+    pub pages: Option<Arc<crate::rendered::Pages>>,
     /// When the last good body was read from its source.
     pub collected: Option<Stamp>,
     /// When the daemon last confirmed the body still holds (a read, or the

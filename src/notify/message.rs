@@ -213,74 +213,79 @@ struct Webhook<'a> {
 pub fn request(m: &Message, t: &NotifyTarget) -> Request {
     match t.kind {
         NotifyKind::Alertmanager => alertmanager(m, t),
-        NotifyKind::Slack => {
-            let link = t
-                .link
-                .as_deref()
-                .map(|l| format!("\n<{l}|dashboard>"))
-                .unwrap_or_default();
-            let body = serde_json::json!({
-                "text": format!("*{}*\n{}{link}", title(m, t), text(m)),
-            });
-            Request {
-                body: serde_json::to_vec(&body).unwrap_or_default(),
-                content_type: "application/json",
-                headers: Vec::new(),
-                path: "",
-            }
-        }
-        NotifyKind::Ntfy => {
-            // By the worst of what is told (not the whole verdict).
-            let worst = m
-                .appeared
-                .iter()
-                .chain(&m.active)
-                .map(|i| i.level)
-                .max_by_key(|l| match l {
-                    Level::Down => 2,
-                    Level::Degraded => 1,
-                    Level::Ok => 0,
-                });
-            let (priority, tags) = match (m.why, worst) {
-                (Why::Test, _) => ("3", "test_tube"),
-                (_, Some(Level::Down)) => ("5", "rotating_light"),
-                (_, Some(Level::Degraded)) => ("4", "warning"),
-                _ => ("3", "white_check_mark"),
-            };
-            let mut headers = vec![
-                ("Title", title(m, t)),
-                ("Priority", priority.to_string()),
-                ("Tags", tags.to_string()),
-            ];
-            if let Some(l) = &t.link {
-                headers.push(("Click", l.clone()));
-            }
-            Request {
-                body: text(m).into_bytes(),
-                content_type: "text/plain; charset=utf-8",
-                headers,
-                path: "",
-            }
-        }
-        NotifyKind::Webhook => {
-            let body = Webhook {
-                version: 1,
-                why: m.why,
-                instance: &t.instance,
-                verdict: m.verdict,
-                previous_verdict: m.previous,
-                appeared: &m.appeared,
-                resolved: &m.resolved,
-                active: &m.active,
-                link: t.link.as_deref(),
-                at: stamp(m.at),
-            };
-            Request {
-                body: serde_json::to_vec(&body).unwrap_or_default(),
-                content_type: "application/json",
-                headers: Vec::new(),
-                path: "",
-            }
-        }
+        NotifyKind::Slack => slack(m, t),
+        NotifyKind::Ntfy => ntfy(m, t),
+        NotifyKind::Webhook => webhook(m, t),
     }
+}
+
+fn json_request(body: &impl Serialize) -> Request {
+    Request {
+        body: serde_json::to_vec(body).unwrap_or_default(),
+        content_type: "application/json",
+        headers: Vec::new(),
+        path: "",
+    }
+}
+
+/// Slack's incoming webhook: `{"text": …}` in its mrkdwn.
+fn slack(m: &Message, t: &NotifyTarget) -> Request {
+    let link = t
+        .link
+        .as_deref()
+        .map(|l| format!("\n<{l}|dashboard>"))
+        .unwrap_or_default();
+    json_request(&serde_json::json!({
+        "text": format!("*{}*\n{}{link}", title(m, t), text(m)),
+    }))
+}
+
+/// ntfy's publish API: the text as the body, the rest in headers; the
+/// priority by the worst of what is told (not the whole verdict).
+fn ntfy(m: &Message, t: &NotifyTarget) -> Request {
+    let worst = m
+        .appeared
+        .iter()
+        .chain(&m.active)
+        .map(|i| i.level)
+        .max_by_key(|l| match l {
+            Level::Down => 2,
+            Level::Degraded => 1,
+            Level::Ok => 0,
+        });
+    let (priority, tags) = match (m.why, worst) {
+        (Why::Test, _) => ("3", "test_tube"),
+        (_, Some(Level::Down)) => ("5", "rotating_light"),
+        (_, Some(Level::Degraded)) => ("4", "warning"),
+        _ => ("3", "white_check_mark"),
+    };
+    let mut headers = vec![
+        ("Title", title(m, t)),
+        ("Priority", priority.to_string()),
+        ("Tags", tags.to_string()),
+    ];
+    if let Some(l) = &t.link {
+        headers.push(("Click", l.clone()));
+    }
+    Request {
+        body: text(m).into_bytes(),
+        content_type: "text/plain; charset=utf-8",
+        headers,
+        path: "",
+    }
+}
+
+fn webhook(m: &Message, t: &NotifyTarget) -> Request {
+    json_request(&Webhook {
+        version: 1,
+        why: m.why,
+        instance: &t.instance,
+        verdict: m.verdict,
+        previous_verdict: m.previous,
+        appeared: &m.appeared,
+        resolved: &m.resolved,
+        active: &m.active,
+        link: t.link.as_deref(),
+        at: stamp(m.at),
+    })
 }

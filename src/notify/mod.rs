@@ -166,27 +166,7 @@ impl Watch {
         current: &HashMap<&str, Item>,
         now: Instant,
     ) -> Option<Instant> {
-        for (k, i) in current {
-            self.seen.insert(k.to_string(), i.clone());
-        }
-        self.seen
-            .retain(|k, _| current.contains_key(k.as_str()) || alerts.flapping.contains(k));
-        let mut appeared: Vec<(String, Item)> = self
-            .seen
-            .iter()
-            .filter(|(k, _)| !self.told.contains_key(*k))
-            .map(|(k, i)| {
-                let mut i = i.clone();
-                i.flapping = alerts.flapping.contains(k);
-                (k.clone(), i)
-            })
-            .collect();
-        let cleared: Vec<String> = self
-            .told
-            .keys()
-            .filter(|k| !current.contains_key(k.as_str()) && !alerts.flapping.contains(*k))
-            .cloned()
-            .collect();
+        let (mut appeared, cleared) = self.pending(alerts, current);
         let changed = !appeared.is_empty() || !cleared.is_empty();
         let opened = match self.window {
             Some(at) => at,
@@ -224,6 +204,37 @@ impl Watch {
             out.push(m);
         }
         None
+    }
+
+    /// What differs from what was told: conditions to tell (present now,
+    /// or flapping) and conditions cleared (not while they flap).
+    fn pending(
+        &mut self,
+        alerts: &Alerts,
+        current: &HashMap<&str, Item>,
+    ) -> (Vec<(String, Item)>, Vec<String>) {
+        for (k, i) in current {
+            self.seen.insert(k.to_string(), i.clone());
+        }
+        self.seen
+            .retain(|k, _| current.contains_key(k.as_str()) || alerts.flapping.contains(k));
+        let appeared = self
+            .seen
+            .iter()
+            .filter(|(k, _)| !self.told.contains_key(*k))
+            .map(|(k, i)| {
+                let mut i = i.clone();
+                i.flapping = alerts.flapping.contains(k);
+                (k.clone(), i)
+            })
+            .collect();
+        let cleared = self
+            .told
+            .keys()
+            .filter(|k| !current.contains_key(k.as_str()) && !alerts.flapping.contains(*k))
+            .cloned()
+            .collect();
+        (appeared, cleared)
     }
 
     /// Problems still there after `repeat`: told again, in one message.

@@ -570,66 +570,79 @@ fn windows(c: &Counts) -> [(&'static str, u64, u64); 3] {
     ]
 }
 
+/// Requests and failures of each listed name by window: two families.
+fn count_families<L>(
+    reg: &mut Registry,
+    names: [(&str, &str); 2],
+    list: &[Named],
+    label: impl Fn(&str, &str) -> L,
+) where
+    L: Clone + std::fmt::Debug + std::hash::Hash + Eq + EncodeLabelSet + Send + Sync + 'static,
+{
+    let (mut req, mut fail) = (Vec::new(), Vec::new());
+    for n in list {
+        for (w, r, f) in windows(&n.counts) {
+            let l = label(w, &n.name);
+            req.push((l.clone(), r as f64));
+            fail.push((l, f as f64));
+        }
+    }
+    let [(req_name, req_help), (fail_name, fail_help)] = names;
+    prom::family(reg, req_name, req_help, req);
+    prom::family(reg, fail_name, fail_help, fail);
+}
+
 impl LlmBody {
     fn request_metrics(&self, reg: &mut Registry) {
-        let (mut req, mut fail) = (Vec::new(), Vec::new());
-        for g in &self.model_groups {
-            for (w, r, f) in windows(&g.counts) {
-                let l = GroupLabel {
-                    window: w.into(),
-                    model_group: g.name.clone(),
-                };
-                req.push((l.clone(), r as f64));
-                fail.push((l, f as f64));
-            }
-        }
-        prom::family(
+        count_families(
             reg,
-            "pynchy_llm_requests",
-            "LiteLLM requests by model group and window (recent = [llm] rate_window)",
-            req,
+            [
+                (
+                    "pynchy_llm_requests",
+                    "LiteLLM requests by model group and window (recent = [llm] rate_window)",
+                ),
+                (
+                    "pynchy_llm_failures",
+                    "Failed LiteLLM requests by model group and window",
+                ),
+            ],
+            &self.model_groups,
+            |w, n| GroupLabel {
+                window: w.into(),
+                model_group: n.into(),
+            },
         );
-        prom::family(
+        count_families(
             reg,
-            "pynchy_llm_failures",
-            "Failed LiteLLM requests by model group and window",
-            fail,
+            [
+                (
+                    "pynchy_llm_provider_requests",
+                    "LiteLLM requests by provider and window",
+                ),
+                (
+                    "pynchy_llm_provider_failures",
+                    "Failed LiteLLM requests by provider and window",
+                ),
+            ],
+            &self.providers,
+            |w, n| ProviderLabel {
+                window: w.into(),
+                provider: n.into(),
+            },
         );
-        let (mut req, mut fail) = (Vec::new(), Vec::new());
-        for p in &self.providers {
-            for (w, r, f) in windows(&p.counts) {
-                let l = ProviderLabel {
-                    window: w.into(),
-                    provider: p.name.clone(),
-                };
-                req.push((l.clone(), r as f64));
-                fail.push((l, f as f64));
-            }
-        }
-        prom::family(
-            reg,
-            "pynchy_llm_provider_requests",
-            "LiteLLM requests by provider and window",
-            req,
-        );
-        prom::family(
-            reg,
-            "pynchy_llm_provider_failures",
-            "Failed LiteLLM requests by provider and window",
-            fail,
-        );
-        let mut errs = Vec::new();
-        for e in &self.errors {
-            for (w, n) in [("1h", e.failures_1h), ("24h", e.failures_24h)] {
-                errs.push((
-                    ClassLabel {
+        let errs = self
+            .errors
+            .iter()
+            .flat_map(|e| {
+                [("1h", e.failures_1h), ("24h", e.failures_24h)].map(|(w, n)| {
+                    let l = ClassLabel {
                         window: w.into(),
                         error_class: e.class.clone(),
-                    },
-                    n as f64,
-                ));
-            }
-        }
+                    };
+                    (l, n as f64)
+                })
+            })
+            .collect();
         prom::family(
             reg,
             "pynchy_llm_errors",
@@ -638,55 +651,57 @@ impl LlmBody {
         );
     }
 
-    fn money_metrics(&self, reg: &mut Registry) {
-        if let Some(s) = &self.spend {
-            if let Some(t) = s.today {
-                prom::gauge(
-                    reg,
-                    "pynchy_llm_spend_today_usd",
-                    "LiteLLM spend today (UTC), USD",
-                    t,
-                );
-            }
-            let by: Vec<(SpendLabel, f64)> = s
-                .today_by_provider
-                .iter()
-                .map(|(p, v)| {
-                    (
-                        SpendLabel {
-                            provider: p.clone(),
-                        },
-                        *v,
-                    )
-                })
-                .collect();
-            prom::family(
+    fn spend_metrics(&self, reg: &mut Registry) {
+        let Some(s) = &self.spend else {
+            return;
+        };
+        if let Some(t) = s.today {
+            prom::gauge(
                 reg,
-                "pynchy_llm_provider_spend_today_usd",
-                "LiteLLM spend today (UTC) by provider, USD",
-                by,
+                "pynchy_llm_spend_today_usd",
+                "LiteLLM spend today (UTC), USD",
+                t,
             );
-            if let Some(m) = s.last_30d {
-                prom::gauge(
-                    reg,
-                    "pynchy_llm_spend_30d_usd",
-                    "LiteLLM spend over the last 30 days, USD",
-                    m,
-                );
-            }
         }
-        let mut used = Vec::new();
-        let mut limit = Vec::new();
-        for b in &self.budgets {
-            let l = BudgetLabel {
-                kind: b.kind.clone(),
-                name: b.name.clone(),
-            };
-            if let Some(u) = b.used {
-                used.push((l.clone(), u));
-            }
-            limit.push((l, b.limit));
+        let by = s
+            .today_by_provider
+            .iter()
+            .map(|(p, v)| {
+                (
+                    SpendLabel {
+                        provider: p.clone(),
+                    },
+                    *v,
+                )
+            })
+            .collect();
+        prom::family(
+            reg,
+            "pynchy_llm_provider_spend_today_usd",
+            "LiteLLM spend today (UTC) by provider, USD",
+            by,
+        );
+        if let Some(m) = s.last_30d {
+            prom::gauge(
+                reg,
+                "pynchy_llm_spend_30d_usd",
+                "LiteLLM spend over the last 30 days, USD",
+                m,
+            );
         }
+    }
+
+    fn budget_metrics(&self, reg: &mut Registry) {
+        let label = |b: &Budget| BudgetLabel {
+            kind: b.kind.clone(),
+            name: b.name.clone(),
+        };
+        let used = self
+            .budgets
+            .iter()
+            .filter_map(|b| Some((label(b), b.used?)))
+            .collect();
+        let limit = self.budgets.iter().map(|b| (label(b), b.limit)).collect();
         prom::family(
             reg,
             "pynchy_llm_budget_used_ratio",
@@ -716,7 +731,8 @@ impl Body for LlmBody {
             return;
         }
         self.request_metrics(reg);
-        self.money_metrics(reg);
+        self.spend_metrics(reg);
+        self.budget_metrics(reg);
     }
 
     fn summary(&self) -> String {
