@@ -260,6 +260,11 @@ pub struct Gateway {
     changes: Arc<Changes>,
     /// The task following Docker's events: ends with the section (a reload).
     events: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The containers' last states: while Docker's events are followed they
+    /// change only with an event, so they are inspected again only then (or
+    /// every `verify_interval`), not every interval.
+    states: Arc<Mutex<Option<(ContainerState, ContainerState)>>>,
+    verify: Duration,
 }
 
 impl Drop for Gateway {
@@ -346,16 +351,29 @@ struct Ask {
     http: reqwest::Client,
     check_models: bool,
     models: Arc<Mutex<Option<Checked>>>,
+    /// Inspect the containers (else the states held are current).
+    inspect: bool,
+    states: Arc<Mutex<Option<(ContainerState, ContainerState)>>>,
 }
 
 async fn containers(ask: &Ask) -> (ContainerState, ContainerState) {
+    let held = ask.states.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let (false, Some(held)) = (ask.inspect, held) {
+        return held;
+    }
     let Some(d) = &ask.docker else {
         return (ContainerState::Unreachable, ContainerState::Unreachable);
     };
-    tokio::join!(
+    let states = tokio::join!(
         docker::container_state(d, &ask.cfg.litellm_container, ask.timeout),
         docker::container_state(d, &ask.cfg.postgres_container, ask.timeout),
-    )
+    );
+    // Only states read whole are held: an unreachable daemon is asked again.
+    let whole = ![&states.0, &states.1]
+        .iter()
+        .any(|s| matches!(s, ContainerState::Unreachable | ContainerState::TooLarge(_)));
+    *ask.states.lock().unwrap_or_else(|p| p.into_inner()) = whole.then(|| states.clone());
+    states
 }
 
 /// The last model check's answer, running a new one first if it is due.
@@ -437,6 +455,8 @@ impl Section for Gateway {
             http,
             check_models: self.models_due(),
             models: self.models.clone(),
+            inspect: self.changes.must_read(self.verify),
+            states: self.states.clone(),
         };
         Work::future(async move { Ok(GatewayBody::Litellm(Box::new(litellm_body(ask).await?))) })
     }
@@ -496,6 +516,8 @@ impl Builtin for Gateway {
             models,
             changes: Changes::new(),
             events: Mutex::new(None),
+            states: Arc::default(),
+            verify: schedule.verify,
         }
     }
 }
