@@ -497,3 +497,172 @@ pub async fn test(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UrlSource;
+    use crate::engine::rollup::Reason;
+    use std::time::Duration;
+
+    fn target(kind: NotifyKind) -> NotifyTarget {
+        NotifyTarget {
+            name: "t".into(),
+            kind,
+            url: UrlSource::Given("http://127.0.0.1:9".into()),
+            token_env: None,
+            min_level: MinLevel::Degraded,
+            sections: Vec::new(),
+            rules: Vec::new(),
+            resolved: true,
+            repeat: Some(Duration::from_secs(3600)),
+            group_wait: Duration::from_secs(5),
+            resend: Duration::from_secs(60),
+            queue: 10,
+            retry_for: Duration::from_secs(60),
+            timeout: Duration::from_secs(1),
+            instance: "h".into(),
+            link: None,
+        }
+    }
+
+    fn alerts(reasons: &[&str], flapping: &[&str]) -> Alerts {
+        Alerts {
+            verdict: Some(if reasons.is_empty() {
+                Level::Ok
+            } else {
+                Level::Degraded
+            }),
+            reasons: reasons
+                .iter()
+                .map(|r| {
+                    let reason = Reason {
+                        section: "s".into(),
+                        reason: r.to_string(),
+                        level: Level::Degraded,
+                        rule: "rule".into(),
+                        since: None,
+                    };
+                    (crate::engine::transitions::key(&reason), reason)
+                })
+                .collect(),
+            flapping: flapping
+                .iter()
+                .map(|r| format!("s\u{1f}rule\u{1f}{r}"))
+                .collect(),
+        }
+    }
+
+    /// Steps `w` through `(seconds, reasons, flapping)` and returns the
+    /// messages queued, as (why, appeared, resolved, active) reason texts.
+    fn run(
+        kind: NotifyKind,
+        steps: &[(u64, &[&str], &[&str])],
+    ) -> Vec<(Why, Vec<String>, Vec<String>, Vec<String>)> {
+        let t = target(kind);
+        let out = Outbox::new(t.clone());
+        let mut w = Watch::default();
+        let start = Instant::now();
+        for (at, reasons, flapping) in steps {
+            w.step(
+                &t,
+                &out,
+                &alerts(reasons, flapping),
+                start + Duration::from_secs(*at),
+            );
+        }
+        let texts = |v: &[Item]| v.iter().map(|i| i.reason.clone()).collect::<Vec<_>>();
+        std::iter::from_fn(|| out.pop())
+            .map(|m| {
+                (
+                    m.why,
+                    texts(&m.appeared),
+                    texts(&m.resolved),
+                    texts(&m.active),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn known_at_start_is_not_news_and_changes_are_grouped() {
+        let got = run(
+            NotifyKind::Webhook,
+            &[
+                (0, &["old"], &[]),
+                (1, &["old", "a"], &[]),
+                (3, &["old", "a", "b"], &[]),
+                (6, &["old", "a", "b"], &[]),
+            ],
+        );
+        assert_eq!(
+            got,
+            [(Why::Change, vec!["a".into(), "b".into()], vec![], vec![])]
+        );
+    }
+
+    #[test]
+    fn a_blip_within_the_window_is_no_message() {
+        let got = run(
+            NotifyKind::Webhook,
+            &[
+                (0, &[], &[]),
+                (1, &["a"], &[]),
+                (2, &[], &[]),
+                (7, &[], &[]),
+            ],
+        );
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn a_flapping_condition_is_told_once_and_not_cleared_while_it_flaps() {
+        let got = run(
+            NotifyKind::Webhook,
+            &[
+                (0, &[], &[]),
+                (1, &["a"], &[]),
+                (2, &[], &["a"]),
+                (7, &[], &["a"]),
+                (20, &[], &["a"]),
+                (30, &[], &[]),
+                (40, &[], &[]),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                (Why::Change, vec!["a".into()], vec![], vec![]),
+                (Why::Change, vec![], vec!["a".into()], vec![])
+            ]
+        );
+    }
+
+    #[test]
+    fn repeats_and_resends() {
+        let got = run(
+            NotifyKind::Webhook,
+            &[
+                (0, &[], &[]),
+                (1, &["a"], &[]),
+                (7, &["a"], &[]),
+                (3000, &["a"], &[]),
+                (3610, &["a"], &[]),
+            ],
+        );
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[1], (Why::Repeat, vec![], vec![], vec!["a".to_string()]));
+        // Alertmanager: what is active at start is sent at once, then every `resend`.
+        let got = run(
+            NotifyKind::Alertmanager,
+            &[
+                (0, &["a"], &[]),
+                (30, &["a"], &[]),
+                (61, &["a"], &[]),
+                (90, &["a"], &[]),
+            ],
+        );
+        let whys: Vec<Why> = got.iter().map(|m| m.0).collect();
+        assert_eq!(whys, [Why::Resend, Why::Resend]);
+    }
+}

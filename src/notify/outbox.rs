@@ -177,7 +177,7 @@ impl Outbox {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    fn pop(&self) -> Option<Message> {
+    pub(super) fn pop(&self) -> Option<Message> {
         self.queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
