@@ -106,11 +106,57 @@ pub struct Spend {
     pub last_30d: Option<f64>,
 }
 
+/// What a budget limits.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetKind {
+    /// `provider_budget_config`: every request to one provider.
+    Provider,
+    /// A virtual key's `max_budget`.
+    Key,
+    /// A deployment's `max_budget` (its spend approximated).
+    Deployment,
+}
+
+impl BudgetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetKind::Provider => "provider",
+            BudgetKind::Key => "key",
+            BudgetKind::Deployment => "deployment",
+        }
+    }
+}
+
+/// What the section could read this time.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmState {
+    /// The spend logs read: every figure.
+    Tracking,
+    /// LiteLLM has no database: what lives in the proxy's memory only.
+    SpendTrackingOff,
+    /// The proxy not ready: nothing asked, figures as last read.
+    ProxyNotReady,
+    /// The gateway is not in litellm mode, or `[llm] enabled = false`.
+    Off,
+}
+
+impl LlmState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LlmState::Tracking => "tracking",
+            LlmState::SpendTrackingOff => "spend_tracking_off",
+            LlmState::ProxyNotReady => "proxy_not_ready",
+            LlmState::Off => "off",
+        }
+    }
+}
+
 /// A budget and how much of it is used.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Budget {
-    /// `provider`, `key` or `deployment`.
-    pub kind: String,
+    pub kind: BudgetKind,
     pub name: String,
     pub spend: f64,
     pub limit: f64,
@@ -144,10 +190,7 @@ pub struct WindowInfo {
 /// The `llm` body.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LlmBody {
-    /// `tracking` (spend logs read), `spend_tracking_off` (LiteLLM has no
-    /// database), `proxy_not_ready` (nothing asked; figures as last read),
-    /// or `off` (gateway not in litellm mode, or `[llm] enabled = false`).
-    pub state: String,
+    pub state: LlmState,
     pub note: Option<String>,
     /// The instant the windows below end (their figures are as of then).
     pub as_of: Option<String>,
@@ -330,7 +373,7 @@ fn budgets(st: &State, f: &Figures) -> Vec<Budget> {
     let mut out = Vec::new();
     for p in st.providers.iter().flatten() {
         out.push(Budget {
-            kind: "provider".into(),
+            kind: BudgetKind::Provider,
             name: p.provider.clone(),
             spend: p.spend,
             limit: p.limit,
@@ -343,7 +386,7 @@ fn budgets(st: &State, f: &Figures) -> Vec<Budget> {
     }
     for k in &st.slow.keys {
         out.push(Budget {
-            kind: "key".into(),
+            kind: BudgetKind::Key,
             name: k.name.clone(),
             spend: k.spend,
             limit: k.limit,
@@ -363,7 +406,7 @@ fn budgets(st: &State, f: &Figures) -> Vec<Budget> {
             .copied()
             .unwrap_or(0.0);
         out.push(Budget {
-            kind: "deployment".into(),
+            kind: BudgetKind::Deployment,
             name: format!("{} ({})", d.model_group, d.model_id),
             spend,
             limit: d.limit,
@@ -389,7 +432,7 @@ fn thresholds(cfg: &LlmConfig) -> Thresholds {
 /// The body for a section that asks nothing.
 fn off(cfg: &LlmConfig, note: &str) -> LlmBody {
     LlmBody {
-        state: "off".into(),
+        state: LlmState::Off,
         note: Some(note.into()),
         as_of: None,
         recent_window_seconds: cfg.rate_window.as_secs(),
@@ -411,13 +454,13 @@ fn off(cfg: &LlmConfig, note: &str) -> LlmBody {
 /// The body from what is held, as of `now`.
 pub fn body(st: &State, outcome: Outcome, cfg: &LlmConfig, now: DateTime<Utc>) -> LlmBody {
     let (state, note) = match outcome {
-        Outcome::Tracked => ("tracking", None),
+        Outcome::Tracked => (LlmState::Tracking, None),
         Outcome::NoDatabase => (
-            "spend_tracking_off",
+            LlmState::SpendTrackingOff,
             Some("LiteLLM has no database: spend tracking is off (no failures, spend or key budgets to read)"),
         ),
         Outcome::NotReady => (
-            "proxy_not_ready",
+            LlmState::ProxyNotReady,
             Some("the LiteLLM proxy is not ready: nothing asked, figures as last read"),
         ),
     };
@@ -435,7 +478,7 @@ pub fn body(st: &State, outcome: Outcome, cfg: &LlmConfig, now: DateTime<Utc>) -
         last_30d: st.slow.spend_30d,
     });
     LlmBody {
-        state: state.into(),
+        state,
         note: note.map(str::to_string),
         as_of: Some(now.to_rfc3339_opts(SecondsFormat::Millis, true)),
         recent_window_seconds: cfg.rate_window.as_secs(),
@@ -513,7 +556,7 @@ impl LlmBody {
                 continue;
             };
             let pct = (used * 100.0).floor();
-            let what = format!("{} budget {}", b.kind, b.name);
+            let what = format!("{} budget {}", b.kind.as_str(), b.name);
             if used >= 1.0 && !b.approximate {
                 out.push(Finding::new(
                     &BUDGET_EXHAUSTED,
@@ -693,7 +736,7 @@ impl LlmBody {
 
     fn budget_metrics(&self, reg: &mut Registry) {
         let label = |b: &Budget| BudgetLabel {
-            kind: b.kind.clone(),
+            kind: b.kind.as_str().into(),
             name: b.name.clone(),
         };
         let used = self
@@ -719,7 +762,7 @@ impl LlmBody {
 
 impl Body for LlmBody {
     fn findings(&self, _cfg: &RollupConfig, out: &mut Vec<Finding>) {
-        if self.state == "off" {
+        if self.state == LlmState::Off {
             return;
         }
         self.failure_findings(out);
@@ -727,7 +770,7 @@ impl Body for LlmBody {
     }
 
     fn metrics(&self, reg: &mut Registry) {
-        if self.state == "off" {
+        if self.state == LlmState::Off {
             return;
         }
         self.request_metrics(reg);
@@ -736,7 +779,7 @@ impl Body for LlmBody {
     }
 
     fn summary(&self) -> String {
-        match (&self.state[..], &self.totals) {
+        match (self.state.as_str(), &self.totals) {
             ("off", _) => "off".into(),
             (s, Some(t)) => format!(
                 "{s}: {}/{} failed in 1h, {} budgets",
