@@ -553,12 +553,15 @@ mod tests {
         }
     }
 
+    /// A queued message as (why, appeared, resolved, active) reason texts.
+    type Told = (Why, Vec<String>, Vec<String>, Vec<String>);
+
     /// Steps `w` through `(seconds, reasons, flapping)` and returns the
     /// messages queued, as (why, appeared, resolved, active) reason texts.
     fn run(
         kind: NotifyKind,
         steps: &[(u64, &[&str], &[&str])],
-    ) -> Vec<(Why, Vec<String>, Vec<String>, Vec<String>)> {
+    ) -> Vec<Told> {
         let t = target(kind);
         let out = Outbox::new(t.clone());
         let mut w = Watch::default();
