@@ -177,16 +177,18 @@ fn am_alert<'a>(i: &'a Item, t: &'a NotifyTarget, m: &Message, ends: DateTime<Ut
 
 /// Alertmanager: active alerts end `4 × resend` ahead (as Prometheus does,
 /// so a pynchy-status that stops resending lets them resolve), resolved
-/// ones now.
+/// ones now — counted from when the request is sent, not queued: a message
+/// retried for minutes must not arrive already ended.
 fn alertmanager(m: &Message, t: &NotifyTarget) -> Request {
-    let ahead = m.at + chrono::Duration::from_std(t.resend * 4).unwrap_or_default();
+    let now = Utc::now();
+    let ahead = now + chrono::Duration::from_std(t.resend * 4).unwrap_or_default();
     let mut alerts: Vec<AmAlert> = m
         .appeared
         .iter()
         .chain(&m.active)
         .map(|i| am_alert(i, t, m, ahead))
         .collect();
-    alerts.extend(m.resolved.iter().map(|i| am_alert(i, t, m, m.at)));
+    alerts.extend(m.resolved.iter().map(|i| am_alert(i, t, m, now)));
     Request {
         body: serde_json::to_vec(&alerts).unwrap_or_default(),
         content_type: "application/json",

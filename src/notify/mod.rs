@@ -109,11 +109,14 @@ impl Watch {
         }
         let mut next = self.changes(t, out, alerts, &current, now);
         for (k, told) in self.told.iter_mut() {
+            // Its words and since as they are now; its level as told (a
+            // change of level is told by `changes`, at its window's end).
             if let Some(i) = current.get(k.as_str()) {
-                let flapping = told.item.flapping;
+                let level = told.item.level;
                 told.item = i.clone();
-                told.item.flapping = flapping;
+                told.item.level = level;
             }
+            told.item.flapping = alerts.flapping.contains(k);
         }
         let later = match t.kind {
             NotifyKind::Alertmanager => self.resend(t, out, alerts, now),
@@ -179,17 +182,7 @@ impl Watch {
         }
         self.window = None;
         let mut m = self.message(Why::Change, alerts);
-        appeared.sort_by(|a, b| (&a.1.section, &a.1.reason).cmp(&(&b.1.section, &b.1.reason)));
-        for (k, item) in appeared {
-            m.appeared.push(item.clone());
-            self.told.insert(
-                k,
-                Told {
-                    item,
-                    last_sent: now,
-                },
-            );
-        }
+        // Cleared first: a condition whose level changed is both.
         for k in cleared {
             if let Some(told) = self.told.remove(&k) {
                 if t.resolved {
@@ -197,11 +190,24 @@ impl Watch {
                 }
             }
         }
+        appeared.sort_by(|a, b| (&a.1.section, &a.1.reason).cmp(&(&b.1.section, &b.1.reason)));
+        for (k, item) in appeared {
+            m.appeared.push(item.clone());
+            let told = Told {
+                item,
+                last_sent: now,
+            };
+            self.told.insert(k, told);
+        }
         m.resolved
             .sort_by(|a, b| (&a.section, &a.reason).cmp(&(&b.section, &b.reason)));
         if !m.appeared.is_empty() || !m.resolved.is_empty() {
             self.verdict_told = alerts.verdict;
             out.push(m);
+            if t.kind == NotifyKind::Alertmanager {
+                // The change carried every active alert's state just now.
+                self.last_resend = Some(now);
+            }
         }
         None
     }
@@ -218,7 +224,7 @@ impl Watch {
         }
         self.seen
             .retain(|k, _| current.contains_key(k.as_str()) || alerts.flapping.contains(k));
-        let appeared = self
+        let appeared: Vec<(String, Item)> = self
             .seen
             .iter()
             .filter(|(k, _)| !self.told.contains_key(*k))
@@ -228,12 +234,24 @@ impl Watch {
                 (k.clone(), i)
             })
             .collect();
-        let cleared = self
+        let mut cleared: Vec<String> = self
             .told
             .keys()
             .filter(|k| !current.contains_key(k.as_str()) && !alerts.flapping.contains(*k))
             .cloned()
             .collect();
+        // A condition whose level changed (degraded to down) is news: the
+        // old is cleared and the new told, in one message.
+        let mut appeared: Vec<(String, Item)> = appeared;
+        for (k, told) in &self.told {
+            if let Some(now) = current
+                .get(k.as_str())
+                .filter(|i| i.level != told.item.level)
+            {
+                cleared.push(k.clone());
+                appeared.push((k.clone(), now.clone()));
+            }
+        }
         (appeared, cleared)
     }
 
@@ -526,6 +544,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_change_of_level_is_news() {
+        let t = target(NotifyKind::Webhook);
+        let out = Outbox::new(t.clone());
+        let mut w = Watch::default();
+        let start = Instant::now();
+        let mut down = alerts(&["a"], &[]);
+        down.reasons[0].1.level = Level::Down;
+        w.step(&t, &out, &alerts(&["a"], &[]), start);
+        w.step(&t, &out, &down, start + Duration::from_secs(1));
+        w.step(&t, &out, &down, start + Duration::from_secs(7));
+        let m = out.pop().expect("a message");
+        assert_eq!(m.resolved[0].level, Level::Degraded);
+        assert_eq!(m.appeared[0].level, Level::Down);
+        assert!(out.pop().is_none());
+    }
+
     fn alerts(reasons: &[&str], flapping: &[&str]) -> Alerts {
         Alerts {
             verdict: Some(if reasons.is_empty() {
@@ -558,10 +593,7 @@ mod tests {
 
     /// Steps `w` through `(seconds, reasons, flapping)` and returns the
     /// messages queued, as (why, appeared, resolved, active) reason texts.
-    fn run(
-        kind: NotifyKind,
-        steps: &[(u64, &[&str], &[&str])],
-    ) -> Vec<Told> {
+    fn run(kind: NotifyKind, steps: &[(u64, &[&str], &[&str])]) -> Vec<Told> {
         let t = target(kind);
         let out = Outbox::new(t.clone());
         let mut w = Watch::default();
@@ -666,6 +698,7 @@ mod tests {
             ],
         );
         let whys: Vec<Why> = got.iter().map(|m| m.0).collect();
-        assert_eq!(whys, [Why::Resend, Why::Resend]);
+        // Nothing sends here: the second resend replaced the first, waiting.
+        assert_eq!(whys, [Why::Resend]);
     }
 }

@@ -155,9 +155,13 @@ impl Outbox {
         }
     }
 
-    /// Queues `m`; a full queue drops its oldest message.
+    /// Queues `m`; a full queue drops its oldest message. A resend replaces
+    /// a resend still waiting (the newer says all it said).
     pub fn push(&self, m: Message) {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if m.why == super::message::Why::Resend {
+            q.retain(|old| old.why != super::message::Why::Resend);
+        }
         if q.len() >= self.target.queue {
             q.pop_front();
             let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());

@@ -31,9 +31,6 @@ use crate::sources::litellm_api::Api;
 const MAX_LISTED: usize = 50;
 /// The error classes listed, and exported to Prometheus.
 const TOP_CLASSES: usize = 5;
-/// A failure saying this means the router had no deployment left: some are
-/// cooling down.
-const NO_DEPLOYMENTS: &str = "No deployments available";
 
 /// Requests and failures of one model group or provider, or of all.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -350,21 +347,21 @@ fn errors(w: &Window, f: &Figures) -> Vec<ErrorClass> {
 /// Model groups whose latest "No deployments available" is within the
 /// router's `cooldown_time`.
 fn cooldowns(w: &Window, now: DateTime<Utc>, cooldown: Duration) -> Vec<Cooldown> {
-    let cut = now.timestamp_millis() - cooldown.as_millis() as i64;
+    let cooldown_ms = i64::try_from(cooldown.as_millis()).unwrap_or(i64::MAX);
+    let cut = now.timestamp_millis().saturating_sub(cooldown_ms);
     let mut out: Vec<Cooldown> = w
-        .latest
-        .values()
-        .filter(|l| l.end_ms >= cut && l.message.contains(NO_DEPLOYMENTS))
-        .filter_map(|l| {
+        .no_deployments
+        .iter()
+        .filter(|(_, end)| **end >= cut)
+        .filter_map(|(group, end)| {
             Some(Cooldown {
-                model_group: w.groups.name(l.group).to_string(),
-                last_at: time(l.end_ms)?,
-                until: time(l.end_ms + cooldown.as_millis() as i64)?,
+                model_group: w.groups.name(*group).to_string(),
+                last_at: time(*end)?,
+                until: time(end.saturating_add(cooldown_ms))?,
             })
         })
         .collect();
     out.sort_by(|a, b| a.model_group.cmp(&b.model_group));
-    out.dedup_by(|a, b| a.model_group == b.model_group);
     out
 }
 
@@ -510,6 +507,10 @@ impl LlmBody {
     }
 
     fn failure_findings(&self, out: &mut Vec<Finding>) {
+        // Figures as last read (the proxy not ready) are not judged again.
+        if self.state != LlmState::Tracking {
+            return;
+        }
         let t = &self.thresholds;
         let Some(all) = &self.totals else {
             return;
@@ -962,9 +963,10 @@ mod tests {
         st.window.plan(now, now);
         for i in 0..5 {
             let msg = "litellm.RouterRateLimitError: No deployments available for selected model";
+            let group = if i < 3 { "opus" } else { "sonnet" };
             st.window.add(&row(
                 &format!("f{i}"),
-                "opus",
+                group,
                 now - chrono::Duration::seconds(2),
                 true,
                 msg,
@@ -979,8 +981,9 @@ mod tests {
         );
         let cfg = LlmConfig::default();
         let b = body(&st, Outcome::Tracked, &cfg, now);
-        assert_eq!(b.cooldowns.len(), 1);
-        assert_eq!(b.cooldowns[0].model_group, "opus");
+        // One error class, two model groups: both cooling down.
+        let groups: Vec<&str> = b.cooldowns.iter().map(|c| c.model_group.as_str()).collect();
+        assert_eq!(groups, ["opus", "sonnet"]);
         // Past the cooldown (5 s by default), no more.
         let later = body(
             &st,

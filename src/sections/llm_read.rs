@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::llm_window::{Slice, Window};
+use super::llm_window::{Slice, Window, DAY};
 use crate::config::LlmConfig;
 use crate::sources::litellm_api::{
     Api, ApiError, Daily, DeploymentBudget, KeyBudget, LogsQuery, ProviderBudget, Ready,
@@ -32,8 +32,8 @@ pub struct State {
     slow_read: Option<Instant>,
     pub providers: Option<Vec<ProviderBudget>>,
     pub daily: Option<Daily>,
-    /// The page of the front pending slice to read next.
-    fill_page: u32,
+    /// The page size the slices' pages were counted in.
+    page_size: u32,
     /// Pages read by the last collection.
     pub pages: u32,
     /// What the last collection could not read (other than the logs).
@@ -62,8 +62,10 @@ pub enum Outcome {
 }
 
 impl State {
-    /// One collection. An error is the spend logs' (the section's error);
-    /// the other calls' errors are kept in `errors`.
+    /// One collection: the head of the spend logs first (what the rules
+    /// judge), then today's rollup, the budgets, and older slices while time
+    /// and pages last. An error is the head's (the section's error); the
+    /// other calls' errors are kept in `errors`.
     pub async fn read(&mut self, ask: &Ask<'_>) -> Result<Outcome, ApiError> {
         self.errors.clear();
         self.pages = 0;
@@ -73,18 +75,24 @@ impl State {
             Ready::WithDatabase => Outcome::Tracked,
         };
         let tracked = outcome == Outcome::Tracked;
+        let now = Utc::now();
+        if tracked {
+            self.read_head(ask, now).await?;
+            match ask.api.daily(now.date_naive()).await {
+                Ok(d) => self.daily = Some(d),
+                Err(e) => self.errors.push(e.to_string()),
+            }
+        } else {
+            // What needed the database is gone with it.
+            self.daily = None;
+            self.slow.keys.clear();
+            self.slow.spend_30d = None;
+        }
         self.read_memory(ask).await;
         self.read_slow(ask, tracked).await;
-        if !tracked {
-            self.daily = None;
-            return Ok(outcome);
+        if tracked {
+            self.read_slices(ask).await;
         }
-        let now = Utc::now();
-        match ask.api.daily(now.date_naive()).await {
-            Ok(d) => self.daily = Some(d),
-            Err(e) => self.errors.push(e.to_string()),
-        }
-        self.read_logs(ask, now).await?;
         Ok(outcome)
     }
 
@@ -97,7 +105,8 @@ impl State {
     }
 
     /// The router's settings, deployment budgets, and with a database the
-    /// keys' budgets and 30 days' spend: every `budgets_interval`.
+    /// keys' budgets and 30 days' spend: every `budgets_interval` (counted
+    /// from reads that finished: one cut short is tried again next time).
     async fn read_slow(&mut self, ask: &Ask<'_>, tracked: bool) {
         let due = ask.refresh
             || self
@@ -106,7 +115,6 @@ impl State {
         if !due {
             return;
         }
-        self.slow_read = Some(Instant::now());
         let api = ask.api;
         let (router, deployments) = tokio::join!(api.router(), api.deployment_budgets());
         let mut slow = Slow {
@@ -132,26 +140,22 @@ impl State {
             }
         }
         self.slow = slow;
-    }
-
-    /// The head of the window, then older slices while pages and time last.
-    async fn read_logs(&mut self, ask: &Ask<'_>, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let late = chrono::Duration::from_std(ask.cfg.late_rows).unwrap_or(super::llm_window::DAY);
-        let head_from = now - late;
-        self.window.plan(now, head_from);
-        self.window.slide(now);
-        self.read_head(ask, head_from, now).await?;
-        self.read_slices(ask).await
+        self.slow_read = Some(Instant::now());
     }
 
     /// Rows that started within `late_rows`, newest end first, down to the
-    /// newest end already held (less `write_lag`).
-    async fn read_head(
-        &mut self,
-        ask: &Ask<'_>,
-        from: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), ApiError> {
+    /// newest end already held (less `write_lag`). Out of pages or time,
+    /// what ended before the last row read becomes a slice to read later.
+    async fn read_head(&mut self, ask: &Ask<'_>, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let late = chrono::Duration::from_std(ask.cfg.late_rows).unwrap_or(DAY);
+        let from = now - late;
+        if self.page_size != ask.cfg.page_size {
+            // Pages read in another size: each slice from its start again.
+            self.page_size = ask.cfg.page_size;
+            self.window.pending.iter_mut().for_each(|s| s.page = 1);
+        }
+        self.window.plan(now, from);
+        self.window.slide(now);
         let lag = chrono::Duration::from_std(ask.cfg.write_lag).unwrap_or_default();
         let stop = self.window.head_end.map(|e| e - lag);
         let to = now + chrono::Duration::seconds(1);
@@ -170,21 +174,19 @@ impl State {
             let short = (p.rows.len() as u64 + p.skipped) < u64::from(ask.cfg.page_size);
             let oldest = p.rows.iter().map(|r| r.end).min();
             for r in &p.rows {
-                newest = newest.max(Some(r.end));
+                // An end past the query's (a clock ahead, a bogus row) must
+                // not move the stop point into the future.
+                newest = newest.max(Some(r.end.min(to)));
                 self.window.add(r);
             }
             let reached = matches!((stop, oldest), (Some(s), Some(o)) if o < s);
             if short || reached || oldest.is_none() {
                 break;
             }
-            if self.pages >= ask.cfg.pages_per_collection {
-                // Out of pages: what ended before `oldest` is read as a slice.
-                if let Some(o) = oldest {
-                    self.window.pending.push_front(Slice {
-                        from,
-                        to: (o + chrono::Duration::seconds(1)).min(to),
-                    });
-                }
+            let out = self.pages >= ask.cfg.pages_per_collection || Instant::now() >= ask.deadline;
+            if let (true, Some(o)) = (out, oldest) {
+                let end = (o + chrono::Duration::seconds(1)).min(to);
+                self.window.pending.push_front(Slice::new(from, end));
                 break;
             }
             page += 1;
@@ -193,40 +195,47 @@ impl State {
         Ok(())
     }
 
-    /// The day's older slices, newest first, a slice LiteLLM caps cut finer.
-    async fn read_slices(&mut self, ask: &Ask<'_>) -> Result<(), ApiError> {
+    /// The day's older slices, newest first, each from the page it got to.
+    /// A slice whose count LiteLLM caps, or that it cannot answer in time
+    /// (its 30 s statement timeout, ours), is cut finer; an error is kept in
+    /// `errors` and the slice tried again at the next collection.
+    async fn read_slices(&mut self, ask: &Ask<'_>) {
         while self.pages < ask.cfg.pages_per_collection && Instant::now() < ask.deadline {
-            let Some(&s) = self.window.pending.front() else {
+            let Some(s) = self.window.pending.pop_front() else {
                 break;
             };
-            let page = self.fill_page.max(1);
             let q = LogsQuery {
                 from: s.from,
                 to: s.to,
-                page,
+                page: s.page,
                 page_size: ask.cfg.page_size,
             };
-            let p = ask.api.spend_logs(q).await?;
             self.pages += 1;
-            if page == 1 && p.total_is_capped {
-                self.window.pending.pop_front();
-                if self.window.narrow(s) {
-                    continue;
+            let p = match ask.api.spend_logs(q).await {
+                Ok(p) => p,
+                Err(e) => {
+                    let too_big = matches!(e, ApiError::Status(_, 503) | ApiError::Timeout(..));
+                    if !(too_big && s.page == 1 && self.window.narrow(s)) {
+                        self.window.pending.push_front(s);
+                    }
+                    self.errors.push(e.to_string());
+                    break;
                 }
-                self.window.pending.push_front(s);
+            };
+            if s.page == 1 && p.total_is_capped && self.window.narrow(s) {
+                continue;
             }
             self.window.skipped += p.skipped;
             for r in &p.rows {
                 self.window.add(r);
             }
-            if (p.rows.len() as u64 + p.skipped) < u64::from(ask.cfg.page_size) {
-                self.window.pending.pop_front();
-                self.fill_page = 1;
-            } else {
-                self.fill_page = page + 1;
+            if (p.rows.len() as u64 + p.skipped) >= u64::from(ask.cfg.page_size) {
+                self.window.pending.push_front(Slice {
+                    page: s.page + 1,
+                    ..s
+                });
             }
         }
-        Ok(())
     }
 }
 

@@ -41,6 +41,10 @@ pub struct Row {
 /// No error class.
 pub const NONE: u16 = u16::MAX;
 
+/// A failure saying this means the router had no deployment left: some are
+/// cooling down.
+pub const NO_DEPLOYMENTS: &str = "No deployments available";
+
 impl Row {
     pub fn end_ms(&self) -> i64 {
         self.start_ms + i64::from(self.end_after_ms)
@@ -112,6 +116,15 @@ pub struct Latest {
 pub struct Slice {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+    /// The page of it to read next (pages of `page_size`; 1 when its
+    /// bounds or the page size change).
+    pub page: u32,
+}
+
+impl Slice {
+    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Slice {
+        Slice { from, to, page: 1 }
+    }
 }
 
 /// The rows held, and what is still to read.
@@ -125,6 +138,9 @@ pub struct Window {
     pub classes: Names,
     /// The latest failure of each class, by class.
     pub latest: HashMap<u16, Latest>,
+    /// The latest "No deployments available" failure of each model group
+    /// (its end, ms): the router had no deployment left for it.
+    pub no_deployments: HashMap<u16, i64>,
     /// The newest `endTime` the head has read.
     pub head_end: Option<DateTime<Utc>>,
     /// Slices of the window not read yet, newest first.
@@ -158,7 +174,7 @@ impl Window {
         let mut to = head_from;
         while to > oldest {
             let from = (to - Duration::hours(1)).max(oldest);
-            self.pending.push_back(Slice { from, to });
+            self.pending.push_back(Slice::new(from, to));
             to = from;
         }
     }
@@ -175,6 +191,10 @@ impl Window {
             Some(e) => {
                 let c = self.classes.id(&e.class);
                 let group = self.groups.id(&r.model_group);
+                if e.message.contains(NO_DEPLOYMENTS) {
+                    let last = self.no_deployments.entry(group).or_default();
+                    *last = (*last).max(end_ms);
+                }
                 let newer = self.latest.get(&c).is_none_or(|l| l.end_ms <= end_ms);
                 if newer {
                     self.latest.insert(
@@ -222,9 +242,14 @@ impl Window {
         });
         self.pending.retain(|s| s.to >= oldest);
         for s in self.pending.iter_mut() {
-            s.from = s.from.max(oldest);
+            if s.from < oldest {
+                // Its rows shift under the pages read: read it again whole.
+                s.from = oldest;
+                s.page = 1;
+            }
         }
         self.latest.retain(|_, l| l.end_ms >= cut);
+        self.no_deployments.retain(|_, end| *end >= cut);
     }
 
     /// Whether every slice of the day has been read.
@@ -257,7 +282,7 @@ impl Window {
             } else {
                 from + Duration::seconds(step)
             };
-            self.pending.push_front(Slice { from, to });
+            self.pending.push_front(Slice::new(from, to));
             from = to;
         }
         true

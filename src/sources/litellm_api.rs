@@ -520,9 +520,10 @@ pub fn parse_router(body: &[u8]) -> Result<RouterSettings, ApiError> {
         serde_json::from_slice(body).map_err(|_| ApiError::Malformed("/router/settings"))?;
     let v = raw.current_values;
     Ok(RouterSettings {
+        // At most a year: a bigger (or odd) value is not a cooldown.
         cooldown_time: v
             .cooldown_time
-            .filter(|s| s.is_finite() && *s >= 0.0)
+            .filter(|s| s.is_finite() && (0.0..=31_536_000.0).contains(s))
             .map(Duration::from_secs_f64)
             .unwrap_or(DEFAULT_ROUTER.cooldown_time),
         allowed_fails: v.allowed_fails.unwrap_or(DEFAULT_ROUTER.allowed_fails),
