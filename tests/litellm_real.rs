@@ -273,12 +273,13 @@ fn real_litellm_without_a_database_spend_tracking_off() {
     assert_eq!(l["cooldown_time_seconds"], 600.0, "{l}");
     assert!(l["spend"].is_null() && l["totals"].is_null(), "{l}");
     // A few more collections, then what the proxy was asked.
-    let first = l["as_of"].clone();
-    wait_for(Duration::from_secs(30), "three more collections", || {
-        let m = get_json(addr, "/status")["meta"]["llm"]["collected_at"].clone();
-        let l = get_json(addr, "/status/llm")["llm"].clone();
-        (l["as_of"] != first && !m.is_null()).then_some(())
-    });
+    let mut last = l["as_of"].clone();
+    for _ in 0..3 {
+        last = wait_for(Duration::from_secs(30), "one more collection", || {
+            let now = get_json(addr, "/status/llm")["llm"]["as_of"].clone();
+            (now != last).then_some(now)
+        });
+    }
     let status = get_json(addr, "/status");
     let llm_reasons: Vec<&Value> = status["reasons"]
         .as_array()
@@ -302,6 +303,24 @@ fn real_litellm_without_a_database_spend_tracking_off() {
         "the proxy's access log shows no request: {}",
         &log[log.len().saturating_sub(3000)..]
     );
+    // Without a database: the memory reads once (within budgets_interval),
+    // then only the free readiness probe.
+    let count = |path: &str| {
+        asked
+            .iter()
+            .filter(|l| l.contains(&format!("GET {path} ")))
+            .count()
+    };
+    assert_eq!(
+        (
+            count("/provider/budgets"),
+            count("/model/info"),
+            count("/router/settings")
+        ),
+        (1, 1, 1),
+        "{asked:#?}"
+    );
+    assert!(count("/health/readiness") >= 4, "{asked:#?}");
     for line in &asked {
         for never in [
             "GET /health ",

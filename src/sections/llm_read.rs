@@ -88,12 +88,24 @@ impl State {
             self.slow.keys.clear();
             self.slow.spend_30d = None;
         }
-        self.read_memory(ask).await;
+        // Without a database nothing changes but the provider budgets' spend
+        // in memory: read with the slow things, not every collection.
+        if tracked || self.slow_due(ask) {
+            self.read_memory(ask).await;
+        }
         self.read_slow(ask, tracked).await;
         if tracked {
             self.read_slices(ask).await;
         }
         Ok(outcome)
+    }
+
+    /// Whether the slow reads are due: every `budgets_interval`, or asked.
+    fn slow_due(&self, ask: &Ask<'_>) -> bool {
+        ask.refresh
+            || self
+                .slow_read
+                .is_none_or(|at| at.elapsed() >= ask.cfg.budgets_interval)
     }
 
     /// The provider budgets: the proxy's memory, read every collection.
@@ -108,11 +120,7 @@ impl State {
     /// keys' budgets and 30 days' spend: every `budgets_interval` (counted
     /// from reads that finished: one cut short is tried again next time).
     async fn read_slow(&mut self, ask: &Ask<'_>, tracked: bool) {
-        let due = ask.refresh
-            || self
-                .slow_read
-                .is_none_or(|at| at.elapsed() >= ask.cfg.budgets_interval);
-        if !due {
+        if !self.slow_due(ask) {
             return;
         }
         let api = ask.api;
