@@ -266,3 +266,59 @@ impl Poller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::spawn;
+    use crate::config::RollupConfig;
+    use crate::engine::store::Store;
+    use crate::section_id::SectionId;
+    use crate::sections::{CollectError, Schedule, Section, Work};
+
+    /// Counts its collections; the 3rd one fails, the 5th never ends.
+    struct Counted(Arc<AtomicU64>);
+
+    impl Section for Counted {
+        type Body = serde_json::Value;
+        fn collect(&self) -> Work<serde_json::Value> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            Work::future(async move {
+                match n {
+                    3 => Err(CollectError::new("third")),
+                    5 => std::future::pending().await,
+                    _ => Ok(serde_json::json!({ "n": n })),
+                }
+            })
+        }
+    }
+
+    /// On tokio's paused clock (no real waiting): a collection at start and
+    /// every interval, a failed one followed by the next on time, and a hung
+    /// one given up at its timeout, the schedule going on after it.
+    #[tokio::test(start_paused = true)]
+    async fn every_interval_through_a_failure_and_a_hang() {
+        let id = SectionId::Extra("counted");
+        let schedule = Schedule::every(Duration::from_secs(10), Duration::from_secs(2));
+        let (store, handle) = Store::new(vec![(id, schedule)], RollupConfig::default());
+        let store_task = tokio::spawn(store.run());
+        let n = Arc::new(AtomicU64::new(0));
+        let p = spawn(Arc::new(Counted(n.clone())), id, schedule, handle.clone());
+        let at = |secs: u64| tokio::time::sleep(Duration::from_millis(secs * 1000 + 500));
+        at(0).await;
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+        at(10).await; // t = 11 s
+        assert_eq!(n.load(Ordering::SeqCst), 2);
+        at(20).await; // t = 31.5 s: the 3rd failed at 20 s, the 4th at 30 s
+        assert_eq!(n.load(Ordering::SeqCst), 4);
+        at(10).await; // t = 42 s: the 5th (40 s) hangs, given up at 42 s
+        assert_eq!(n.load(Ordering::SeqCst), 5);
+        at(9).await; // t = 51.5 s: the 6th at 50 s, on time
+        assert_eq!(n.load(Ordering::SeqCst), 6);
+        p.task.abort();
+        store_task.abort();
+    }
+}
