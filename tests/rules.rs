@@ -151,8 +151,8 @@ fn litellm(f: impl FnOnce(&mut LitellmBody)) -> SectionState {
         unhealthy_models: Some(0),
         unhealthy: Some(vec![]),
         unhealthy_names: None,
-        docker: "ok".into(),
-        proxy: "ready".into(),
+        docker: DockerView::Ok,
+        proxy: pynchy_status::sections::gateway::ProxyState::Ready,
         models_error: None,
         models_checked_at: None,
     };
@@ -456,7 +456,7 @@ fn cases() -> Vec<Case> {
         case(
             "docker_unreachable",
             litellm(|b| {
-                b.docker = "unreachable".into();
+                b.docker = DockerView::Unreachable;
                 b.litellm_container = "unreachable".into();
                 b.postgres_container = "unreachable".into();
             }),
@@ -466,7 +466,7 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "gateway_not_ready",
-            litellm(|b| b.proxy = "not_ready".into()),
+            litellm(|b| b.proxy = pynchy_status::sections::gateway::ProxyState::NotReady),
             litellm(|_| {}),
             "LiteLLM proxy is not ready",
             Degraded,

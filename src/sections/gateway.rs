@@ -17,6 +17,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
+use super::queue::DockerView;
 use super::{prom, Body, Builtin, CollectError, Finding, Rule, Schedule, Section, Work};
 use crate::config::{Config, GatewayConfig, GatewayMode, RollupConfig, Severity};
 use crate::context::Context;
@@ -39,14 +40,44 @@ pub struct LitellmBody {
     /// How many distinct names `unhealthy` would list without its cap.
     pub unhealthy_names: Option<u64>,
     /// `ok`, or `unreachable` when the Docker daemon did not answer.
-    pub docker: String,
-    /// The proxy's readiness probe: `ready`, `not_ready` or `unreachable`.
-    pub proxy: String,
+    pub docker: DockerView,
+    /// The proxy's readiness probe.
+    pub proxy: ProxyState,
     /// Why the model counts are null (null when they are known, or when the
     /// model check is off).
     pub models_error: Option<String>,
     /// When the model check last answered (null: never, or off).
     pub models_checked_at: Option<String>,
+}
+
+/// What the proxy's readiness probe said.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyState {
+    /// 200: up and ready to serve.
+    Ready,
+    /// It answered, not 200 (503 while starting or stopping).
+    NotReady,
+    /// No answer: refused, or nothing within the timeout.
+    Unreachable,
+}
+
+impl ProxyState {
+    fn of(r: litellm::Readiness) -> ProxyState {
+        match r {
+            litellm::Readiness::Ready => ProxyState::Ready,
+            litellm::Readiness::NotReady(_) => ProxyState::NotReady,
+            litellm::Readiness::Unreachable => ProxyState::Unreachable,
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            ProxyState::Ready => "ready",
+            ProxyState::NotReady => "not ready",
+            ProxyState::Unreachable => "unreachable",
+        }
+    }
 }
 
 /// The `gateway` body in any other mode: the mode alone.
@@ -122,7 +153,7 @@ impl LitellmBody {
     }
 
     fn findings(&self, out: &mut Vec<Finding>) {
-        if self.docker == "unreachable" {
+        if self.docker == DockerView::Unreachable {
             out.push(Finding::new(
                 &DOCKER_UNREACHABLE,
                 "Docker daemon unreachable: container states unknown",
@@ -135,8 +166,8 @@ impl LitellmBody {
             }
         }
         let container_up = matches!(self.litellm_container.as_str(), "running" | "unreachable");
-        if container_up && self.proxy != "ready" {
-            let state = self.proxy.replace('_', " ");
+        if container_up && self.proxy != ProxyState::Ready {
+            let state = self.proxy.words();
             out.push(Finding::new(
                 &PROXY_NOT_READY,
                 format!("LiteLLM proxy is {state}"),
@@ -168,7 +199,11 @@ impl LitellmBody {
             _ => {}
         }
         // A proxy that is not ready already says why the counts are unknown.
-        if let Some(why) = self.models_error.as_ref().filter(|_| self.proxy == "ready") {
+        if let Some(why) = self
+            .models_error
+            .as_ref()
+            .filter(|_| self.proxy == ProxyState::Ready)
+        {
             out.push(Finding::new(
                 &MODEL_UNHEALTHY,
                 format!("model health unknown: {why}"),
@@ -419,8 +454,12 @@ async fn litellm_body(ask: Ask) -> Result<LitellmBody, CollectError> {
         unhealthy_models: unhealthy,
         unhealthy: names,
         unhealthy_names,
-        docker: if docker_ok { "ok" } else { "unreachable" }.into(),
-        proxy: proxy.as_str().into(),
+        docker: if docker_ok {
+            DockerView::Ok
+        } else {
+            DockerView::Unreachable
+        },
+        proxy: ProxyState::of(proxy),
         models_error,
         models_checked_at: at.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
     })

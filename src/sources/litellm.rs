@@ -76,16 +76,6 @@ pub enum Readiness {
     Unreachable,
 }
 
-impl Readiness {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Readiness::Ready => "ready",
-            Readiness::NotReady(_) => "not_ready",
-            Readiness::Unreachable => "unreachable",
-        }
-    }
-}
-
 /// Asks `{url}/health/readiness` (no key is sent: the probe needs none).
 pub async fn readiness(client: &reqwest::Client, url: &str, timeout: Duration) -> Readiness {
     let req = client
