@@ -36,14 +36,46 @@ pub const MAX_CONDITIONS: usize = 2_000;
 pub const FLAPS: usize = 4;
 pub const FLAP_WINDOW: Duration = Duration::from_secs(600);
 
+/// What kind of change a [`Transition`] records.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionKind {
+    /// The verdict changed.
+    Verdict,
+    ReasonAppeared,
+    ReasonCleared,
+    /// A section's state (ok, error, stale) changed.
+    Section,
+    /// Something started flapping: its flips are no longer recorded one by one.
+    Flapping,
+    FlappingStopped,
+}
+
+impl TransitionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionKind::Verdict => "verdict",
+            TransitionKind::ReasonAppeared => "reason_appeared",
+            TransitionKind::ReasonCleared => "reason_cleared",
+            TransitionKind::Section => "section",
+            TransitionKind::Flapping => "flapping",
+            TransitionKind::FlappingStopped => "flapping_stopped",
+        }
+    }
+}
+
+impl PartialEq<&str> for TransitionKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One change, as `/status/events` serves it.
 #[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct Transition {
     /// When it was seen (RFC 3339).
     pub at: String,
-    /// `verdict`, `reason_appeared`, `reason_cleared`, `section`,
-    /// `flapping` or `flapping_stopped`.
-    pub kind: &'static str,
+    pub kind: TransitionKind,
     pub section: Option<String>,
     pub rule: Option<String>,
     pub reason: Option<String>,
@@ -75,7 +107,7 @@ impl Damper {
 
     /// Records a flip now: what to say of it — `kind`, `flapping` when this
     /// flip starts it, nothing while it flaps.
-    fn flip(&mut self, now: Instant, kind: &'static str) -> Option<&'static str> {
+    fn flip(&mut self, now: Instant, kind: TransitionKind) -> Option<TransitionKind> {
         self.flips.push_back(now);
         self.prune(now);
         if self.flapping {
@@ -83,7 +115,7 @@ impl Damper {
         }
         if self.flips.len() > FLAPS {
             self.flapping = true;
-            return Some("flapping");
+            return Some(TransitionKind::Flapping);
         }
         Some(kind)
     }
@@ -102,7 +134,7 @@ impl Damper {
 impl Transition {
     /// A transition of the verdict (no section) or of a section's state.
     fn of(
-        kind: &'static str,
+        kind: TransitionKind,
         wall: DateTime<Utc>,
         section: Option<SectionId>,
         from_to: Option<(&str, &str)>,
@@ -131,13 +163,13 @@ struct Condition {
 }
 
 impl Condition {
-    fn flip(&mut self, now: Instant, kind: &'static str) -> Option<&'static str> {
+    fn flip(&mut self, now: Instant, kind: TransitionKind) -> Option<TransitionKind> {
         self.damper.flip(now, kind)
     }
 
     fn transition(
         &self,
-        kind: &'static str,
+        kind: TransitionKind,
         wall: DateTime<Utc>,
         level: Option<Level>,
     ) -> Transition {
@@ -232,7 +264,7 @@ impl Tracker {
             Some((l, _)) if l == status => {}
             Some((l, _)) => {
                 self.verdict = Some((status, wall));
-                let said = self.verdict_damper.flip(now, "verdict");
+                let said = self.verdict_damper.flip(now, TransitionKind::Verdict);
                 let from_to = (l.as_str(), status.as_str());
                 if let Some(kind) = said {
                     let mut t = Transition::of(kind, wall, None, Some(from_to));
@@ -253,7 +285,7 @@ impl Tracker {
                     .section_dampers
                     .entry(id)
                     .or_default()
-                    .flip(now, "section");
+                    .flip(now, TransitionKind::Section);
                 if let Some(kind) = said {
                     self.push(Transition::of(kind, wall, Some(id), Some((s, state))));
                 }
@@ -285,12 +317,12 @@ impl Tracker {
             if !c.present {
                 c.present = true;
                 let was_flapping = c.damper.flapping;
-                let kind = c.flip(now, "reason_appeared");
+                let kind = c.flip(now, TransitionKind::ReasonAppeared);
                 // Flapping (or starting to): since holds from before.
                 if !was_flapping && !c.damper.flapping {
                     c.since = wall;
                 }
-                let level = (kind == Some("reason_appeared")).then_some(r.level);
+                let level = (kind == Some(TransitionKind::ReasonAppeared)).then_some(r.level);
                 said.extend(kind.map(|k| c.transition(k, wall, level)));
             }
             r.since = Some(stamp(c.since));
@@ -299,7 +331,7 @@ impl Tracker {
         for (k, c) in self.conditions.iter_mut() {
             if c.present && !seen.contains(k) {
                 c.present = false;
-                let kind = c.flip(now, "reason_cleared");
+                let kind = c.flip(now, TransitionKind::ReasonCleared);
                 said.extend(kind.map(|k| c.transition(k, wall, None)));
             }
         }
@@ -313,7 +345,7 @@ impl Tracker {
         let mut stopped = Vec::new();
         self.conditions.retain(|_, c| {
             if c.damper.settle(now) {
-                stopped.push(c.transition("flapping_stopped", wall, None));
+                stopped.push(c.transition(TransitionKind::FlappingStopped, wall, None));
                 return c.present;
             }
             c.present || !c.damper.flips.is_empty()
@@ -332,11 +364,21 @@ impl Tracker {
             }
         }
         if self.verdict_damper.settle(now) {
-            stopped.push(Transition::of("flapping_stopped", wall, None, None));
+            stopped.push(Transition::of(
+                TransitionKind::FlappingStopped,
+                wall,
+                None,
+                None,
+            ));
         }
         for (id, d) in self.section_dampers.iter_mut() {
             if d.settle(now) {
-                stopped.push(Transition::of("flapping_stopped", wall, Some(*id), None));
+                stopped.push(Transition::of(
+                    TransitionKind::FlappingStopped,
+                    wall,
+                    Some(*id),
+                    None,
+                ));
             }
         }
         for t in stopped {
@@ -413,7 +455,7 @@ mod tests {
         let w3 = w0 + chrono::Duration::seconds(20);
         t.observe(&mut r, &[], w3, i0 + Duration::from_secs(20));
         assert_eq!(r.reasons[0].since, Some(stamp(w3)));
-        let kinds: Vec<&str> = t.events().map(|e| e.kind).collect();
+        let kinds: Vec<&str> = t.events().map(|e| e.kind.as_str()).collect();
         assert_eq!(
             kinds,
             [
