@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 
 /// When a value was true: wall-clock time for `collected_at`, and the monotonic
 /// instant for staleness deadlines.
@@ -20,4 +20,9 @@ impl Stamp {
             instant: Instant::now(),
         }
     }
+}
+
+/// A time as every answer writes it: RFC 3339, UTC (`Z`), milliseconds.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::section_id::SectionId;
@@ -118,7 +118,7 @@ pub struct Meta<'a> {
 }
 
 fn rfc3339(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    crate::stamp::rfc3339(*t)
 }
 
 impl<'a> Meta<'a> {

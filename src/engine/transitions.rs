@@ -21,11 +21,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::engine::rollup::{Level, Reason, Rollup};
 use crate::section_id::SectionId;
+use crate::stamp::rfc3339 as stamp;
 
 /// Transitions kept.
 pub const KEEP: usize = 500;
@@ -198,10 +199,6 @@ pub struct Tracker {
     events: VecDeque<Transition>,
     /// Transitions recorded since start (what `observe` counts new ones by).
     recorded: usize,
-}
-
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// The condition a reason stands for: numbers that stand alone (counts,

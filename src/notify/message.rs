@@ -2,7 +2,9 @@
 //! request for Alertmanager (`POST /api/v2/alerts`, as Prometheus sends),
 //! a Slack incoming webhook, ntfy's publish API, or our webhook's JSON.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+
+use crate::stamp::rfc3339 as stamp;
 use serde::Serialize;
 
 use crate::config::{NotifyKind, NotifyTarget};
@@ -76,10 +78,6 @@ pub struct Request {
     pub headers: Vec<(&'static str, String)>,
     /// Appended to the target's URL (Alertmanager's API path).
     pub path: &'static str,
-}
-
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 fn line(i: &Item) -> String {

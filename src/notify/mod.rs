@@ -304,19 +304,10 @@ impl Watch {
     }
 }
 
-/// The HTTP client of notifications: redirects are not followed.
-pub fn client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("pynchy-status/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 impl Notifier {
     pub fn new(limit: u64) -> Result<Arc<Notifier>, String> {
         Ok(Arc::new(Notifier {
-            client: client()?,
+            client: crate::client::outbound().map_err(|e| e.to_string())?,
             limit,
             targets: Mutex::new(Vec::new()),
             reconfigured: tokio::sync::Notify::new(),
@@ -456,9 +447,9 @@ impl Notifier {
                     "sent": s.sent,
                     "failed": s.failed,
                     "dropped": s.dropped,
-                    "last_success_at": s.last_success_at.map(outbox::stamp),
+                    "last_success_at": s.last_success_at.map(crate::stamp::rfc3339),
                     "last_error": s.last_error,
-                    "last_error_at": s.last_error_at.map(outbox::stamp),
+                    "last_error_at": s.last_error_at.map(crate::stamp::rfc3339),
                 })
             })
             .collect();
@@ -473,7 +464,7 @@ pub async fn test(
     only: Option<&str>,
     limit: u64,
 ) -> Result<Vec<(String, Result<outbox::Answer, String>)>, String> {
-    let client = client()?;
+    let client = crate::client::outbound().map_err(|e| e.to_string())?;
     let chosen: Vec<&NotifyTarget> = targets
         .iter()
         .filter(|t| only.is_none_or(|n| t.name == n))

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use super::message::{request, Message};
 use crate::config::{NotifyTarget, UrlSource};
@@ -252,9 +252,4 @@ async fn run(me: std::sync::Weak<Outbox>, client: reqwest::Client, limit: u64) {
             }
         }
     }
-}
-
-/// A time for people and machines alike.
-pub fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::registry::Registry;
@@ -461,7 +461,7 @@ async fn litellm_body(ask: Ask) -> Result<LitellmBody, CollectError> {
         },
         proxy: ProxyState::of(proxy),
         models_error,
-        models_checked_at: at.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        models_checked_at: at.map(crate::stamp::rfc3339),
     })
 }
 

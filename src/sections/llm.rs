@@ -241,8 +241,7 @@ pub static BUDGET_EXHAUSTED: Rule = Rule {
 };
 
 fn time(ms: i64) -> Option<String> {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    DateTime::<Utc>::from_timestamp_millis(ms).map(crate::stamp::rfc3339)
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -477,7 +476,7 @@ pub fn body(st: &State, outcome: Outcome, cfg: &LlmConfig, now: DateTime<Utc>) -
     LlmBody {
         state,
         note: note.map(str::to_string),
-        as_of: Some(now.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        as_of: Some(crate::stamp::rfc3339(now)),
         recent_window_seconds: cfg.rate_window.as_secs(),
         window: has_logs.then(|| WindowInfo {
             complete_from: stamp(w.complete_from(now)),
