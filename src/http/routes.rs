@@ -166,7 +166,7 @@ async fn metrics(
     let body = format!(
         "{head}{}{}# EOF\n",
         failures.exposition(),
-        notifier.exposition()
+        notifier.shown().metrics
     );
     HttpResponse::Ok()
         .insert_header((
@@ -185,7 +185,7 @@ async fn notify_status(
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, JSON))
         .insert_header((CACHE_CONTROL, NO_CACHE))
-        .body(notifier.status().to_string())
+        .body(notifier.shown().status.clone())
 }
 
 async fn section(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {

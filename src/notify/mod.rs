@@ -63,7 +63,21 @@ pub struct Notifier {
     /// `[limits] pull_body`: the most read of an answer.
     limit: u64,
     targets: Mutex<Vec<Target>>,
-    reconfigured: tokio::sync::Notify,
+    /// Woken by a reload and by each target's sender (a message sent,
+    /// failed or dropped): the run loop looks again and renders [`Shown`].
+    reconfigured: Arc<tokio::sync::Notify>,
+    /// What `/metrics` and `/status/notify` serve, rendered here when it
+    /// changes, so a request only loads it.
+    shown: arc_swap::ArcSwap<Shown>,
+}
+
+/// The targets' record as the HTTP layer serves it.
+#[derive(Default)]
+pub struct Shown {
+    /// `pynchy_status_notifications_total` and `pynchy_status_notify_queue`.
+    pub metrics: String,
+    /// `GET /status/notify`'s body.
+    pub status: bytes::Bytes,
 }
 
 fn wanted(t: &NotifyTarget, level: Level, section: &str, rule: &str) -> bool {
@@ -310,7 +324,8 @@ impl Notifier {
             client: crate::client::outbound().map_err(|e| e.to_string())?,
             limit,
             targets: Mutex::new(Vec::new()),
-            reconfigured: tokio::sync::Notify::new(),
+            reconfigured: Arc::new(tokio::sync::Notify::new()),
+            shown: arc_swap::ArcSwap::from_pointee(Shown::default()),
         }))
     }
 
@@ -326,7 +341,7 @@ impl Notifier {
                 .position(|o| &o.outbox.target == t)
                 .map(|i| old.swap_remove(i));
             let target = kept.unwrap_or_else(|| {
-                let outbox = Outbox::new(t.clone());
+                let outbox = Outbox::new(t.clone(), self.reconfigured.clone());
                 outbox.start(self.client.clone(), self.limit);
                 Target {
                     outbox,
@@ -342,6 +357,7 @@ impl Notifier {
             }
         }
         drop(targets);
+        self.render();
         self.reconfigured.notify_one();
     }
 
@@ -369,6 +385,7 @@ impl Notifier {
         loop {
             let snap = store.load();
             let next = self.look(&snap.alerts, snap.ready);
+            self.render();
             drop(snap);
             let sleep = async {
                 match next {
@@ -386,7 +403,20 @@ impl Notifier {
 
     /// `pynchy_status_notifications_total{target,outcome}` and
     /// `pynchy_status_notify_queue{target}`, in OpenMetrics text.
-    pub fn exposition(&self) -> String {
+    /// What the HTTP layer serves of the targets, as last rendered.
+    pub fn shown(&self) -> Arc<Shown> {
+        self.shown.load_full()
+    }
+
+    fn render(&self) {
+        let status = bytes::Bytes::from(self.status().to_string());
+        self.shown.store(Arc::new(Shown {
+            metrics: self.exposition(),
+            status,
+        }));
+    }
+
+    fn exposition(&self) -> String {
         let targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
         if targets.is_empty() {
             return String::new();
@@ -429,7 +459,7 @@ impl Notifier {
 
     /// `GET /status/notify`: each target's kind, settings and record (never
     /// its URL or token).
-    pub fn status(&self) -> serde_json::Value {
+    fn status(&self) -> serde_json::Value {
         let targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
         let list: Vec<serde_json::Value> = targets
             .iter()
@@ -538,7 +568,7 @@ mod tests {
     #[test]
     fn a_change_of_level_is_news() {
         let t = target(NotifyKind::Webhook);
-        let out = Outbox::new(t.clone());
+        let out = Outbox::new(t.clone(), Arc::default());
         let mut w = Watch::default();
         let start = Instant::now();
         let mut down = alerts(&["a"], &[]);
@@ -586,7 +616,7 @@ mod tests {
     /// messages queued, as (why, appeared, resolved, active) reason texts.
     fn run(kind: NotifyKind, steps: &[(u64, &[&str], &[&str])]) -> Vec<Told> {
         let t = target(kind);
-        let out = Outbox::new(t.clone());
+        let out = Outbox::new(t.clone(), Arc::default());
         let mut w = Watch::default();
         let start = Instant::now();
         for (at, reasons, flapping) in steps {

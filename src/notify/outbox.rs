@@ -36,6 +36,9 @@ pub struct Outbox {
     wake: Arc<tokio::sync::Notify>,
     pub stats: Mutex<Stats>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Told of each change of the queue or the counters (the notifier
+    /// renders what it serves then).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for Outbox {
@@ -136,13 +139,14 @@ pub async fn send_once(
 }
 
 impl Outbox {
-    pub fn new(target: NotifyTarget) -> Arc<Outbox> {
+    pub fn new(target: NotifyTarget, changed: Arc<tokio::sync::Notify>) -> Arc<Outbox> {
         Arc::new(Outbox {
             target,
             queue: Mutex::new(VecDeque::new()),
             wake: Arc::new(tokio::sync::Notify::new()),
             stats: Mutex::new(Stats::default()),
             task: Mutex::new(None),
+            changed,
         })
     }
 
@@ -201,6 +205,8 @@ impl Outbox {
                 s.last_error_at = Some(Utc::now());
             }
         }
+        drop(s);
+        self.changed.notify_one();
     }
 }
 
@@ -231,6 +237,8 @@ async fn deliver(o: &Outbox, client: &reqwest::Client, limit: u64, m: Message) {
                 "notification dropped after retrying for {}",
                 humantime::format_duration(o.target.retry_for)
             );
+            drop(s);
+            o.changed.notify_one();
             return;
         }
         tokio::time::sleep(backoff).await;
