@@ -451,25 +451,6 @@ fn a_receiver_down_for_good_drops_counted_and_holds_its_queue() {
     );
 }
 
-/// A chunked HTTP/1.1 body, decoded (Alertmanager answers so).
-fn dechunk(raw: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(raw);
-    if text.trim_start().starts_with('[') || text.trim_start().starts_with('{') {
-        return raw.to_vec();
-    }
-    let mut out = String::new();
-    let mut rest: &str = &text;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out.into_bytes()
-}
-
 /// Debian's Alertmanager on a free loopback port; killed with the guard.
 fn alertmanager(dir: &std::path::Path) -> Option<(ChildGuard, std::net::SocketAddr)> {
     let bin = "/usr/bin/prometheus-alertmanager";
@@ -513,7 +494,7 @@ fn alertmanager_holds_the_alert_past_its_resolve_timeout_and_resolves_it() {
     );
     let (_dir, run, flags) = daemon(1, &notify);
     let alerts = || -> Vec<Value> {
-        let body = dechunk(&get(am, "/api/v2/alerts").body);
+        let body = get(am, "/api/v2/alerts").body;
         serde_json::from_slice::<Vec<Value>>(&body)
             .unwrap()
             .into_iter()

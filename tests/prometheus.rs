@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -84,41 +83,13 @@ fn query(prom: SocketAddr, q: &str) -> Vec<Value> {
             _ => enc.push_str(&format!("%{b:02X}")),
         }
     }
-    let Ok(mut s) = TcpStream::connect(prom) else {
+    if TcpStream::connect(prom).is_err() {
         return Vec::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = write!(
-        s,
-        "GET /api/v1/query?query={enc} HTTP/1.1\r\nHost: {prom}\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    // Prometheus answers with a chunked body when it is large.
-    let json_text = if out
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    let v: Value = serde_json::from_str(&json_text).unwrap_or(Value::Null);
-    v["data"]["result"].as_array().cloned().unwrap_or_default()
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
     }
-    out
+    // The shared client decodes Prometheus' chunked answers.
+    let body = get(prom, &format!("/api/v1/query?query={enc}")).body;
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
 }
 
 /// The part of an alert's expression that must return series whatever the

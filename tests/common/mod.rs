@@ -115,6 +115,12 @@ pub fn request(
         }
         None => {
             s.read_to_end(&mut body).expect("read body");
+            let chunked = headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+            });
+            if chunked {
+                body = dechunk(&body);
+            }
         }
     }
     Response {
@@ -122,6 +128,24 @@ pub fn request(
         headers,
         body,
     }
+}
+
+/// A chunked HTTP/1.1 body (Alertmanager answers so), decoded.
+fn dechunk(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..eol]).unwrap_or("0");
+        let n =
+            usize::from_str_radix(size.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        let start = eol + 2;
+        if n == 0 || rest.len() < start + n {
+            break;
+        }
+        out.extend_from_slice(&rest[start..start + n]);
+        rest = &rest[(start + n + 2).min(rest.len())..];
+    }
+    out
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Response {
