@@ -37,6 +37,7 @@ pub mod gateway;
 pub mod groups;
 pub mod host_jobs;
 pub mod llm;
+mod llm_body;
 pub mod llm_read;
 pub mod llm_window;
 pub mod mcp;
