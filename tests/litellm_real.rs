@@ -82,6 +82,20 @@ fn openai_stub() -> (u16, Calls) {
     (port, calls)
 }
 
+/// The real proxy's executable (`scripts/litellm`), or a loud skip (a
+/// failure with CI=true) when it is not installed.
+fn litellm_bin() -> Option<String> {
+    let Ok(litellm) = std::env::var("PYNCHY_TEST_LITELLM") else {
+        missing_part("the LiteLLM proxy (PYNCHY_TEST_LITELLM from scripts/litellm)");
+        return None;
+    };
+    if !std::path::Path::new(&litellm).exists() {
+        missing_part(&format!("the LiteLLM proxy at {litellm}"));
+        return None;
+    }
+    Some(litellm)
+}
+
 /// The real proxy on `port`, with `litellm.yaml` in `dir`; killed when the
 /// guard drops, however the test ends. Returns once it answers.
 fn start_proxy(litellm: &str, dir: &std::path::Path, port: u16) -> ChildGuard {
@@ -117,12 +131,9 @@ fn start_proxy(litellm: &str, dir: &std::path::Path, port: u16) -> ChildGuard {
 
 #[test]
 fn real_litellm_counts_names_and_no_secrets() {
-    let Ok(litellm) = std::env::var("PYNCHY_TEST_LITELLM") else {
-        return missing_part("the LiteLLM proxy (PYNCHY_TEST_LITELLM from scripts/litellm)");
+    let Some(litellm) = litellm_bin() else {
+        return;
     };
-    if !std::path::Path::new(&litellm).exists() {
-        return missing_part(&format!("the LiteLLM proxy at {litellm}"));
-    }
     let dir = tempfile::tempdir().unwrap();
     let (stub, _) = openai_stub();
     let closed = free_port();
@@ -205,12 +216,9 @@ fn real_litellm_counts_names_and_no_secrets() {
 /// nothing database-backed asked after the first readiness answer.
 #[test]
 fn real_litellm_without_a_database_spend_tracking_off() {
-    let Ok(litellm) = std::env::var("PYNCHY_TEST_LITELLM") else {
-        return missing_part("the LiteLLM proxy (PYNCHY_TEST_LITELLM from scripts/litellm)");
+    let Some(litellm) = litellm_bin() else {
+        return;
     };
-    if !std::path::Path::new(&litellm).exists() {
-        return missing_part(&format!("the LiteLLM proxy at {litellm}"));
-    }
     let dir = tempfile::tempdir().unwrap();
     let (stub, chat_calls) = openai_stub();
     let port = free_port();
