@@ -6,6 +6,7 @@ pub mod docker;
 pub mod gate;
 pub mod git;
 pub mod litellm;
+pub mod litellm_answers;
 pub mod litellm_api;
 pub mod push;
 pub mod pynchy;
