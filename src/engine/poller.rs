@@ -127,7 +127,7 @@ impl Poller {
         // Acks waiting for the next published collection: kept across skipped
         // ticks, so a kick never resolves without a publish.
         let mut acks = Vec::new();
-        let changes = self.section.changes();
+        let changes = self.section.changes().map(|c| c.notify.clone());
         loop {
             let wake = self.section.wake_at();
             tokio::select! {
@@ -194,7 +194,10 @@ impl Poller {
         };
         if let Err(e) = &result {
             tracing::debug!(section = %self.id, error = %e, "collection failed");
-            self.section.failed();
+            // A change it had taken is read again at the next collection.
+            if let Some(c) = self.section.changes() {
+                c.failed();
+            }
         }
         let duration = began.elapsed();
         let prepared = crate::engine::store::prepare(&result);
@@ -318,6 +321,42 @@ mod tests {
         assert_eq!(n.load(Ordering::SeqCst), 5);
         at(9).await; // t = 51.5 s: the 6th at 50 s, on time
         assert_eq!(n.load(Ordering::SeqCst), 6);
+        p.task.abort();
+        store_task.abort();
+    }
+
+    /// Told of change; its first collection takes the change, then hangs.
+    struct Watched(Arc<crate::sources::watch::Changes>);
+
+    impl Section for Watched {
+        type Body = serde_json::Value;
+        fn collect(&self) -> Work<serde_json::Value> {
+            let _read = self.0.must_read(Duration::from_secs(3600));
+            Work::future(std::future::pending())
+        }
+        fn changes(&self) -> Option<Arc<crate::sources::watch::Changes>> {
+            Some(self.0.clone())
+        }
+    }
+
+    /// A collection given up at its timeout marks the change it had taken
+    /// again, so the next one reads it — also for a section shared through
+    /// an `Arc` (a host keeping a handle on it).
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_collection_reads_its_change_again() {
+        let id = SectionId::Extra("watched");
+        let schedule = Schedule::every(Duration::from_secs(60), Duration::from_secs(2));
+        let (store, handle) = Store::new(vec![(id, schedule)], RollupConfig::default());
+        let store_task = tokio::spawn(store.run());
+        let changes = crate::sources::watch::Changes::new();
+        changes.set_watching(true);
+        let shared = Arc::new(Watched(changes.clone()));
+        let p = spawn(Arc::new(shared), id, schedule, handle.clone());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Taken by the hanging collection: nothing to read now.
+        assert!(!changes.must_read(Duration::from_secs(3600)));
+        tokio::time::sleep(Duration::from_secs(2)).await; // t = 2.5 s: given up
+        assert!(changes.must_read(Duration::from_secs(3600)));
         p.task.abort();
         store_task.abort();
     }

@@ -12,6 +12,7 @@ use super::{Refresh, Schedule, Work};
 use crate::config::{Config, RollupConfig, Severity};
 use crate::context::Context;
 use crate::section_id::SectionId;
+use crate::sources::watch::Changes;
 
 /// A rollup rule a section owns: its name (the key of `[rollup.severity]`), its
 /// default severity, and what makes it fire (the README's rule table).
@@ -121,29 +122,35 @@ impl Body for serde_json::Value {
 }
 
 /// One part of the status document: how to collect its body.
+///
+/// Two things to write: [`Section::collect`], and, for a section told of
+/// change, [`Section::changes`]. The rest has defaults drawn from those.
 pub trait Section: Send + Sync + 'static {
     type Body: Body;
-    /// Prepares one collection. Called by the poller once per tick, and at
-    /// once when [`Section::changes`] fires.
+    /// Prepares one collection. Called by the poller once per tick, and
+    /// soon after its [`Section::changes`] is marked.
     fn collect(&self) -> Work<Self::Body>;
-    /// Fired when the section's source changed (file, database or Docker
-    /// events): the poller collects at once, a moment later (debounced).
-    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+    /// What tells it its source changed (file, database or Docker events,
+    /// pushes): the poller collects a moment after each mark (debounced),
+    /// and a collection that failed before its work could say so (a
+    /// timeout, a source stuck behind its gate, a panic) marks it again, so
+    /// the change is read at the next one. `None`: read every interval.
+    fn changes(&self) -> Option<Arc<Changes>> {
         None
     }
-    /// Whether it currently follows events or reads every interval.
+    /// Whether it follows events now: by default, whether its changes are
+    /// watched.
     fn refresh(&self) -> Refresh {
-        Refresh::Poll
+        match self.changes() {
+            Some(c) if c.watching() => Refresh::Event,
+            _ => Refresh::Poll,
+        }
     }
     /// The next instant its body changes with the clock alone (a TTL running
     /// out): the poller collects then too.
     fn wake_at(&self) -> Option<std::time::Instant> {
         None
     }
-    /// The collection failed before its work could say so (a timeout, a
-    /// source stuck behind its gate, a panic): a change it had taken must be
-    /// read again at the next collection.
-    fn failed(&self) {}
 }
 
 /// A shared section is a section (a host or a test keeps a handle on it).
@@ -152,7 +159,7 @@ impl<S: Section + ?Sized> Section for Arc<S> {
     fn collect(&self) -> Work<S::Body> {
         (**self).collect()
     }
-    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+    fn changes(&self) -> Option<Arc<Changes>> {
         (**self).changes()
     }
     fn refresh(&self) -> Refresh {
@@ -166,10 +173,9 @@ impl<S: Section + ?Sized> Section for Arc<S> {
 /// A section as the poller runs it: its body type erased.
 pub trait DynSection: Send + Sync + 'static {
     fn collect_erased(&self) -> Work<Arc<dyn ErasedBody>>;
-    fn changes(&self) -> Option<Arc<tokio::sync::Notify>>;
+    fn changes(&self) -> Option<Arc<Changes>>;
     fn refresh(&self) -> Refresh;
     fn wake_at(&self) -> Option<std::time::Instant>;
-    fn failed(&self);
 }
 
 fn erase<B: Body>(b: B) -> Arc<dyn ErasedBody> {
@@ -180,7 +186,7 @@ impl<S: Section> DynSection for S {
     fn collect_erased(&self) -> Work<Arc<dyn ErasedBody>> {
         self.collect().map(erase::<S::Body>)
     }
-    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+    fn changes(&self) -> Option<Arc<Changes>> {
         Section::changes(self)
     }
     fn refresh(&self) -> Refresh {
@@ -188,9 +194,6 @@ impl<S: Section> DynSection for S {
     }
     fn wake_at(&self) -> Option<std::time::Instant> {
         Section::wake_at(self)
-    }
-    fn failed(&self) {
-        Section::failed(self)
     }
 }
 

@@ -155,16 +155,8 @@ impl Section for Deploy {
         })
     }
 
-    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
-        Some(self.changes.notify.clone())
-    }
-
-    fn refresh(&self) -> super::Refresh {
-        super::refresh_of(&self.changes)
-    }
-
-    fn failed(&self) {
-        self.changes.failed();
+    fn changes(&self) -> Option<Arc<crate::sources::watch::Changes>> {
+        Some(self.changes.clone())
     }
 }
 

@@ -500,16 +500,8 @@ impl Section for Gateway {
         Work::future(async move { Ok(GatewayBody::Litellm(Box::new(litellm_body(ask).await?))) })
     }
 
-    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
-        Some(self.changes.notify.clone())
-    }
-
-    fn refresh(&self) -> super::Refresh {
-        super::refresh_of(&self.changes)
-    }
-
-    fn failed(&self) {
-        self.changes.failed();
+    fn changes(&self) -> Option<Arc<crate::sources::watch::Changes>> {
+        Some(self.changes.clone())
     }
 }
 

@@ -88,16 +88,8 @@ impl Section for Groups {
         .gated(self.gate.clone())
     }
 
-    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
-        Some(self.changes.notify.clone())
-    }
-
-    fn refresh(&self) -> super::Refresh {
-        super::refresh_of(&self.changes)
-    }
-
-    fn failed(&self) {
-        self.changes.failed();
+    fn changes(&self) -> Option<Arc<crate::sources::watch::Changes>> {
+        Some(self.changes.clone())
     }
 }
 

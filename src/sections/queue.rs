@@ -551,8 +551,8 @@ impl Section for Queue {
     }
 
     /// Docker's and the database's events (either wakes it).
-    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
-        Some(self.changes.notify.clone())
+    fn changes(&self) -> Option<Arc<crate::sources::watch::Changes>> {
+        Some(self.changes.clone())
     }
 
     /// A push collects it at once; Docker and the database by their events (or polled).
@@ -562,10 +562,6 @@ impl Section for Queue {
         } else {
             super::Refresh::Poll
         }
-    }
-
-    fn failed(&self) {
-        self.changes.failed();
     }
 
     /// When the last push's TTL runs out: observation from then on.

@@ -692,8 +692,8 @@ impl Section for Service {
     }
 
     /// Its process's start and end, and pushes, collect it at once.
-    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
-        Some(self.changes.notify.clone())
+    fn changes(&self) -> Option<Arc<crate::sources::watch::Changes>> {
+        Some(self.changes.clone())
     }
 
     fn refresh(&self) -> super::Refresh {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{CollectError, Refresh, Schedule, Update, Work, VERIFY_INTERVAL};
+use super::{CollectError, Schedule, Update, Work, VERIFY_INTERVAL};
 use crate::config::Config;
 use crate::context::Context;
 use crate::sources::push::Stamped;
@@ -84,15 +84,6 @@ pub fn watch_database(ctx: &Context, changes: &Arc<crate::sources::watch::Change
         Err(e) => {
             tracing::warn!(folder = %dir.display(), error = %e, "cannot watch the database: polling it")
         }
-    }
-}
-
-/// Event mode, or polling when the watches could not be set.
-pub fn refresh_of(changes: &crate::sources::watch::Changes) -> Refresh {
-    if changes.watching() {
-        Refresh::Event
-    } else {
-        Refresh::Poll
     }
 }
 
