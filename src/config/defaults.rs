@@ -53,10 +53,9 @@ pub const MAX_STREAMS: usize = 64;
 /// kernel's accept queue.
 pub const MAX_CONNECTIONS: usize = 512;
 /// One HTTP worker: it serves pre-rendered snapshots at tens of thousands
-/// of requests a second, and every worker costs CPU while idle — actix-http
-/// refreshes its cached `Date` header every 500 ms on each worker
-/// (actix/actix-web#3411): four wake-ups a second, 0.026 % of a core per
-/// worker on the CI machine, so one per core would cost 1.7 % on 64 cores.
+/// of requests a second. An idle worker costs no CPU (the vendored
+/// actix-http makes its `Date` header on demand, not every 500 ms), but
+/// each is a thread with its own buffers.
 pub const WORKERS: usize = 1;
 /// The LiteLLM proxy's `/health` answer: a few hundred KB with hundreds
 /// of models.
