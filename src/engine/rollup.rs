@@ -71,6 +71,10 @@ pub struct Reason {
     /// When its condition was first seen, held while it stays true (RFC 3339).
     #[serde(default)]
     pub since: Option<String>,
+    /// What the rule fired for, when it can fire for several things at once
+    /// ([`Finding::about`]): with the section and the rule, the condition.
+    #[serde(skip)]
+    pub subject: Option<String>,
 }
 
 /// The verdict and its reasons.
@@ -148,24 +152,33 @@ fn section_reasons(
     out: &mut Vec<Reason>,
 ) {
     let mut seen = HashSet::new();
-    let mut mine: Vec<(Level, &'static str, String)> = findings
+    let mut mine: Vec<(Level, Finding)> = findings
         .drain(..)
-        .filter_map(|f| Some((level_of(cfg, f.rule)?, f.rule.name, f.reason)))
-        .filter(|(_, _, r)| seen.insert(r.clone()))
+        .filter_map(|f| Some((level_of(cfg, f.rule)?, f)))
+        .filter(|(_, f)| seen.insert(f.reason.clone()))
         .collect();
-    mine.sort_by_key(|(l, _, _)| std::cmp::Reverse(*l));
+    mine.sort_by_key(|(l, _)| std::cmp::Reverse(*l));
     let folded = mine.split_off(mine.len().min(MAX_REASONS_PER_SECTION));
-    let reason = |(level, rule, reason): (Level, &str, String)| Reason {
+    let reason = |level: Level, rule: &str, subject: Option<String>, reason: String| Reason {
         section: section.to_string(),
         reason,
         level,
         rule: rule.to_string(),
         since: None,
+        subject,
     };
-    out.extend(mine.into_iter().map(reason));
-    if let Some(level) = folded.iter().map(|(l, _, _)| *l).max() {
+    out.extend(
+        mine.into_iter()
+            .map(|(l, f)| reason(l, f.rule.name, f.subject, f.reason)),
+    );
+    if let Some(level) = folded.iter().map(|(l, _)| *l).max() {
         let n = folded.len();
-        out.push(reason((level, "folded", format!("and {n} more reasons"))));
+        out.push(reason(
+            level,
+            "folded",
+            None,
+            format!("and {n} more reasons"),
+        ));
     }
 }
 

@@ -6,8 +6,9 @@
 //! the last [`KEEP`] transitions, newest first (`GET /status/events`, and
 //! `transition` events on the stream).
 //!
-//! A reason's condition is its section, its rule and its text with numbers
-//! masked ("stale: last good data is 31 s old" is one condition as it ages).
+//! A reason's condition is its section, its rule and the subject its finding
+//! names (`Finding::about`), never its text ("stale: last good data is 31 s
+//! old" is one condition as it ages).
 //!
 //! Flap damping (the rule Nagios and Consul use, in its simplest form): a
 //! condition that appears or clears more than [`FLAPS`] times within
@@ -201,34 +202,12 @@ pub struct Tracker {
     recorded: usize,
 }
 
-/// The condition a reason stands for: numbers that stand alone (counts,
-/// ages: "31 s", "(2)") are masked; digits inside a name ("w1",
-/// "pynchy-mcp-2", "m000001") are kept, so two subjects stay two conditions.
+/// The condition a reason stands for: its section, its rule and what it is
+/// about ([`crate::sections::Finding::about`]) — never its text, which may
+/// change as the condition ages ("31 s old", "6 restarts").
 pub fn key(r: &Reason) -> String {
-    let mut masked = String::with_capacity(r.reason.len());
-    let mut prev: Option<char> = None;
-    let mut chars = r.reason.chars().peekable();
-    while let Some(c) = chars.next() {
-        let in_name =
-            |p: Option<char>| p.is_some_and(|p| p.is_alphanumeric() || "-_./:".contains(p));
-        if c.is_ascii_digit() && !in_name(prev) {
-            let mut run = String::from(c);
-            while let Some(d) = chars.next_if(|d| d.is_ascii_digit()) {
-                run.push(d);
-            }
-            let next = chars.peek().copied();
-            if next.is_some_and(|n| n.is_alphabetic() || "-_/:".contains(n)) {
-                masked.push_str(&run);
-            } else {
-                masked.push('#');
-            }
-            prev = run.chars().last();
-            continue;
-        }
-        masked.push(c);
-        prev = Some(c);
-    }
-    format!("{}\u{1f}{}\u{1f}{masked}", r.section, r.rule)
+    let subject = r.subject.as_deref().unwrap_or("");
+    format!("{}\u{1f}{}\u{1f}{subject}", r.section, r.rule)
 }
 
 impl Tracker {
@@ -427,6 +406,7 @@ mod tests {
                     reason: (*text).into(),
                     level: Level::Degraded,
                     since: None,
+                    subject: None,
                 })
                 .collect(),
         }
@@ -563,37 +543,50 @@ mod tests {
 mod key_tests {
     use super::*;
 
-    fn k(text: &str) -> String {
+    fn k(rule: &str, subject: Option<&str>, text: &str) -> String {
         key(&Reason {
             section: "s".into(),
-            rule: "r".into(),
+            rule: rule.into(),
             reason: text.into(),
             level: Level::Degraded,
             since: None,
+            subject: subject.map(str::to_string),
         })
     }
 
     #[test]
-    fn counts_are_masked_names_are_not() {
+    fn a_condition_is_its_rule_and_subject_not_its_text() {
         assert_eq!(
-            k("stale: last good data is 31 s old"),
-            k("stale: last good data is 45 s old")
+            k("section_stale", None, "stale: last good data is 31 s old"),
+            k("section_stale", None, "stale: last good data is 45 s old")
         );
         assert_eq!(
-            k("queue at max_concurrent (2) with 1 groups waiting"),
-            k("queue at max_concurrent (3) with 4 groups waiting")
+            k(
+                "crash_loop",
+                None,
+                "pynchy restarted 3 times in the last 10 min"
+            ),
+            k(
+                "crash_loop",
+                None,
+                "pynchy restarted 6 times in the last 10 min"
+            )
         );
         assert_ne!(
-            k("worktree w1 of a/b in conflict"),
-            k("worktree w2 of a/b in conflict")
+            k(
+                "worktree_conflict",
+                Some("a/b w1"),
+                "worktree w1 of a/b in conflict"
+            ),
+            k(
+                "worktree_conflict",
+                Some("a/b w2"),
+                "worktree w2 of a/b in conflict"
+            )
         );
         assert_ne!(
-            k("MCP container pynchy-mcp-1 is restarting"),
-            k("MCP container pynchy-mcp-2 is restarting")
-        );
-        assert_ne!(
-            k("model openai/m000001 unhealthy"),
-            k("model openai/m000002 unhealthy")
+            k("section_stale", None, "stale"),
+            k("section_error", None, "stale")
         );
     }
 }

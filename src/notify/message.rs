@@ -13,8 +13,8 @@ use crate::engine::rollup::{Level, Reason};
 /// One reason as told: its condition and what it says.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Item {
-    /// The condition's subject: its reason with numbers masked (what tells
-    /// two reasons of one rule apart, and stays as a count or an age moves).
+    /// The condition's subject (`Finding::about`: what tells two reasons of
+    /// one rule apart); empty for a rule that fires once per section.
     #[serde(skip)]
     pub subject: String,
     pub rule: String,
@@ -153,7 +153,10 @@ fn am_alert<'a>(i: &'a Item, t: &'a NotifyTarget, m: &Message, ends: DateTime<Ut
     labels.insert("section", i.section.as_str());
     labels.insert("severity", i.level.as_str());
     labels.insert("instance", t.instance.as_str());
-    labels.insert("subject", i.subject.as_str());
+    // A rule that fires once per section has no subject (and no label).
+    if !i.subject.is_empty() {
+        labels.insert("subject", i.subject.as_str());
+    }
     let mut annotations = std::collections::BTreeMap::new();
     annotations.insert("summary", i.reason.as_str());
     if let Some(s) = &i.since {

@@ -339,6 +339,7 @@ mod tests {
                         level: Level::Degraded,
                         rule: "rule".into(),
                         since: None,
+                        subject: Some(r.to_string()),
                     };
                     (crate::engine::transitions::key(&reason), reason)
                 })

@@ -61,8 +61,9 @@ impl Body for ChannelsBody {
             Source::Pushed => {
                 for (name, c) in &self.channels {
                     if !c.connected {
-                        out.push(Finding::new(
+                        out.push(Finding::about(
                             &DISCONNECTED,
+                            name.as_str(),
                             format!("channel {name} disconnected"),
                         ));
                     }

@@ -23,18 +23,40 @@ pub struct Rule {
     pub what: &'static str,
 }
 
-/// A section's statement "this is wrong": the rule that fired and the reason
-/// text served in `/status`'s `reasons`.
+/// A section's statement "this is wrong": the rule that fired, what it is
+/// about, and the reason text served in `/status`'s `reasons`.
+///
+/// The rule and the subject make the condition that `since`, transitions,
+/// flap damping and notifications follow: the reason's text may change as
+/// the condition ages ("31 s old", "6 restarts") and it stays one
+/// condition. A rule that can fire for several things at once (worktrees,
+/// containers, tasks, models) names each with [`Finding::about`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub rule: &'static Rule,
+    pub subject: Option<String>,
     pub reason: String,
 }
 
 impl Finding {
+    /// The rule fired, once for its section.
     pub fn new(rule: &'static Rule, reason: impl Into<String>) -> Finding {
         Finding {
             rule,
+            subject: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// The rule fired for `subject` (a worktree, a container, a task, …).
+    pub fn about(
+        rule: &'static Rule,
+        subject: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            rule,
+            subject: Some(subject.into()),
             reason: reason.into(),
         }
     }

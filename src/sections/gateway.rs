@@ -162,7 +162,11 @@ impl LitellmBody {
         for (_, state, rule, what) in self.containers() {
             if state != "running" && state != "unreachable" {
                 let state = state.replace('_', " ");
-                out.push(Finding::new(rule, format!("{what} container is {state}")));
+                out.push(Finding::about(
+                    rule,
+                    what,
+                    format!("{what} container is {state}"),
+                ));
             }
         }
         let container_up = matches!(self.litellm_container.as_str(), "running" | "unreachable");
@@ -185,8 +189,9 @@ impl LitellmBody {
             ));
         } else {
             for m in listed {
-                out.push(Finding::new(
+                out.push(Finding::about(
                     &MODEL_UNHEALTHY,
+                    m.as_str(),
                     format!("model {m} unhealthy"),
                 ));
             }

@@ -89,8 +89,9 @@ impl LlmBody {
                     .first()
                     .map(|e| format!("; most: {}", e.class))
                     .unwrap_or_default();
-                out.push(Finding::new(
+                out.push(Finding::about(
                     &FAILURE_RATE,
+                    g.name.as_str(),
                     format!(
                         "model group {}: {} of {} requests failed in the last {span}{top}",
                         g.name, c.failures_recent, c.requests_recent
@@ -108,14 +109,16 @@ impl LlmBody {
             let pct = (used * 100.0).floor();
             let what = format!("{} budget {}", b.kind.as_str(), b.name);
             if used >= 1.0 && !b.approximate {
-                out.push(Finding::new(
+                out.push(Finding::about(
                     &BUDGET_EXHAUSTED,
+                    what.as_str(),
                     format!("{what} is spent: ${:.2} of ${:.2}", b.spend, b.limit),
                 ));
             } else if used >= self.thresholds.budget_warn {
                 let about = if b.approximate { "about " } else { "" };
-                out.push(Finding::new(
+                out.push(Finding::about(
                     &BUDGET_NEAR,
+                    what.as_str(),
                     format!(
                         "{what} is {about}{pct}% used: ${:.2} of ${:.2}",
                         b.spend, b.limit

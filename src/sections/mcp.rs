@@ -61,13 +61,15 @@ impl Body for McpBody {
     fn findings(&self, cfg: &RollupConfig, out: &mut Vec<Finding>) {
         for (name, c) in &self.0 {
             if c.state == "restarting" {
-                out.push(Finding::new(
+                out.push(Finding::about(
                     &MCP_RESTARTING,
+                    name,
                     format!("MCP container {name} is restarting"),
                 ));
             } else if c.restarts_last_hour > cfg.mcp_restarts_max {
-                out.push(Finding::new(
+                out.push(Finding::about(
                     &MCP_RESTARTING,
+                    name,
                     format!(
                         "MCP container {name} restarted {} times in the last hour",
                         c.restarts_last_hour

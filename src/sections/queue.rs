@@ -287,8 +287,9 @@ impl Body for QueueBody {
                 };
                 let ran = (now - started).num_seconds();
                 if ran > 0 && ran as u64 > self.overrun_after_seconds {
-                    out.push(Finding::new(
+                    out.push(Finding::about(
                         &OVERRUN,
+                        c.name.as_str(),
                         format!(
                             "agent container {} (a task of {folder}) has run for {} min, past pynchy's timeout",
                             c.name,

@@ -120,8 +120,9 @@ impl Body for ReposBody {
     fn findings(&self, _cfg: &RollupConfig, out: &mut Vec<Finding>) {
         for (slug, repo) in &self.0 {
             for wt in repo.conflicts() {
-                out.push(Finding::new(
+                out.push(Finding::about(
                     &WORKTREE_CONFLICT,
+                    format!("{slug} {wt}"),
                     format!("worktree {wt} of {slug} in conflict"),
                 ));
             }

@@ -76,10 +76,14 @@ pub fn findings<'a>(
     for r in rows {
         let id = r.label.unwrap_or("?");
         if r.overdue {
-            out.push(Finding::new(overdue, format!("{what} {id} overdue")));
+            out.push(Finding::about(overdue, id, format!("{what} {id} overdue")));
         }
         if let Some(e) = r.schedule_error {
-            out.push(Finding::new(&SCHEDULE_INVALID, format!("{what} {id}: {e}")));
+            out.push(Finding::about(
+                &SCHEDULE_INVALID,
+                id,
+                format!("{what} {id}: {e}"),
+            ));
         }
     }
 }

@@ -160,8 +160,9 @@ impl Body for TasksBody {
             } else {
                 n.to_string()
             };
-            out.push(Finding::new(
+            out.push(Finding::about(
                 &TASK_FAILING,
+                id,
                 format!("task {id}: its last {runs} runs failed"),
             ));
         }
