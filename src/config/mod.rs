@@ -19,6 +19,21 @@ use serde::Deserialize;
 use crate::section_id::SectionId;
 
 mod discover;
+mod limits;
+mod push;
+mod repos;
+mod rollup;
+mod server;
+pub use limits::LimitsConfig;
+use limits::RawLimits;
+pub use push::PushConfig;
+use push::RawPush;
+use repos::RawRepo;
+pub use repos::RepoConfig;
+use rollup::RawRollup;
+pub use rollup::RollupConfig;
+use server::RawServer;
+pub use server::ServerConfig;
 mod effective;
 mod gateway;
 pub use gateway::{GatewayConfig, GatewayMode};
@@ -193,54 +208,6 @@ struct RawConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawLimits {
-    gateway_body: Option<bytesize::ByteSize>,
-    docker_body: Option<bytesize::ByteSize>,
-    pull_body: Option<bytesize::ByteSize>,
-}
-
-/// `[limits]`: the most read from each outside source in one answer; a
-/// bigger answer is that section's error ("answer too large").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LimitsConfig {
-    pub gateway_body: u64,
-    pub docker_body: u64,
-    pub pull_body: u64,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            gateway_body: defaults::GATEWAY_BODY,
-            docker_body: defaults::DOCKER_BODY,
-            pull_body: defaults::PULL_BODY,
-        }
-    }
-}
-
-/// Sizes from 1 KiB to 1 GiB.
-fn limits(raw: RawLimits) -> Result<LimitsConfig, ConfigError> {
-    let size = |key: &str, v: Option<bytesize::ByteSize>, d: u64| match v.map(|b| b.as_u64()) {
-        None => Ok(d),
-        Some(b) if (1 << 10..=1 << 30).contains(&b) => Ok(b),
-        Some(b) => Err(invalid(
-            key,
-            format!("{b} bytes is out of range: from 1 KiB to 1 GiB"),
-        )),
-    };
-    Ok(LimitsConfig {
-        gateway_body: size(
-            "limits.gateway_body",
-            raw.gateway_body,
-            defaults::GATEWAY_BODY,
-        )?,
-        docker_body: size("limits.docker_body", raw.docker_body, defaults::DOCKER_BODY)?,
-        pull_body: size("limits.pull_body", raw.pull_body, defaults::PULL_BODY)?,
-    })
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawWatch {
     enabled: Option<bool>,
 }
@@ -250,20 +217,6 @@ struct RawWatch {
 pub struct WatchConfig {
     /// False: every section reads its source every interval, as before.
     pub enabled: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRollup {
-    pending_deliveries_max: Option<u64>,
-    mcp_restarts_max: Option<u64>,
-    service_restarts_max: Option<u64>,
-    task_failing_runs: Option<u64>,
-    ok_http_status: Option<u16>,
-    degraded_http_status: Option<u16>,
-    down_http_status: Option<u16>,
-    #[serde(default)]
-    severity: BTreeMap<String, Severity>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -288,34 +241,6 @@ struct RawPynchy {
     agent_slack: Option<Duration>,
     systemd_unit: Option<String>,
     systemd_bus: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRepo {
-    slug: String,
-    path: PathBuf,
-    worktrees: Option<PathBuf>,
-    #[serde(skip)]
-    auto_clone: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPush {
-    token_env: Option<String>,
-    #[serde(default, with = "humantime_serde")]
-    ttl: Option<Duration>,
-    pull_url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    token_env: Option<String>,
-    max_streams: Option<usize>,
-    max_connections: Option<usize>,
-    workers: Option<usize>,
 }
 
 /// `[pynchy]`: where pynchy lives.
@@ -350,72 +275,6 @@ pub struct PynchyConfig {
     pub systemd_unit: String,
     /// The D-Bus address of pynchy's user manager: `None` when off.
     pub systemd_bus: Option<String>,
-}
-
-/// One `[[repos]]` entry.
-#[derive(Debug, Clone)]
-pub struct RepoConfig {
-    pub slug: String,
-    pub path: PathBuf,
-    /// Folder whose subfolders are this repo's linked worktrees.
-    pub worktrees: Option<PathBuf>,
-    /// True when `path` is pynchy's auto-clone location (no `path` in
-    /// pynchy's config): not there yet means not cloned yet, not an error.
-    pub auto_clone: bool,
-}
-
-/// `[push]` (older name `[ingest]`): state a patched pynchy pushes (or a host serves to pull).
-#[derive(Debug, Clone)]
-pub struct PushConfig {
-    pub token_env: String,
-    pub ttl: Duration,
-    pub pull_url: Option<String>,
-}
-
-/// `[server]`.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// When set, detail endpoints need `Authorization: Bearer <token>`.
-    pub token_env: Option<String>,
-    /// Most concurrent `/status/stream` clients.
-    pub max_streams: usize,
-    /// Most open connections (all workers together).
-    pub max_connections: usize,
-    /// HTTP worker threads; default: one.
-    pub workers: usize,
-}
-
-/// `[rollup]`: thresholds, rule severities, `/health`'s status codes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RollupConfig {
-    pub pending_deliveries_max: u64,
-    /// `mcp_restarting` fires past this many restarts in an hour.
-    pub mcp_restarts_max: u64,
-    /// pynchy restarts (not deploys) within 10 minutes before `service_crash_loop`.
-    pub service_restarts_max: u64,
-    /// `task_failing` fires when this many of a task's last runs all failed (1 to 20).
-    pub task_failing_runs: u64,
-    /// Severity overrides by rule name (checked against the rules when the
-    /// daemon is built).
-    pub severity: BTreeMap<String, Severity>,
-    pub ok_http_status: u16,
-    pub degraded_http_status: u16,
-    pub down_http_status: u16,
-}
-
-impl Default for RollupConfig {
-    fn default() -> Self {
-        RollupConfig {
-            pending_deliveries_max: defaults::PENDING_DELIVERIES_MAX,
-            mcp_restarts_max: defaults::MCP_RESTARTS_MAX,
-            service_restarts_max: defaults::SERVICE_RESTARTS_MAX,
-            task_failing_runs: defaults::TASK_FAILING_RUNS,
-            severity: BTreeMap::new(),
-            ok_http_status: defaults::OK_HTTP_STATUS,
-            degraded_http_status: defaults::DEGRADED_HTTP_STATUS,
-            down_http_status: defaults::DOWN_HTTP_STATUS,
-        }
-    }
 }
 
 /// A validated config with every path absolute and every default filled in.
@@ -543,28 +402,6 @@ fn pynchy(raw: RawPynchy, r: &Resolver) -> Result<PynchyConfig, ConfigError> {
     })
 }
 
-fn repos(raw: Vec<RawRepo>, r: &Resolver) -> Result<Vec<RepoConfig>, ConfigError> {
-    let mut repos: Vec<RepoConfig> = Vec::with_capacity(raw.len());
-    for (i, repo) in raw.into_iter().enumerate() {
-        if repo.slug.trim().is_empty() {
-            return Err(invalid(format!("repos[{i}].slug"), "must not be empty"));
-        }
-        if repos.iter().any(|x| x.slug == repo.slug) {
-            return Err(invalid(
-                format!("repos[{i}].slug"),
-                format!("`{}` is listed twice", repo.slug),
-            ));
-        }
-        repos.push(RepoConfig {
-            slug: repo.slug,
-            path: r.path(&repo.path),
-            worktrees: repo.worktrees.as_deref().map(|w| r.path(w)),
-            auto_clone: repo.auto_clone,
-        });
-    }
-    Ok(repos)
-}
-
 fn sections(
     raw: BTreeMap<String, SectionOverride>,
 ) -> Result<BTreeMap<SectionId, SectionOverride>, ConfigError> {
@@ -601,65 +438,6 @@ fn sections(
         out.insert(id, o);
     }
     Ok(out)
-}
-
-fn rollup(raw: RawRollup) -> Result<RollupConfig, ConfigError> {
-    for (key, code) in [
-        ("ok_http_status", raw.ok_http_status),
-        ("degraded_http_status", raw.degraded_http_status),
-        ("down_http_status", raw.down_http_status),
-    ] {
-        if code.is_some_and(|c| !(200..=599).contains(&c)) {
-            return Err(invalid(
-                format!("rollup.{key}"),
-                "must be an HTTP status from 200 to 599",
-            ));
-        }
-    }
-    if raw
-        .task_failing_runs
-        .is_some_and(|n| !(1..=20).contains(&n))
-    {
-        return Err(invalid(
-            "rollup.task_failing_runs",
-            "must be from 1 to 20 (a task's page holds its last 20 runs)",
-        ));
-    }
-    let d = RollupConfig::default();
-    Ok(RollupConfig {
-        pending_deliveries_max: raw
-            .pending_deliveries_max
-            .unwrap_or(d.pending_deliveries_max),
-        mcp_restarts_max: raw.mcp_restarts_max.unwrap_or(d.mcp_restarts_max),
-        service_restarts_max: raw.service_restarts_max.unwrap_or(d.service_restarts_max),
-        task_failing_runs: raw.task_failing_runs.unwrap_or(d.task_failing_runs),
-        severity: raw.severity,
-        ok_http_status: raw.ok_http_status.unwrap_or(d.ok_http_status),
-        degraded_http_status: raw.degraded_http_status.unwrap_or(d.degraded_http_status),
-        down_http_status: raw.down_http_status.unwrap_or(d.down_http_status),
-    })
-}
-
-fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
-    // actix-web panics past 512 workers.
-    if raw.workers.is_some_and(|w| !(1..=512).contains(&w)) {
-        return Err(invalid("server.workers", "must be from 1 to 512"));
-    }
-    if raw
-        .max_connections
-        .is_some_and(|n| !(8..=1_000_000).contains(&n))
-    {
-        return Err(invalid(
-            "server.max_connections",
-            "must be from 8 to 1000000",
-        ));
-    }
-    Ok(ServerConfig {
-        token_env: raw.token_env,
-        max_streams: raw.max_streams.unwrap_or(defaults::MAX_STREAMS),
-        max_connections: raw.max_connections.unwrap_or(defaults::MAX_CONNECTIONS),
-        workers: raw.workers.unwrap_or(defaults::WORKERS),
-    })
 }
 
 /// Every dotted key set in a TOML text (tables descended, arrays as one key).
@@ -751,7 +529,7 @@ impl Config {
             source: None,
             listen: listen(raw.listen.as_deref())?,
             pynchy: pynchy(raw.pynchy, &r)?,
-            repos: repos(raw.repos, &r)?,
+            repos: repos::build(raw.repos, &r)?,
             gateway,
             llm: llm::llm(raw.llm)?,
             notify: notify::targets(raw.notify)?,
@@ -763,13 +541,13 @@ impl Config {
                 ttl: bounded("push.ttl", raw.push.ttl)?.unwrap_or(defaults::PUSH_TTL),
                 pull_url: raw.push.pull_url,
             },
-            server: server(raw.server)?,
+            server: server::build(raw.server)?,
             sections: sections(raw.sections)?,
-            rollup: rollup(raw.rollup)?,
+            rollup: rollup::build(raw.rollup)?,
             watch: WatchConfig {
                 enabled: raw.watch.enabled.unwrap_or_else(watch_default),
             },
-            limits: limits(raw.limits)?,
+            limits: limits::build(raw.limits)?,
             origins,
         })
     }
