@@ -177,6 +177,11 @@ impl LitellmBody {
                 format!("LiteLLM proxy is {state}"),
             ));
         }
+        self.model_findings(out);
+    }
+
+    /// Unhealthy models: one reason each, or one for many.
+    fn model_findings(&self, out: &mut Vec<Finding>) {
         let listed = self.unhealthy.as_deref().unwrap_or_default();
         let names = self.unhealthy_names.unwrap_or(listed.len() as u64);
         if names as usize > PER_MODEL_REASONS {
