@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::engine::poller::{self, PollerHandle};
 use crate::engine::publish::Publisher;
 use crate::engine::rollup::GENERIC_RULES;
-use crate::engine::store::{Store, StoreHandle};
+use crate::engine::store::{Snapshots, Store, StoreWriter};
 use crate::http::auth::Access;
 use crate::http::stream::{Streams, KEEP_ALIVE};
 use crate::section_id::SectionId;
@@ -193,7 +193,7 @@ impl Daemon {
         let (reauth_tx, reauth) = tokio::sync::watch::channel(0u64);
         let server = self.http_server(
             listener,
-            handle.clone(),
+            handle.snapshots(),
             push_route.clone(),
             access.clone(),
             (closing, reauth),
@@ -233,12 +233,12 @@ impl Daemon {
     /// The notifier of `[[notify]]`, following `handle`'s snapshots.
     fn start_notifier(
         &self,
-        handle: &StoreHandle,
+        handle: &StoreWriter,
     ) -> std::io::Result<(Arc<crate::notify::Notifier>, tokio::task::JoinHandle<()>)> {
         let notifier = crate::notify::Notifier::new(self.ctx.config.limits.pull_body)
             .map_err(std::io::Error::other)?;
         notifier.configure(&self.ctx.config.notify);
-        let task = tokio::spawn(notifier.clone().run(handle.clone()));
+        let task = tokio::spawn(notifier.clone().run(handle.snapshots()));
         Ok((notifier, task))
     }
 
@@ -247,7 +247,7 @@ impl Daemon {
     /// under a server token that changed are told to end (`reauth`).
     fn restart(
         &self,
-        handle: &StoreHandle,
+        handle: &StoreWriter,
         push_route: &crate::http::push::PushRoute,
         access: &Access,
         reauth: &tokio::sync::watch::Sender<u64>,
@@ -267,7 +267,7 @@ impl Daemon {
     }
 
     /// The pollers, the publisher of pushes and the pull loop of this config.
-    fn start_engine(&self, handle: &StoreHandle) -> Engine {
+    fn start_engine(&self, handle: &StoreWriter) -> Engine {
         let pollers: Vec<PollerHandle> = self
             .slots
             .iter()
@@ -357,7 +357,7 @@ impl Daemon {
     fn http_server(
         &self,
         listener: TcpListener,
-        store: StoreHandle,
+        snapshots: Snapshots,
         push_route: Arc<crate::http::push::PushRoute>,
         access: Arc<Access>,
         (closing, reauth): (
@@ -376,7 +376,7 @@ impl Daemon {
         crate::http::server(
             listener,
             crate::http::Shared {
-                store,
+                snapshots,
                 push_route,
                 access,
                 streams,

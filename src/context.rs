@@ -31,13 +31,15 @@ impl Kept {
     }
 }
 
-/// Sections asked to refresh what they otherwise check rarely (the gateway's
-/// paid model check), by `POST /refresh/{section}`. A section takes its
-/// request at its next collection.
+/// Sections with something asked of their next collection: by
+/// `POST /refresh/{section}` (refresh what is otherwise checked rarely, as
+/// the gateway's paid model check), or by a push that just arrived. A section
+/// takes its request at its next collection. (Not
+/// [`crate::sections::Refresh`], which is how a section learns of change.)
 #[derive(Default)]
-pub struct Refresh(std::sync::Mutex<Vec<SectionId>>);
+pub struct Requests(std::sync::Mutex<Vec<SectionId>>);
 
-impl Refresh {
+impl Requests {
     pub fn request(&self, id: SectionId) {
         let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if !v.contains(&id) {
@@ -65,10 +67,10 @@ pub struct Context {
     /// Where `PUT /push/{section}` and the pull loop write.
     pub push_store: Arc<PushStore>,
     /// Refreshes asked for over HTTP.
-    pub refresh: Refresh,
+    pub refresh: Requests,
     /// Sections whose push just arrived: their next collection builds the
     /// body from the push and the last observation, with no I/O.
-    pub push_arrived: Refresh,
+    pub push_arrived: Requests,
     /// File events, unless `[watch] enabled = false` or the platform has none.
     pub watcher: Option<Arc<crate::sources::watch::Watcher>>,
     /// pynchy's database, across the sections that read it: a read that
@@ -118,8 +120,8 @@ impl Context {
             shutting_down: AtomicBool::new(false),
             push_source: source,
             push_store: store,
-            refresh: Refresh::default(),
-            push_arrived: Refresh::default(),
+            refresh: Requests::default(),
+            push_arrived: Requests::default(),
             kept: Arc::default(),
         })
     }

@@ -26,7 +26,8 @@
 //! - `context`: what sections share (config, start time, shutdown flag, what
 //!   outlives a reload).
 //! - [`sections`]: one file per section, and the registry.
-//! - `overdue`: when a scheduled task or host job is late.
+//! - `cron`, `overdue`: pynchy's schedules in croniter's dialect; when a
+//!   scheduled task or host job is late by pynchy's own rules.
 //! - `engine`: the serving core (poller, publish, store, state, render,
 //!   rollup, transitions, metrics, snapshot); see its header.
 //! - `http`: the actix-web routes and the token check.
@@ -41,6 +42,7 @@ pub mod check;
 mod client;
 pub mod config;
 mod context;
+mod cron;
 pub mod demo;
 mod engine;
 mod file;
@@ -66,9 +68,9 @@ pub use stamp::Stamp;
 pub mod testing {
     pub use crate::context::Context;
     pub use crate::engine::state::SectionState;
-    pub use crate::overdue::{
-        due_at, next_fire, parse_cron, parse_schedule, parse_time, Due, Judge, Recurrence,
-    };
+    pub use crate::cron::{next_fire, parse_cron, parse_schedule, Recurrence};
+    pub use crate::overdue::{due_at, Due, Judge};
+    pub use crate::stamp::parse_time;
     pub use crate::sources::db::{read_only_uri, Db, DbError};
     pub use crate::sources::git::{open, read_checkout, repo_report};
     pub use crate::sources::litellm::parse as parse_litellm;

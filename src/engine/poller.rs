@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::engine::store::{Outcome, StoreHandle};
+use crate::engine::store::{Outcome, StoreWriter};
 use crate::section_id::SectionId;
 use crate::sections::{CollectError, DynSection, ErasedBody, Schedule, Work};
 
@@ -83,7 +83,7 @@ pub fn spawn(
     section: Arc<dyn DynSection>,
     id: SectionId,
     schedule: Schedule,
-    store: StoreHandle,
+    store: StoreWriter,
 ) -> PollerHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let poller = Poller {
@@ -104,7 +104,7 @@ struct Poller {
     section: Arc<dyn DynSection>,
     id: SectionId,
     schedule: Schedule,
-    store: StoreHandle,
+    store: StoreWriter,
     /// A collection that timed out but could not be cancelled (blocking work).
     straggler: Option<(JoinHandle<Collected>, Instant)>,
 }

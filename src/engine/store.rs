@@ -69,16 +69,36 @@ pub fn prepare(result: &Collected<Arc<dyn ErasedBody>>) -> Option<Prepared> {
 /// How long the store gathers outcomes into one render (pushes excepted).
 const COALESCE: Duration = Duration::from_millis(25);
 
-/// The handle pollers, the HTTP layer and subscribers hold.
+/// The read side, what the HTTP layer and subscribers hold: the published
+/// snapshot and word of each new one. Nothing here can change the store.
 #[derive(Clone)]
-pub struct StoreHandle {
-    tx: mpsc::UnboundedSender<Outcome>,
-    ctl: mpsc::UnboundedSender<Reconfigure>,
+pub struct Snapshots {
     snapshot: Arc<ArcSwap<Snapshot>>,
     changes: watch::Receiver<u64>,
 }
 
-impl StoreHandle {
+impl Snapshots {
+    /// The current snapshot: one atomic load.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    /// A receiver that changes each time a new snapshot is published.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+}
+
+/// The write side, what pollers and the daemon's wiring hold: outcomes and
+/// reconfigurations in, to the one store task.
+#[derive(Clone)]
+pub struct StoreWriter {
+    tx: mpsc::UnboundedSender<Outcome>,
+    ctl: mpsc::UnboundedSender<Reconfigure>,
+    snapshots: Snapshots,
+}
+
+impl StoreWriter {
     /// Hands an outcome to the store. Never blocks.
     pub fn send(&self, outcome: Outcome) {
         // Fails only after the store task ended, at shutdown: nothing to do then.
@@ -91,14 +111,9 @@ impl StoreHandle {
         let _ = self.ctl.send(Reconfigure { schedules, rollup });
     }
 
-    /// The current snapshot: one atomic load.
-    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
-        self.snapshot.load()
-    }
-
-    /// A receiver that changes each time a new snapshot is published.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changes.clone()
+    /// The read side of the same store.
+    pub fn snapshots(&self) -> Snapshots {
+        self.snapshots.clone()
     }
 }
 
@@ -125,7 +140,7 @@ pub struct Store {
 
 impl Store {
     /// A store for these sections (id and schedule, in document order), and its handle.
-    pub fn new(sections: Vec<(SectionId, Schedule)>, rollup: RollupConfig) -> (Store, StoreHandle) {
+    pub fn new(sections: Vec<(SectionId, Schedule)>, rollup: RollupConfig) -> (Store, StoreWriter) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ctl_tx, ctl) = mpsc::unbounded_channel();
         let (changes, changes_rx) = watch::channel(1);
@@ -148,11 +163,13 @@ impl Store {
             rollup,
             tracker,
         };
-        let handle = StoreHandle {
+        let handle = StoreWriter {
             tx,
             ctl: ctl_tx,
-            snapshot,
-            changes: changes_rx,
+            snapshots: Snapshots {
+                snapshot,
+                changes: changes_rx,
+            },
         };
         (store, handle)
     }

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use actix_web::{web, App, HttpServer};
 
-use crate::engine::store::StoreHandle;
+use crate::engine::store::Snapshots;
 
 pub mod auth;
 mod conditional;
@@ -32,10 +32,10 @@ fn bound_stalls(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
 /// Builds the server on an already bound listener. It is not running until
 /// awaited. At most `max_connections` are open at once (all workers
 /// together); more wait in the kernel's accept queue until one closes.
-/// What the routes share: the snapshot store, the push route, the token
+/// What the routes share: the store's read side, the push route, the token
 /// check, the streams' limits and the notifier.
 pub struct Shared {
-    pub store: StoreHandle,
+    pub snapshots: Snapshots,
     pub push_route: std::sync::Arc<push::PushRoute>,
     pub access: std::sync::Arc<auth::Access>,
     pub streams: stream::Streams,
@@ -49,14 +49,14 @@ pub fn server(
     max_connections: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
     let Shared {
-        store,
+        snapshots,
         push_route,
         access,
         streams,
         notifier,
     } = shared;
     let workers = workers.max(1);
-    let data = web::Data::new(store);
+    let data = web::Data::new(snapshots);
     let access = web::Data::from(access);
     let streams = web::Data::new(streams);
     let push_route = web::Data::from(push_route);

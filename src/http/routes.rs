@@ -12,7 +12,7 @@ use super::auth::{Access, AuthFailures, Authorized};
 use super::conditional;
 use super::reply::json_error;
 use crate::engine::snapshot::Rendered;
-use crate::engine::store::StoreHandle;
+use crate::engine::store::Snapshots;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
@@ -141,26 +141,26 @@ async fn schema() -> HttpResponse {
 
 /// `GET /status/events`: the last transitions, newest first (detail: the
 /// token applies).
-async fn events(_: Authorized, store: web::Data<StoreHandle>) -> HttpResponse {
+async fn events(_: Authorized, snapshots: web::Data<Snapshots>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, JSON))
         .insert_header((CACHE_CONTROL, NO_CACHE))
-        .body(store.load().events.clone())
+        .body(snapshots.load().events.clone())
 }
 
-async fn status(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {
-    respond(&req, &store.load().status)
+async fn status(_: Authorized, req: HttpRequest, snapshots: web::Data<Snapshots>) -> HttpResponse {
+    respond(&req, &snapshots.load().status)
 }
 
 /// The snapshot's exposition, with the auth-failure counters (which change
 /// per request, not per snapshot) written in before its `# EOF`.
 async fn metrics(
     _: Authorized,
-    store: web::Data<StoreHandle>,
+    snapshots: web::Data<Snapshots>,
     failures: web::Data<AuthFailures>,
     notifier: web::Data<crate::notify::Notifier>,
 ) -> HttpResponse {
-    let rendered = store.load().metrics.clone();
+    let rendered = snapshots.load().metrics.clone();
     let text = std::str::from_utf8(&rendered).unwrap_or_default();
     let head = text.strip_suffix("# EOF\n").unwrap_or(text);
     let body = format!(
@@ -188,8 +188,8 @@ async fn notify_status(
         .body(notifier.shown().status.clone())
 }
 
-async fn section(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {
-    let snap = store.load();
+async fn section(_: Authorized, req: HttpRequest, snapshots: web::Data<Snapshots>) -> HttpResponse {
+    let snap = snapshots.load();
     let name = req.match_info().get("section").unwrap_or("");
     match snap.section(name) {
         Some(r) => respond(&req, r),
@@ -201,8 +201,8 @@ async fn section(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>)
 
 /// `GET /status/{section}/{key}`: one of a section's own pages (a task's
 /// history); a JSON 404 naming what was not found.
-async fn page(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) -> HttpResponse {
-    let snap = store.load();
+async fn page(_: Authorized, req: HttpRequest, snapshots: web::Data<Snapshots>) -> HttpResponse {
+    let snap = snapshots.load();
     let info = req.match_info();
     let (name, key) = (
         info.get("section").unwrap_or(""),
@@ -224,10 +224,10 @@ async fn page(_: Authorized, req: HttpRequest, store: web::Data<StoreHandle>) ->
 
 async fn health(
     req: HttpRequest,
-    store: web::Data<StoreHandle>,
+    snapshots: web::Data<Snapshots>,
     access: web::Data<Access>,
 ) -> HttpResponse {
-    let snap = store.load();
+    let snap = snapshots.load();
     let body = if access.allows(&req) {
         &snap.health
     } else {
@@ -245,8 +245,8 @@ async fn livez() -> HttpResponse {
         .body(Bytes::from_static(b"{\"status\":\"alive\"}"))
 }
 
-async fn readyz(store: web::Data<StoreHandle>) -> HttpResponse {
-    if store.load().ready {
+async fn readyz(snapshots: web::Data<Snapshots>) -> HttpResponse {
+    if snapshots.load().ready {
         HttpResponse::Ok()
             .insert_header((CONTENT_TYPE, JSON))
             .body(Bytes::from_static(b"{\"ready\":true}"))

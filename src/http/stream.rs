@@ -15,7 +15,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::auth::Authorized;
 use super::reply::json_error;
-use crate::engine::store::StoreHandle;
+use crate::engine::store::Snapshots;
 
 /// How often an idle stream sends a comment: proxies keep it open, and a
 /// client that went away is noticed (by the failed write) within two periods,
@@ -35,7 +35,7 @@ pub struct Streams {
 }
 
 struct State {
-    store: StoreHandle,
+    store: Snapshots,
     changes: watch::Receiver<u64>,
     closing: watch::Receiver<bool>,
     reauth: watch::Receiver<u64>,
@@ -108,7 +108,7 @@ fn event_stream_response() -> actix_web::HttpResponseBuilder {
 pub async fn stream(
     _: Authorized,
     req: actix_web::HttpRequest,
-    store: web::Data<StoreHandle>,
+    store: web::Data<Snapshots>,
     streams: web::Data<Streams>,
 ) -> HttpResponse {
     // HEAD: the headers, and done. A stream (and its slot) only for GET.

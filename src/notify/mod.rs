@@ -27,7 +27,7 @@ use chrono::Utc;
 use crate::config::{MinLevel, NotifyTarget};
 use crate::engine::rollup::Level;
 use crate::engine::snapshot::Alerts;
-use crate::engine::store::StoreHandle;
+use crate::engine::store::Snapshots;
 use message::{Item, Message, Why};
 use outbox::Outbox;
 use watch::Watch;
@@ -120,7 +120,7 @@ impl Notifier {
     /// Follows the store until the task is dropped. Wakes only for a new
     /// snapshot, a reload, or a deadline (a group's window, a repeat, a
     /// resend): nothing at all while nothing changes and no target waits.
-    pub async fn run(self: Arc<Self>, store: StoreHandle) {
+    pub async fn run(self: Arc<Self>, store: Snapshots) {
         let mut changes = store.subscribe();
         loop {
             let snap = store.load();

@@ -281,7 +281,7 @@ impl Body for QueueBody {
                 if c.kind != ContainerKind::Task || c.state != "running" {
                     continue;
                 }
-                let Some(started) = c.started_at.as_deref().and_then(crate::overdue::parse_time)
+                let Some(started) = c.started_at.as_deref().and_then(crate::stamp::parse_time)
                 else {
                     continue;
                 };

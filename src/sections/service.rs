@@ -359,7 +359,7 @@ fn last_deploy_at(db: &Db) -> Option<String> {
 
 /// Whether an exit at `exit` followed the deploy written at `deploy`.
 fn follows_deploy(deploy: &str, exit: DateTime<Utc>) -> bool {
-    let Some(at) = crate::overdue::parse_time(deploy) else {
+    let Some(at) = crate::stamp::parse_time(deploy) else {
         return false;
     };
     let window = chrono::Duration::from_std(DEPLOY_WINDOW).unwrap_or_default();

@@ -57,7 +57,7 @@ impl schemars::JsonSchema for PushedTime {
 impl<'de> Deserialize<'de> for PushedTime {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        match crate::overdue::parse_time(&raw) {
+        match crate::stamp::parse_time(&raw) {
             Some(at) => Ok(PushedTime { raw, at }),
             None => Err(serde::de::Error::custom(format!(
                 "`{raw}` is not an ISO 8601 time like 2026-01-01T00:00:00+00:00"
