@@ -9,6 +9,8 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -25,13 +27,7 @@ fn daemon(dir: &std::path::Path, config: &str) -> (ChildGuard, SocketAddr) {
 
 /// Resident memory of `pid`, in MiB.
 fn rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    kb / 1024
+    proc::rss_kib(pid) / 1024
 }
 
 fn litellm_config(url: &str, extra: &str) -> String {
@@ -98,12 +94,20 @@ fn a_declared_oversize_answer_is_refused_before_reading() {
 
 #[test]
 fn an_endless_pull_answer_stops_at_its_limit() {
-    let url = stand_in(|_| Answer::Endless);
+    let pulls = Arc::new(AtomicUsize::new(0));
+    let counted = pulls.clone();
+    let url = stand_in(move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Answer::Endless
+    });
     let dir = tempfile::tempdir().unwrap();
     let cfg = format!("[gateway]\nmode = \"none\"\n[push]\npull_url = \"{url}/state\"\n");
     let (child, addr) = daemon(dir.path(), &cfg);
-    // One pull a second, each cut at 1 MiB.
-    std::thread::sleep(Duration::from_secs(4));
+    // One pull a second, each cut at 1 MiB: wait until the fifth began (four
+    // were read to their limit and dropped).
+    wait_for(Duration::from_secs(30), "five pulls", || {
+        (pulls.load(Ordering::SeqCst) >= 5).then_some(())
+    });
     let rss = rss_mib(child.id());
     assert!(rss < 200, "RSS {rss} MiB after 4 endless pulls");
     assert_eq!(get(addr, "/status").status, 200);
@@ -182,7 +186,12 @@ fn sigterm_exits_within_5s(child: &mut ChildGuard) {
 
 #[test]
 fn an_endless_docker_answer_stops_at_its_limit() {
-    let url = stand_in(|_| Answer::Endless);
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counted = asked.clone();
+    let url = stand_in(move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Answer::Endless
+    });
     let host = url.replace("http://", "tcp://");
     let proxy = stand_in(|_| Answer::Json(json!({"status": "healthy"}).to_string()));
     let dir = tempfile::tempdir().unwrap();
@@ -197,7 +206,11 @@ fn an_endless_docker_answer_stops_at_its_limit() {
         m["error"].is_string().then_some(m)
     });
     assert_eq!(meta["error"], json!("Docker answer too large (over 1 MiB)"));
-    std::thread::sleep(Duration::from_secs(3));
+    // Six more endless answers read to their limit and dropped.
+    let seen = asked.load(Ordering::SeqCst);
+    wait_for(Duration::from_secs(30), "six more Docker answers", || {
+        (asked.load(Ordering::SeqCst) >= seen + 6).then_some(())
+    });
     let rss = rss_mib(child.id());
     assert!(rss < 200, "RSS {rss} MiB after endless Docker answers");
 }

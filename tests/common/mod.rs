@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 pub mod books;
+/// The one reader of a process's resident memory, shared with the benches.
+#[path = "../../benches/support/proc.rs"]
+pub mod proc;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
