@@ -67,13 +67,13 @@ pub use stamp::Stamp;
 #[doc(hidden)]
 pub mod testing {
     pub use crate::context::Context;
-    pub use crate::engine::state::SectionState;
     pub use crate::cron::{next_fire, parse_cron, parse_schedule, Recurrence};
+    pub use crate::engine::state::SectionState;
     pub use crate::overdue::{due_at, Due, Judge};
-    pub use crate::stamp::parse_time;
     pub use crate::sources::db::{read_only_uri, Db, DbError};
     pub use crate::sources::git::{open, read_checkout, repo_report};
     pub use crate::sources::litellm::parse as parse_litellm;
+    pub use crate::stamp::parse_time;
 
     use std::sync::Arc;
 
