@@ -144,7 +144,7 @@ fn channels_observed(any: Option<bool>) -> SectionState {
 
 fn litellm(f: impl FnOnce(&mut LitellmBody)) -> SectionState {
     let mut b = LitellmBody {
-        mode: "litellm".into(),
+        mode: pynchy_status::config::GatewayMode::Litellm,
         litellm_container: "running".into(),
         postgres_container: "running".into(),
         healthy_models: Some(2),

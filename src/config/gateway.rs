@@ -25,7 +25,9 @@ pub(super) struct RawGateway {
 }
 
 /// How pynchy reaches LLMs: the gateway section reports on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum GatewayMode {
     Litellm,

@@ -29,7 +29,8 @@ use crate::sources::watch::Changes;
 /// The `gateway` body in `litellm` mode.
 #[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LitellmBody {
-    pub mode: String,
+    /// Always `litellm` here.
+    pub mode: GatewayMode,
     pub litellm_container: String,
     pub postgres_container: String,
     pub healthy_models: Option<u64>,
@@ -83,7 +84,7 @@ impl ProxyState {
 /// The `gateway` body in any other mode: the mode alone.
 #[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OtherBody {
-    pub mode: String,
+    pub mode: GatewayMode,
 }
 
 /// The `gateway` body.
@@ -285,7 +286,7 @@ impl Body for GatewayBody {
     fn summary(&self) -> String {
         match self {
             GatewayBody::Litellm(b) => b.summary(),
-            GatewayBody::Other(o) => format!("mode={}", o.mode),
+            GatewayBody::Other(o) => format!("mode={}", o.mode.as_str()),
         }
     }
 }
@@ -457,7 +458,7 @@ async fn litellm_body(ask: Ask) -> Result<LitellmBody, CollectError> {
         None => (None, None, None),
     };
     Ok(LitellmBody {
-        mode: "litellm".into(),
+        mode: GatewayMode::Litellm,
         litellm_container: litellm_c.as_str().to_string(),
         postgres_container: postgres_c.as_str().to_string(),
         healthy_models: healthy,
@@ -484,9 +485,7 @@ impl Section for Gateway {
             self.follow_events();
         }
         if mode != GatewayMode::Litellm {
-            let body = GatewayBody::Other(OtherBody {
-                mode: mode.as_str().into(),
-            });
+            let body = GatewayBody::Other(OtherBody { mode });
             return Work::future(async move { Ok(body) });
         }
         // A docker_host or client that cannot be built is a config problem:
