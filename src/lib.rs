@@ -68,7 +68,7 @@ pub use stamp::Stamp;
 pub mod testing {
     pub use crate::context::Context;
     pub use crate::cron::{next_fire, parse_cron, parse_schedule, Recurrence};
-    pub use crate::engine::state::SectionState;
+    pub use crate::engine::record::SectionRecord;
     pub use crate::overdue::{due_at, Due, Judge};
     pub use crate::sources::db::{read_only_uri, Db, DbError};
     pub use crate::sources::git::{open, read_checkout, repo_report};
@@ -80,8 +80,8 @@ pub mod testing {
     use crate::sections::{Body, Schedule};
 
     /// A section's state holding `body`, collected just now.
-    pub fn fresh<B: Body>(id: crate::SectionId, body: B) -> SectionState {
-        let mut s = SectionState::new(
+    pub fn fresh<B: Body>(id: crate::SectionId, body: B) -> SectionRecord {
+        let mut s = SectionRecord::new(
             id,
             Schedule::every(
                 std::time::Duration::from_secs(10),

@@ -7,8 +7,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::engine::record::Meta;
 use crate::engine::rollup::{Level, Reason};
-use crate::engine::state::Meta;
 use crate::sections::registry;
 
 /// The schema of `/status`.

@@ -23,7 +23,7 @@ use pynchy_status::sections::service::{self, ProcessView, ServiceBody, ServiceSt
 use pynchy_status::sections::tasks::{TaskBody, TasksBody};
 use pynchy_status::sections::{CollectError, ErrorKind};
 use pynchy_status::sources::push::ChannelState;
-use pynchy_status::testing::{fresh, SectionState};
+use pynchy_status::testing::{fresh, SectionRecord};
 use pynchy_status::SectionId;
 
 fn service_body(status: ServiceStatus) -> ServiceBody {
@@ -49,7 +49,7 @@ fn service_body(status: ServiceStatus) -> ServiceBody {
 
 /// An `llm` body from its JSON: `groups` as (name, requests, failures) over
 /// the recent window, and `budgets` as (kind, name, spend, limit).
-fn llm(groups: &[(&str, u64, u64)], budgets: &[(&str, &str, f64, f64)]) -> SectionState {
+fn llm(groups: &[(&str, u64, u64)], budgets: &[(&str, &str, f64, f64)]) -> SectionRecord {
     let counts = |r: u64, f: u64| {
         serde_json::json!({"requests_recent": r, "failures_recent": f, "requests_1h": r, "failures_1h": f,
             "failure_rate_1h": null, "requests_24h": r, "failures_24h": f, "failure_rate_24h": null,
@@ -87,11 +87,11 @@ fn llm(groups: &[(&str, u64, u64)], budgets: &[(&str, &str, f64, f64)]) -> Secti
     fresh(SectionId::Llm, body)
 }
 
-fn service(status: ServiceStatus) -> SectionState {
+fn service(status: ServiceStatus) -> SectionRecord {
     fresh(SectionId::Service, service_body(status))
 }
 
-fn service_with(status: ServiceStatus, f: impl FnOnce(&mut ServiceBody)) -> SectionState {
+fn service_with(status: ServiceStatus, f: impl FnOnce(&mut ServiceBody)) -> SectionRecord {
     let mut b = service_body(status);
     f(&mut b);
     fresh(SectionId::Service, b)
@@ -110,7 +110,7 @@ fn failed_unit() -> UnitBody {
     }
 }
 
-fn channels(slack: bool) -> SectionState {
+fn channels(slack: bool) -> SectionRecord {
     let mut m = BTreeMap::new();
     m.insert("whatsapp".to_string(), ChannelState { connected: true });
     m.insert("slack".to_string(), ChannelState { connected: slack });
@@ -127,7 +127,7 @@ fn channels(slack: bool) -> SectionState {
 }
 
 /// pynchy's `/health` said `channels_connected: any`.
-fn channels_observed(any: Option<bool>) -> SectionState {
+fn channels_observed(any: Option<bool>) -> SectionRecord {
     fresh(
         SectionId::Channels,
         ChannelsBody {
@@ -142,7 +142,7 @@ fn channels_observed(any: Option<bool>) -> SectionState {
     )
 }
 
-fn litellm(f: impl FnOnce(&mut LitellmBody)) -> SectionState {
+fn litellm(f: impl FnOnce(&mut LitellmBody)) -> SectionRecord {
     let mut b = LitellmBody {
         mode: pynchy_status::config::GatewayMode::Litellm,
         litellm_container: "running".into(),
@@ -161,7 +161,7 @@ fn litellm(f: impl FnOnce(&mut LitellmBody)) -> SectionState {
 }
 
 /// One MCP container in `state` that restarted `restarts` times this hour.
-fn mcp(state: &str, restarts: u64) -> SectionState {
+fn mcp(state: &str, restarts: u64) -> SectionRecord {
     let c = McpContainerBody {
         state: state.into(),
         started_at: None,
@@ -178,7 +178,7 @@ fn mcp(state: &str, restarts: u64) -> SectionState {
     )
 }
 
-fn queue(active: u64, waiting: u64) -> SectionState {
+fn queue(active: u64, waiting: u64) -> SectionRecord {
     fresh(
         SectionId::Queue,
         QueueBody {
@@ -194,7 +194,7 @@ fn queue(active: u64, waiting: u64) -> SectionState {
 }
 
 /// One task container of group `ops` that started `minutes` ago.
-fn agent_running(minutes: i64) -> SectionState {
+fn agent_running(minutes: i64) -> SectionRecord {
     let started = chrono::Utc::now() - chrono::Duration::minutes(minutes);
     let c = ContainerBody {
         name: "pynchy-ops-1767225600000".into(),
@@ -222,7 +222,7 @@ fn agent_running(minutes: i64) -> SectionState {
     )
 }
 
-fn repos(conflict: bool) -> SectionState {
+fn repos(conflict: bool) -> SectionRecord {
     let wt = WorktreeBody {
         sha: None,
         dirty: Some(false),
@@ -245,7 +245,7 @@ fn repos(conflict: bool) -> SectionState {
     fresh(SectionId::Repos, ReposBody(m))
 }
 
-fn messages(pending: i64) -> SectionState {
+fn messages(pending: i64) -> SectionRecord {
     fresh(
         SectionId::Messages,
         MessagesBody {
@@ -279,7 +279,7 @@ fn task_body(id: &str, overdue: bool, schedule_error: Option<&str>) -> TaskBody 
     }
 }
 
-fn task(overdue: bool, schedule_error: Option<&str>) -> SectionState {
+fn task(overdue: bool, schedule_error: Option<&str>) -> SectionRecord {
     fresh(
         SectionId::Tasks,
         TasksBody::new(vec![task_body("t1", overdue, schedule_error)]),
@@ -287,7 +287,7 @@ fn task(overdue: bool, schedule_error: Option<&str>) -> SectionState {
 }
 
 /// Task t1 with `status` whose newest `failed` runs failed in a row.
-fn failing(status: &str, failed: u64) -> SectionState {
+fn failing(status: &str, failed: u64) -> SectionRecord {
     let mut t = task_body("t1", false, None);
     t.status = Some(status.into());
     t.consecutive_failures = failed;
@@ -295,7 +295,7 @@ fn failing(status: &str, failed: u64) -> SectionState {
     fresh(SectionId::Tasks, TasksBody::new(vec![t]))
 }
 
-fn host_job(overdue: bool) -> SectionState {
+fn host_job(overdue: bool) -> SectionRecord {
     fresh(
         SectionId::HostJobs,
         HostJobsBody(vec![HostJobBody {
@@ -313,7 +313,7 @@ fn host_job(overdue: bool) -> SectionState {
     )
 }
 
-fn failed(id: SectionId, kind: ErrorKind) -> SectionState {
+fn failed(id: SectionId, kind: ErrorKind) -> SectionRecord {
     let mut s = messages(0);
     s.id = id;
     s.error = Some(CollectError {
@@ -323,7 +323,7 @@ fn failed(id: SectionId, kind: ErrorKind) -> SectionState {
     s
 }
 
-fn stale(collected_ago: Option<Duration>) -> SectionState {
+fn stale(collected_ago: Option<Duration>) -> SectionRecord {
     let mut s = messages(0);
     s.collected = collected_ago.map(|ago| pynchy_status::Stamp {
         at: chrono::Utc::now() - chrono::Duration::from_std(ago).unwrap(),
@@ -334,8 +334,8 @@ fn stale(collected_ago: Option<Duration>) -> SectionState {
 
 struct Case {
     rule: &'static str,
-    fires: SectionState,
-    quiet: SectionState,
+    fires: SectionRecord,
+    quiet: SectionRecord,
     section: &'static str,
     reason: &'static str,
     level: Level,
@@ -343,8 +343,8 @@ struct Case {
 
 fn case(
     rule: &'static str,
-    fires: SectionState,
-    quiet: SectionState,
+    fires: SectionRecord,
+    quiet: SectionRecord,
     reason: &'static str,
     level: Level,
 ) -> Case {
@@ -591,7 +591,7 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn verdict(s: &SectionState, cfg: &RollupConfig) -> (Level, Vec<(String, String, Level)>) {
+fn verdict(s: &SectionRecord, cfg: &RollupConfig) -> (Level, Vec<(String, String, Level)>) {
     let r = compute(std::slice::from_ref(s), cfg, Instant::now());
     let reasons = r
         .reasons

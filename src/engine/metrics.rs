@@ -11,8 +11,8 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::registry::Registry;
 
+use crate::engine::record::SectionRecord;
 use crate::engine::rollup::Rollup;
-use crate::engine::state::SectionState;
 use crate::sections::prom::{family, flag, gauge};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -29,10 +29,10 @@ struct SectionLabel {
 /// One family with a value per section, where `value` has one.
 fn per_section(
     reg: &mut Registry,
-    states: &[SectionState],
+    states: &[SectionRecord],
     name: &str,
     help: &str,
-    value: impl Fn(&SectionState) -> Option<f64>,
+    value: impl Fn(&SectionRecord) -> Option<f64>,
 ) {
     let values = states
         .iter()
@@ -94,7 +94,7 @@ fn reason_since(reg: &mut Registry, rollup: &Rollup) {
 }
 
 /// The exposition text for this state.
-pub fn render(states: &[SectionState], rollup: &Rollup, now: Instant) -> String {
+pub fn render(states: &[SectionRecord], rollup: &Rollup, now: Instant) -> String {
     let mut reg = Registry::default();
     per_section(
         &mut reg,

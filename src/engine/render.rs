@@ -7,9 +7,9 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::config::RollupConfig;
+use crate::engine::record::{Meta, SectionRecord};
 use crate::engine::rollup::{self, Rollup};
 use crate::engine::snapshot::{Rendered, Snapshot};
-use crate::engine::state::{Meta, SectionState};
 use crate::engine::transitions::Tracker;
 use crate::sections::Health;
 
@@ -20,19 +20,19 @@ fn push_key(out: &mut Vec<u8>, name: &str) {
     out.push(b':');
 }
 
-fn push_body(out: &mut Vec<u8>, s: &SectionState) {
+fn push_body(out: &mut Vec<u8>, s: &SectionRecord) {
     match &s.body_json {
         Some(b) => out.extend_from_slice(b),
         None => out.extend_from_slice(b"null"),
     }
 }
 
-fn push_meta(out: &mut Vec<u8>, s: &SectionState, now: Instant, t: &Tracker) {
+fn push_meta(out: &mut Vec<u8>, s: &SectionRecord, now: Instant, t: &Tracker) {
     let _ = serde_json::to_writer(&mut *out, &Meta::of(s, now, t.section_since(s.id)));
 }
 
 /// `/status`: the verdict, each body under its name, then `meta`.
-fn document(states: &[SectionState], rollup: &Rollup, now: Instant, t: &Tracker) -> Vec<u8> {
+fn document(states: &[SectionRecord], rollup: &Rollup, now: Instant, t: &Tracker) -> Vec<u8> {
     let mut doc = Vec::with_capacity(4096);
     doc.push(b'{');
     push_key(&mut doc, "status");
@@ -64,7 +64,7 @@ fn document(states: &[SectionState], rollup: &Rollup, now: Instant, t: &Tracker)
 
 /// `/status/{section}`: the body under its name, and its meta alone; the
 /// previous rendering when its bytes did not change (no gzip, no hash).
-fn one_section(s: &SectionState, now: Instant, t: &Tracker, prev: Option<&Rendered>) -> Rendered {
+fn one_section(s: &SectionRecord, now: Instant, t: &Tracker, prev: Option<&Rendered>) -> Rendered {
     let mut one = Vec::with_capacity(512);
     one.push(b'{');
     push_key(&mut one, s.id.name());
@@ -104,7 +104,7 @@ fn transitions(t: &Tracker, added: usize, prev: Option<&Snapshot>) -> (Bytes, By
 }
 
 /// `/health`: the verdict and what each section adds to it.
-fn health(states: &[SectionState], rollup: &Rollup) -> Vec<u8> {
+fn health(states: &[SectionRecord], rollup: &Rollup) -> Vec<u8> {
     let mut h = Health {
         status: rollup.status.as_str(),
         ..Health::default()
@@ -131,7 +131,7 @@ fn alerts(rollup: &Rollup, tracker: &Tracker) -> crate::engine::snapshot::Alerts
 /// Renders every response body from the sections' state at `now`, reusing
 /// the sections of `prev` whose bytes did not change.
 pub fn render(
-    states: &[SectionState],
+    states: &[SectionRecord],
     cfg: &RollupConfig,
     generation: u64,
     now: Instant,

@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RollupConfig, Severity};
-use crate::engine::state::SectionState;
+use crate::engine::record::SectionRecord;
 use crate::sections::{ErrorKind, Finding, Rule};
 
 /// The verdict, worst last.
@@ -94,7 +94,7 @@ pub fn level_of(cfg: &RollupConfig, rule: &Rule) -> Option<Level> {
 }
 
 /// The findings that hold for any section: its error and its staleness.
-fn generic_findings(s: &SectionState, now: Instant, out: &mut Vec<Finding>) {
+fn generic_findings(s: &SectionRecord, now: Instant, out: &mut Vec<Finding>) {
     if let Some(e) = &s.error {
         let db = crate::sections::reads_database(s.id);
         out.push(if db && e.kind == ErrorKind::Unreadable {
@@ -126,7 +126,7 @@ fn generic_findings(s: &SectionState, now: Instant, out: &mut Vec<Finding>) {
 pub const MAX_REASONS_PER_SECTION: usize = 20;
 
 /// Applies every rule to the sections' current state.
-pub fn compute(states: &[SectionState], cfg: &RollupConfig, now: Instant) -> Rollup {
+pub fn compute(states: &[SectionRecord], cfg: &RollupConfig, now: Instant) -> Rollup {
     let mut reasons = Vec::new();
     let mut findings = Vec::new();
     for s in states {

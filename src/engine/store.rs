@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::RollupConfig;
+use crate::engine::record::SectionRecord;
 use crate::engine::render::render;
 use crate::engine::snapshot::Snapshot;
-use crate::engine::state::SectionState;
 use crate::section_id::SectionId;
 use crate::sections::{CollectError, Collected, ErasedBody, Refresh, Schedule, Update};
 use crate::stamp::Stamp;
@@ -74,7 +74,7 @@ const COALESCE: Duration = Duration::from_millis(25);
 #[derive(Clone)]
 pub struct Snapshots {
     snapshot: Arc<ArcSwap<Snapshot>>,
-    changes: watch::Receiver<u64>,
+    published: watch::Receiver<u64>,
 }
 
 impl Snapshots {
@@ -85,7 +85,7 @@ impl Snapshots {
 
     /// A receiver that changes each time a new snapshot is published.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changes.clone()
+        self.published.clone()
     }
 }
 
@@ -125,9 +125,9 @@ pub struct Reconfigure {
 
 /// The store task's state.
 pub struct Store {
-    states: Vec<SectionState>,
+    states: Vec<SectionRecord>,
     snapshot: Arc<ArcSwap<Snapshot>>,
-    changes: watch::Sender<u64>,
+    published: watch::Sender<u64>,
     generation: u64,
     rx: mpsc::UnboundedReceiver<Outcome>,
     ctl: mpsc::UnboundedReceiver<Reconfigure>,
@@ -143,10 +143,10 @@ impl Store {
     pub fn new(sections: Vec<(SectionId, Schedule)>, rollup: RollupConfig) -> (Store, StoreWriter) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ctl_tx, ctl) = mpsc::unbounded_channel();
-        let (changes, changes_rx) = watch::channel(1);
-        let states: Vec<SectionState> = sections
+        let (published, published_rx) = watch::channel(1);
+        let states: Vec<SectionRecord> = sections
             .into_iter()
-            .map(|(n, s)| SectionState::new(n, s))
+            .map(|(n, s)| SectionRecord::new(n, s))
             .collect();
         // The first snapshot: every section null and stale, not yet attempted.
         let mut tracker = crate::engine::transitions::Tracker::default();
@@ -155,7 +155,7 @@ impl Store {
         let store = Store {
             states,
             snapshot: snapshot.clone(),
-            changes,
+            published,
             generation: 1,
             rx,
             ctl,
@@ -168,7 +168,7 @@ impl Store {
             ctl: ctl_tx,
             snapshots: Snapshots {
                 snapshot,
-                changes: changes_rx,
+                published: published_rx,
             },
         };
         (store, handle)
@@ -286,7 +286,7 @@ impl Store {
             &mut self.tracker,
         );
         self.snapshot.store(Arc::new(snap));
-        self.changes.send_replace(self.generation);
+        self.published.send_replace(self.generation);
         for ack in self.acks.drain(..) {
             let _ = ack.send(());
         }

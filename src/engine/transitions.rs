@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::engine::record::State;
 use crate::engine::rollup::{Level, Reason, Rollup};
 use crate::section_id::SectionId;
 use crate::stamp::rfc3339 as stamp;
@@ -195,7 +196,7 @@ pub struct Tracker {
     verdict: Option<(Level, DateTime<Utc>)>,
     /// The verdict's flips: a verdict that flaps is said once, like a reason.
     verdict_damper: Damper,
-    sections: HashMap<SectionId, (&'static str, DateTime<Utc>)>,
+    sections: HashMap<SectionId, (State, DateTime<Utc>)>,
     section_dampers: HashMap<SectionId, Damper>,
     events: VecDeque<Transition>,
     /// Transitions recorded since start (what `observe` counts new ones by).
@@ -222,7 +223,7 @@ impl Tracker {
     pub fn observe(
         &mut self,
         rollup: &mut Rollup,
-        sections: &[(SectionId, &'static str)],
+        sections: &[(SectionId, State)],
         wall: DateTime<Utc>,
         now: Instant,
     ) -> usize {
@@ -252,7 +253,7 @@ impl Tracker {
         }
     }
 
-    fn section(&mut self, id: SectionId, state: &'static str, wall: DateTime<Utc>, now: Instant) {
+    fn section(&mut self, id: SectionId, state: State, wall: DateTime<Utc>, now: Instant) {
         match self.sections.get(&id).copied() {
             Some((s, _)) if s == state => {}
             Some((s, _)) => {
@@ -263,7 +264,12 @@ impl Tracker {
                     .or_default()
                     .flip(now, TransitionKind::Section);
                 if let Some(kind) = said {
-                    self.push(Transition::of(kind, wall, Some(id), Some((s, state))));
+                    self.push(Transition::of(
+                        kind,
+                        wall,
+                        Some(id),
+                        Some((s.as_str(), state.as_str())),
+                    ));
                 }
             }
             None => {
@@ -489,13 +495,13 @@ mod tests {
         let (w0, i0) = (Utc::now(), Instant::now());
         let id = SectionId::Channels;
         for i in 0..10_000u64 {
-            let (reasons, state): (&[(&str, &str)], &str) = if i % 2 == 0 {
+            let (reasons, state): (&[(&str, &str)], State) = if i % 2 == 0 {
                 (
                     &[("channel_disconnected", "whatsapp disconnected")],
-                    "error",
+                    State::Error,
                 )
             } else {
-                (&[], "ok")
+                (&[], State::Ok)
             };
             let mut r = rollup(reasons);
             let now = i0 + Duration::from_millis(i);
@@ -516,7 +522,7 @@ mod tests {
         assert_eq!(t.status_since(), Some(stamp(w0)));
         // Quiet for a window: each stops flapping, once.
         let later = i0 + Duration::from_millis(10_000) + FLAP_WINDOW + Duration::from_secs(1);
-        t.observe(&mut rollup(&[]), &[(id, "ok")], w0, later);
+        t.observe(&mut rollup(&[]), &[(id, State::Ok)], w0, later);
         assert_eq!(count(&t, "flapping_stopped"), 3);
     }
 

@@ -36,7 +36,7 @@ pub struct Streams {
 
 struct State {
     store: Snapshots,
-    changes: watch::Receiver<u64>,
+    published: watch::Receiver<u64>,
     closing: watch::Receiver<bool>,
     reauth: watch::Receiver<u64>,
     keep_alive: tokio::time::Interval,
@@ -75,7 +75,7 @@ impl State {
         }
         if !*self.closing.borrow() {
             tokio::select! {
-                changed = self.changes.changed() => {
+                changed = self.published.changed() => {
                     changed.ok()?;
                     self.keep_alive.reset();
                     return Some(self.event());
@@ -123,11 +123,11 @@ pub async fn stream(
     };
     let mut keep_alive = tokio::time::interval(streams.keep_alive);
     keep_alive.reset();
-    let mut changes = store.subscribe();
-    changes.borrow_and_update();
+    let mut published = store.subscribe();
+    published.borrow_and_update();
     let state = State {
         store: store.get_ref().clone(),
-        changes,
+        published,
         closing: streams.closing.clone(),
         reauth: {
             let mut r = streams.reauth.clone();

@@ -121,7 +121,7 @@ impl Notifier {
     /// snapshot, a reload, or a deadline (a group's window, a repeat, a
     /// resend): nothing at all while nothing changes and no target waits.
     pub async fn run(self: Arc<Self>, store: Snapshots) {
-        let mut changes = store.subscribe();
+        let mut published = store.subscribe();
         loop {
             let snap = store.load();
             let next = self.look(&snap.alerts, snap.ready);
@@ -134,7 +134,7 @@ impl Notifier {
                 }
             };
             tokio::select! {
-                r = changes.changed() => if r.is_err() { return },
+                r = published.changed() => if r.is_err() { return },
                 _ = sleep => {}
                 _ = self.reconfigured.notified() => {}
             }

@@ -1,4 +1,4 @@
-//! [`SectionState`]: what the store knows about one section — its last good
+//! [`SectionRecord`]: what the store knows about one section — its last good
 //! body (typed, behind [`ErasedBody`]) and its meta (when collected, how long
 //! it took, its schedule, its last error). The rollup, the metrics and the
 //! render read it; only the store writes it.
@@ -14,9 +14,32 @@ use crate::section_id::SectionId;
 use crate::sections::{CollectError, ErasedBody, Refresh, Schedule};
 use crate::stamp::Stamp;
 
+/// A section's state, as `meta.<name>.state` serves it (and the only thing
+/// the word `state` names here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Fresh, and the last collection did not fail.
+    Ok,
+    /// The last collection failed (the last good body is still served).
+    Error,
+    /// Older than its `stale_after`.
+    Stale,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Ok => "ok",
+            State::Error => "error",
+            State::Stale => "stale",
+        }
+    }
+}
+
 /// What the store knows about one section.
 #[derive(Clone)]
-pub struct SectionState {
+pub struct SectionRecord {
     pub id: SectionId,
     pub schedule: Schedule,
     /// The last good body (kept through later errors).
@@ -39,20 +62,20 @@ pub struct SectionState {
     pub error: Option<CollectError>,
 }
 
-impl SectionState {
+impl SectionRecord {
     /// `stale`, else `error` when the last collection failed, else `ok`.
-    pub fn state(&self, now: Instant) -> &'static str {
+    pub fn state(&self, now: Instant) -> State {
         if self.is_stale(now) {
-            "stale"
+            State::Stale
         } else if self.error.is_some() {
-            "error"
+            State::Error
         } else {
-            "ok"
+            State::Ok
         }
     }
 
     pub fn new(id: SectionId, schedule: Schedule) -> Self {
-        SectionState {
+        SectionRecord {
             id,
             schedule,
             body: None,
@@ -111,8 +134,7 @@ pub struct Meta<'a> {
     error: Option<&'a str>,
     /// The body's key numbers in a few words (what `check` shows).
     summary: Option<&'a str>,
-    /// `ok`, `error` (the last collection failed) or `stale`.
-    state: &'static str,
+    state: State,
     /// Since when it is in that state (RFC 3339).
     state_since: Option<String>,
 }
@@ -122,7 +144,7 @@ fn rfc3339(t: &DateTime<Utc>) -> String {
 }
 
 impl<'a> Meta<'a> {
-    pub fn of(s: &'a SectionState, now: Instant, state_since: Option<String>) -> Self {
+    pub fn of(s: &'a SectionRecord, now: Instant, state_since: Option<String>) -> Self {
         Meta {
             collected_at: s.collected_at().as_ref().map(rfc3339),
             checked_at: s.confirmed().map(|c| rfc3339(&c.at)),
