@@ -34,8 +34,8 @@ impl Kept {
 /// Sections with something asked of their next collection: by
 /// `POST /refresh/{section}` (refresh what is otherwise checked rarely, as
 /// the gateway's paid model check), or by a push that just arrived. A section
-/// takes its request at its next collection. (Not
-/// [`crate::sections::Refresh`], which is how a section learns of change.)
+/// takes its request at its next collection. (Not the sections'
+/// `Refresh`, which is how a section learns of change.)
 #[derive(Default)]
 pub struct Requests(std::sync::Mutex<Vec<SectionId>>);
 

@@ -4,7 +4,7 @@
 //! day names; `?`; day-of-week 7; `L`; `L5` (last Friday); `#n`; the day
 //! fields ORed; `R` (random: valid, but its times cannot be known). croner
 //! evaluates them in the scheduler's IANA zone. `interval` is milliseconds;
-//! `once` never recurs. The overdue judge ([`crate::overdue`]) uses it; it
+//! `once` never recurs. The overdue judge (`overdue.rs`) uses it; it
 //! knows nothing of being late.
 
 use chrono::{DateTime, Utc};
