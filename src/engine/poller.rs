@@ -19,7 +19,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::engine::store::{Outcome, StoreWriter};
 use crate::section_id::SectionId;
-use crate::sections::{CollectError, DynSection, ErasedBody, Schedule, Work};
+use crate::sections::{CollectError, DynSection, ErasedBody, Run, Schedule, Work};
 
 type Collected = crate::sections::Collected<Arc<dyn ErasedBody>>;
 
@@ -110,13 +110,11 @@ struct Poller {
 }
 
 fn start(work: Work<Arc<dyn ErasedBody>>) -> JoinHandle<Collected> {
-    match work {
+    match work.run {
         // Gated work was let in by its gate (see `Poller::let_in`).
-        Work::Blocking { work: f, .. } | Work::Gated { work: f, .. } => {
-            tokio::task::spawn_blocking(f)
-        }
-        Work::Async(fut) => tokio::spawn(fut),
-        Work::Done { result, .. } => tokio::spawn(std::future::ready(result)),
+        Run::Blocking(f) | Run::Gated { work: f, .. } => tokio::task::spawn_blocking(f),
+        Run::Async(fut) => tokio::spawn(fut),
+        Run::Done(result) => tokio::spawn(std::future::ready(result)),
     }
 }
 
@@ -170,17 +168,12 @@ impl Poller {
         let attempted_at = Utc::now();
         let began = Instant::now();
         let work = self.section.collect_erased();
-        let cancellable = !matches!(work, Work::Blocking { .. } | Work::Gated { .. });
-        let gate = match &work {
-            Work::Gated { gate, .. } => Some(gate.clone()),
+        let cancellable = !matches!(work.run, Run::Blocking(_) | Run::Gated { .. });
+        let gate = match &work.run {
+            Run::Gated { gate, .. } => Some(gate.clone()),
             _ => None,
         };
-        let as_of = match &work {
-            Work::Done { as_of, .. } | Work::Gated { as_of, .. } | Work::Blocking { as_of, .. } => {
-                *as_of
-            }
-            _ => None,
-        };
+        let as_of = work.as_of;
         let result = match self.let_in(work) {
             Ok(work) => self.wait(start(work), cancellable, began).await,
             Err(stuck) => Err(stuck),
@@ -220,22 +213,23 @@ impl Poller {
         &self,
         work: Work<Arc<dyn ErasedBody>>,
     ) -> Result<Work<Arc<dyn ErasedBody>>, CollectError> {
-        match work {
-            Work::Gated { gate, work, as_of } => {
+        let Work { run, as_of } = work;
+        let run = match run {
+            Run::Gated { gate, work } => {
                 let ticket = gate
                     .enter(self.schedule.timeout)
                     .map_err(CollectError::unreadable)?;
-                Ok(Work::Gated {
+                Run::Gated {
                     gate,
                     work: Box::new(move || {
                         let _inside = ticket;
                         work()
                     }),
-                    as_of,
-                })
+                }
             }
-            other => Ok(other),
-        }
+            other => other,
+        };
+        Ok(Work { run, as_of })
     }
 
     /// The collection's result, or its timeout, panic or cancellation as an error.

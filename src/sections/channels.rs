@@ -190,10 +190,7 @@ impl Section for ChannelsSection {
                 checked_at: None,
                 error: None,
             };
-            return Work::Done {
-                result: Ok(Update::New(body)),
-                as_of: Some(p.stamp),
-            };
+            return Work::done(Ok(Update::New(body))).as_of(Some(p.stamp));
         }
         let (http, url, timeout) = (
             self.http.clone(),

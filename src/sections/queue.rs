@@ -524,10 +524,7 @@ impl Section for Queue {
             let containers = lock(&self.containers).clone();
             let activity = lock(&self.activity).rows.clone().unwrap_or_default();
             let body = QueueBody::merge(push, containers.as_deref(), &activity, max, overrun);
-            return Work::Done {
-                result: Ok(super::Update::New(body)),
-                as_of: None,
-            };
+            return Work::done(Ok(super::Update::New(body)));
         }
         let docker = self.docker();
         let activity = self.activity();

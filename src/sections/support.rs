@@ -129,16 +129,10 @@ pub fn pushed<T, B: Send + 'static>(
     what: &str,
 ) -> Work<B> {
     match value {
-        Some(s) => Work::Done {
-            result: Ok(Update::New(wrap(s.value))),
-            as_of: Some(s.stamp),
-        },
-        None => Work::Done {
-            result: Err(CollectError::new(format!(
-                "no {what} state from pynchy yet"
-            ))),
-            as_of: None,
-        },
+        Some(s) => Work::done(Ok(Update::New(wrap(s.value)))).as_of(Some(s.stamp)),
+        None => Work::done(Err(CollectError::new(format!(
+            "no {what} state from pynchy yet"
+        )))),
     }
 }
 

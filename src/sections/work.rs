@@ -82,105 +82,95 @@ impl<B> Update<B> {
 /// What a collection returns.
 pub type Collected<B> = Result<Update<B>, CollectError>;
 
-/// One collection, ready to run. Blocking work (git2, diesel) goes to tokio's
+/// One collection, ready to run: what runs ([`Run`]) and, for pushed state,
+/// when its body was true.
+pub struct Work<B> {
+    pub run: Run<B>,
+    /// When the body was true, if not at its collection: pushed state (alone
+    /// or merged with what was read) is as of its push, and that is the
+    /// section's `collected_at`.
+    pub as_of: Option<Stamp>,
+}
+
+/// How a collection runs. Blocking work (git2, diesel) goes to tokio's
 /// blocking pool; async work (HTTP, Docker) to a task.
-pub enum Work<B> {
-    /// `as_of` as for `Done` (pushed state merged with what was read).
-    Blocking {
-        work: Box<dyn FnOnce() -> Collected<B> + Send + 'static>,
-        as_of: Option<Stamp>,
-    },
+pub enum Run<B> {
+    Blocking(Box<dyn FnOnce() -> Collected<B> + Send + 'static>),
     Async(Pin<Box<dyn Future<Output = Collected<B>> + Send + 'static>>),
     /// Blocking work on a source that must not pile up stuck reads: it
     /// starts only if the gate lets it in, and a timeout makes it unreadable.
-    /// `as_of` as for `Done`: set when the body is pushed state merged with
-    /// what was read.
     Gated {
         gate: Gate,
         work: Box<dyn FnOnce() -> Collected<B> + Send + 'static>,
-        as_of: Option<Stamp>,
     },
-    /// Already known (an in-memory read of pushed state), as of `as_of`: that is
-    /// the section's `collected_at`, not the time of the poll.
-    Done {
-        result: Collected<B>,
-        as_of: Option<Stamp>,
-    },
+    /// Already known (an in-memory read of pushed state).
+    Done(Collected<B>),
 }
 
 impl<B: Send + 'static> Work<B> {
+    fn of(run: Run<B>) -> Work<B> {
+        Work { run, as_of: None }
+    }
+
     /// Blocking work that reads a new body.
     pub fn blocking(f: impl FnOnce() -> Result<B, CollectError> + Send + 'static) -> Work<B> {
-        Work::Blocking {
-            work: Box::new(move || f().map(Update::New)),
-            as_of: None,
-        }
+        Work::of(Run::Blocking(Box::new(move || f().map(Update::New))))
     }
 
     /// Blocking work that may find nothing changed.
     pub fn blocking_update(f: impl FnOnce() -> Collected<B> + Send + 'static) -> Work<B> {
-        Work::Blocking {
-            work: Box::new(f),
-            as_of: None,
-        }
+        Work::of(Run::Blocking(Box::new(f)))
     }
 
     /// Async work that reads a new body.
     pub fn future(f: impl Future<Output = Result<B, CollectError>> + Send + 'static) -> Work<B> {
-        Work::Async(Box::pin(async move { f.await.map(Update::New) }))
+        Work::of(Run::Async(Box::pin(
+            async move { f.await.map(Update::New) },
+        )))
+    }
+
+    /// A result already known, with no I/O.
+    pub fn done(result: Collected<B>) -> Work<B> {
+        Work::of(Run::Done(result))
+    }
+
+    /// Nothing to read: the source said nothing changed.
+    pub fn same() -> Work<B> {
+        Work::done(Ok(Update::Same))
     }
 
     /// This blocking work, let in by `gate`.
     pub fn gated(self, gate: Gate) -> Work<B> {
-        match self {
-            Work::Blocking { work, as_of } => Work::Gated { gate, work, as_of },
+        let run = match self.run {
+            Run::Blocking(work) => Run::Gated { gate, work },
             other => other,
-        }
+        };
+        Work { run, ..self }
     }
 
     /// This work's body was true as of `stamp` (pushed state), not as of
     /// its collection.
     pub fn as_of(self, stamp: Option<Stamp>) -> Work<B> {
-        match self {
-            Work::Blocking { work, .. } => Work::Blocking { work, as_of: stamp },
-            Work::Gated { gate, work, .. } => Work::Gated {
-                gate,
-                work,
-                as_of: stamp,
-            },
-            Work::Done { result, .. } => Work::Done {
-                result,
-                as_of: stamp,
-            },
-            other => other,
-        }
-    }
-
-    /// Nothing to read: the source said nothing changed.
-    pub fn same() -> Work<B> {
-        Work::Done {
-            result: Ok(Update::Same),
-            as_of: None,
+        Work {
+            as_of: stamp,
+            ..self
         }
     }
 
     /// The same work, its body turned by `f` once it is there.
     pub fn map<C: Send + 'static>(self, f: fn(B) -> C) -> Work<C> {
-        match self {
-            Work::Blocking { work, as_of } => Work::Blocking {
-                work: Box::new(move || work().map(|u| u.map(f))),
-                as_of,
-            },
-            Work::Async(fut) => Work::Async(Box::pin(async move { fut.await.map(|u| u.map(f)) })),
-            Work::Gated { gate, work, as_of } => Work::Gated {
+        let run = match self.run {
+            Run::Blocking(work) => Run::Blocking(Box::new(move || work().map(|u| u.map(f)))),
+            Run::Async(fut) => Run::Async(Box::pin(async move { fut.await.map(|u| u.map(f)) })),
+            Run::Gated { gate, work } => Run::Gated {
                 gate,
                 work: Box::new(move || work().map(|u| u.map(f))),
-                as_of,
             },
-            Work::Done { result, as_of } => Work::Done {
-                result: result.map(|u| u.map(f)),
-                as_of,
-            },
+            Run::Done(result) => Run::Done(result.map(|u| u.map(f))),
+        };
+        Work {
+            run,
+            as_of: self.as_of,
         }
     }
 }
