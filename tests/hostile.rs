@@ -75,19 +75,18 @@ fn head_on_the_stream_takes_no_slot() {
     open_stream(run.addr);
 }
 
-/// A `GET /status/stream` that must be let in (its status line read).
-fn open_stream(addr: SocketAddr) -> TcpStream {
+/// A `GET /status/stream` that must be let in (its status read).
+fn open_stream(addr: SocketAddr) -> Sse {
     try_stream(addr, TcpStream::connect(addr).unwrap()).expect("a stream slot")
 }
 
-/// A `GET /status/stream` on `s`: the stream if let in, else None.
-fn try_stream(addr: SocketAddr, mut s: TcpStream) -> Option<TcpStream> {
-    write!(s, "GET /status/stream HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+/// A `GET /status/stream` on `s`: the stream if let in within 5 s, else None.
+fn try_stream(addr: SocketAddr, s: TcpStream) -> Option<Sse> {
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .unwrap();
-    let mut buf = [0u8; 12];
-    s.read_exact(&mut buf).ok()?;
-    (&buf == b"HTTP/1.1 200").then_some(s)
+        .ok()?;
+    Sse::open_on(s, addr, &[])
+        .ok()
+        .filter(|sse| sse.status == 200)
 }
 
 fn config_error(text: &str) -> String {
@@ -159,7 +158,7 @@ fn a_symlink_loop_says_what_it_is() {
 fn streams_of_killed_clients_give_their_slots_back() {
     let (dir, cfg) = demo_world("[server]\nmax_streams = 100\n");
     let run = start_in(dir.path(), &cfg, vec![]);
-    let open = |n: usize| -> Vec<TcpStream> { (0..n).map(|_| open_stream(run.addr)).collect() };
+    let open = |n: usize| -> Vec<Sse> { (0..n).map(|_| open_stream(run.addr)).collect() };
     // 100 clients take every slot, then die without a word.
     let clients = open(100);
     assert_eq!(get(run.addr, "/status/stream").status, 503);
@@ -181,7 +180,7 @@ fn streams_whose_clients_stop_reading_are_closed() {
     let run = start_in(dir.path(), &cfg, vec![]);
     // Two clients with a tiny receive buffer read the status line, then
     // nothing: the first snapshot (KBs) already fills their window.
-    let stalled: Vec<TcpStream> = (0..2)
+    let stalled: Vec<Sse> = (0..2)
         .map(|_| {
             let sock =
                 socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -200,11 +199,13 @@ fn streams_whose_clients_stop_reading_are_closed() {
     });
     // And the stalled connections were closed (reset), not left open.
     for mut s in stalled {
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        s.reader
+            .get_ref()
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
         let mut sink = Vec::new();
         assert!(
-            s.read_to_end(&mut sink).is_err(),
+            s.reader.read_to_end(&mut sink).is_err(),
             "reset after {} bytes",
             sink.len()
         );

@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -68,18 +68,9 @@ fn sighup_applies_a_new_config_and_keeps_streams_and_pushes() {
     assert_eq!(before["repos"], json!({}));
     push(addr, "channels", json!({"slack": {"connected": true}}));
     // A stream open across the reload.
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /status/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer token-one\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = stream.read(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut stream = Sse::open(addr, &[("Authorization", "Bearer token-one")]);
+    assert_eq!(stream.status, 200);
+    stream.next();
 
     write_config(
         dir.path(),
@@ -106,8 +97,10 @@ fn sighup_applies_a_new_config_and_keeps_streams_and_pushes() {
         json!({"slack": {"connected": true}})
     );
     // The stream is still open and still sends.
-    let n = stream.read(&mut buf).unwrap();
-    assert!(n > 0, "the stream ended at the reload");
+    assert!(
+        stream.try_next_event().is_some(),
+        "the stream ended at the reload"
+    );
 
     // Another token: the old one is refused, and the stream opened under it ends.
     write_config(
@@ -120,8 +113,10 @@ fn sighup_applies_a_new_config_and_keeps_streams_and_pushes() {
         (status(addr, "token-two").0 == 200).then_some(())
     });
     assert_eq!(status(addr, "token-one").0, 401, "the old token is gone");
-    let ended = (0..100).any(|_| matches!(stream.read(&mut buf), Ok(0) | Err(_)));
-    assert!(ended, "a stream opened under the old token ended");
+    assert!(
+        stream.ended(100),
+        "a stream opened under the old token ended"
+    );
 
     // An invalid file: logged, and the running config stays. It is handed
     // over through a FIFO, so the daemon is known to have read it; reloads are

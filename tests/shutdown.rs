@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,31 +47,14 @@ fn sigterm_says_shutting_down_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = start(dir.path());
     // An open event stream sees the last snapshot before the end.
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /status/stream HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut reader = BufReader::new(s);
-    let mut line = String::new();
-    while line != "\r\n" {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-    }
+    let mut sse = Sse::open(addr, &[]);
     let sent = Instant::now();
     signal(child.id(), "-TERM");
     let mut saw = false;
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                if let Some(data) = line.strip_prefix("data: ") {
-                    let doc: serde_json::Value = serde_json::from_str(data.trim_end()).unwrap();
-                    if doc["service"]["status"] == "shutting_down" {
-                        saw = true;
-                        assert_eq!(doc["status"], "down");
-                    }
-                }
-            }
+    while let Some((_, doc)) = sse.try_next_event() {
+        if doc["service"]["status"] == "shutting_down" {
+            saw = true;
+            assert_eq!(doc["status"], "down");
         }
     }
     assert!(saw, "the stream carried service.status = shutting_down");

@@ -2,8 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -14,66 +13,6 @@ const QUIET: &str = "[gateway]\nmode = \"none\"\n[sections.service]\ninterval = 
     [sections.host_jobs]\ninterval = \"1h\"\n[sections.groups]\ninterval = \"1h\"\n[sections.gateway]\ninterval = \"1h\"\n\
     [sections.channels]\ninterval = \"1h\"\n[sections.queue]\ninterval = \"1h\"\n[server]\nmax_streams = 2\n";
 
-struct Sse {
-    reader: BufReader<TcpStream>,
-    status: u16,
-}
-
-fn open(addr: SocketAddr, headers: &[(&str, &str)]) -> Sse {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("GET /status/stream HTTP/1.1\r\nHost: {addr}\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut reader = BufReader::new(s);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let status = line.split(' ').nth(1).unwrap().parse().unwrap();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-    }
-    Sse { reader, status }
-}
-
-impl Sse {
-    /// The next event: its name and data (chunked framing lines are skipped).
-    fn next_event(&mut self) -> (String, Value) {
-        let mut line = String::new();
-        let mut event = String::from("message");
-        loop {
-            line.clear();
-            let n = self
-                .reader
-                .read_line(&mut line)
-                .expect("an event before the timeout");
-            assert!(n > 0, "stream ended");
-            if let Some(name) = line.strip_prefix("event: ") {
-                event = name.trim_end().to_string();
-            }
-            if let Some(data) = line.strip_prefix("data: ") {
-                return (event, serde_json::from_str(data.trim_end()).unwrap());
-            }
-        }
-    }
-
-    /// The next `status` event's document, skipping `transition` events.
-    fn next(&mut self) -> Value {
-        loop {
-            let (event, data) = self.next_event();
-            if event == "status" {
-                return data;
-            }
-        }
-    }
-}
-
 #[test]
 fn initial_event_then_one_per_change() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,7 +20,7 @@ fn initial_event_then_one_per_change() {
     wait_for(Duration::from_secs(10), "first round", || {
         (get(run.addr, "/readyz").status == 200).then_some(())
     });
-    let mut sse = open(run.addr, &[]);
+    let mut sse = Sse::open(run.addr, &[]);
     assert_eq!(sse.status, 200);
     let first = sse.next();
     assert_eq!(
@@ -138,8 +77,8 @@ fn initial_event_then_one_per_change() {
 fn streams_are_capped_and_freed_on_disconnect() {
     let dir = tempfile::tempdir().unwrap();
     let run = start_in(dir.path(), QUIET, vec![]);
-    let mut a = open(run.addr, &[]);
-    let mut b = open(run.addr, &[]);
+    let mut a = Sse::open(run.addr, &[]);
+    let mut b = Sse::open(run.addr, &[]);
     a.next();
     b.next();
     let r = get(run.addr, "/status/stream");
@@ -155,7 +94,7 @@ fn streams_are_capped_and_freed_on_disconnect() {
         br#"{"slack": {"connected": true}}"#,
     );
     let mut c = wait_for(Duration::from_secs(5), "a freed slot", || {
-        let s = open(run.addr, &[]);
+        let s = Sse::open(run.addr, &[]);
         (s.status == 200).then_some(s)
     });
     c.next();
@@ -171,8 +110,8 @@ fn stream_needs_the_server_token_when_set() {
         &format!("{QUIET}token_env = \"PST_STREAM_TOKEN\"\n"),
         vec![],
     );
-    assert_eq!(open(run.addr, &[]).status, 401);
-    let mut ok = open(run.addr, &[("Authorization", "Bearer stream-secret")]);
+    assert_eq!(Sse::open(run.addr, &[]).status, 401);
+    let mut ok = Sse::open(run.addr, &[("Authorization", "Bearer stream-secret")]);
     assert_eq!(ok.status, 200);
     assert!(ok.next()["meta"].is_object());
 }
@@ -184,7 +123,7 @@ fn idle_streams_get_a_keep_alive_comment_every_period() {
     let dir = tempfile::tempdir().unwrap();
     let run = start_with(dir.path(), QUIET, vec![], |d| d.with_keep_alive(EVERY));
     ready(run.addr);
-    let mut sse = open(run.addr, &[]);
+    let mut sse = Sse::open(run.addr, &[]);
     sse.reader
         .get_ref()
         .set_read_timeout(Some(Duration::from_secs(5)))

@@ -7,6 +7,8 @@ pub mod books;
 /// The one reader of a process's resident memory, shared with the benches.
 #[path = "../../benches/support/proc.rs"]
 pub mod proc;
+pub mod sse;
+pub use sse::Sse;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
