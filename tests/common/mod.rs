@@ -8,6 +8,7 @@ pub mod books;
 #[path = "../../benches/support/proc.rs"]
 pub mod proc;
 pub mod sse;
+#[allow(unused_imports)]
 pub use sse::Sse;
 
 use std::collections::BTreeMap;
