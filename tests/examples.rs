@@ -38,8 +38,26 @@ fn same(a: &toml::Value, b: &toml::Value) -> bool {
 fn example_config_states_every_default() {
     let text = std::fs::read_to_string(example_path()).unwrap();
     let table: toml::Table = text.parse().unwrap();
-    for (key, default) in stated_defaults() {
-        let stated = lookup(&table, key)
+    let defaults = stated_defaults();
+    // Derived from the `config` printout: every table is in it.
+    for key in [
+        "listen",
+        "pynchy.timezone",
+        "gateway.models_interval",
+        "llm.budgets_interval",
+        "push.ttl",
+        "server.max_connections",
+        "rollup.down_http_status",
+        "limits.pull_body",
+    ] {
+        assert!(
+            defaults.iter().any(|(k, _)| k == key),
+            "{key} not among {defaults:?}"
+        );
+    }
+    assert!(defaults.len() >= 40, "{}", defaults.len());
+    for (key, default) in defaults {
+        let stated = lookup(&table, &key)
             .unwrap_or_else(|| panic!("examples/pynchy-status.toml misses `{key}` = {default}"));
         assert!(
             same(stated, &default),

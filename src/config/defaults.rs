@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use super::GatewayMode;
-use crate::file::size_text;
 
 pub const LISTEN: &str = "127.0.0.1:8484";
 pub const ROOT: &str = ".";
@@ -76,59 +75,31 @@ pub const DEGRADED_HTTP_STATUS: u16 = 200;
 pub const DOWN_HTTP_STATUS: u16 = 503;
 
 /// Every key with a fixed default and that default as the example config
-/// states it (durations in humantime's words).
-pub fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
-    let s = |v: &str| toml::Value::String(v.to_string());
-    let d = |v: Duration| toml::Value::String(humantime::format_duration(v).to_string());
-    let n = |v: u64| toml::Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
-    let mut out = vec![
-        ("listen", s(LISTEN)),
-        ("pynchy.root", s(ROOT)),
-        ("pynchy.timezone", s(TIMEZONE)),
-        ("pynchy.overdue_grace", d(OVERDUE_GRACE)),
-        ("pynchy.poll_interval", d(POLL_INTERVAL)),
-        ("pynchy.container_timeout", d(CONTAINER_TIMEOUT)),
-        ("pynchy.url", s(PYNCHY_URL)),
-        ("pynchy.max_concurrent", n(MAX_CONCURRENT)),
-        ("pynchy.unresponsive_grace", d(UNRESPONSIVE_GRACE)),
-        ("pynchy.restart_grace", d(RESTART_GRACE)),
-        ("pynchy.agent_slack", d(AGENT_SLACK)),
-        ("pynchy.systemd_unit", s(SYSTEMD_UNIT)),
-        ("gateway.mode", s(GATEWAY_MODE.as_str())),
-        ("gateway.url", s(GATEWAY_URL)),
-        ("gateway.key_env", s(GATEWAY_KEY_ENV)),
-        ("gateway.litellm_container", s(LITELLM_CONTAINER)),
-        ("gateway.postgres_container", s(POSTGRES_CONTAINER)),
-        ("gateway.models_interval", d(MODELS_INTERVAL)),
-        ("gateway.models_min_gap", d(MODELS_MIN_GAP)),
-        ("gateway.docker_host", s(DOCKER_HOST)),
-        ("push.token_env", s(PUSH_TOKEN_ENV)),
-        ("push.ttl", d(PUSH_TTL)),
-        ("server.max_streams", n(MAX_STREAMS as u64)),
-        ("server.max_connections", n(MAX_CONNECTIONS as u64)),
-        ("limits.gateway_body", s(&size_text(GATEWAY_BODY))),
-        ("limits.docker_body", s(&size_text(DOCKER_BODY))),
-        ("limits.pull_body", s(&size_text(PULL_BODY))),
-        ("rollup.pending_deliveries_max", n(PENDING_DELIVERIES_MAX)),
-        ("rollup.mcp_restarts_max", n(MCP_RESTARTS_MAX)),
-        ("rollup.service_restarts_max", n(SERVICE_RESTARTS_MAX)),
-        ("rollup.task_failing_runs", n(TASK_FAILING_RUNS)),
-        ("rollup.ok_http_status", n(OK_HTTP_STATUS.into())),
-        (
-            "rollup.degraded_http_status",
-            n(DEGRADED_HTTP_STATUS.into()),
-        ),
-        ("rollup.down_http_status", n(DOWN_HTTP_STATUS.into())),
-        ("watch.enabled", toml::Value::Boolean(WATCH)),
-    ];
-    out.extend(super::llm::stated_defaults());
-    out
+/// states it (durations in humantime's words): what `pynchy-status config`
+/// prints for a config that sets nothing, less [`OPTIONAL_KEYS`] — one list
+/// of keys, the printout's, not a second one here.
+pub fn stated_defaults() -> Vec<(String, toml::Value)> {
+    let Ok(cfg) = super::Config::parse("", std::path::Path::new("/")) else {
+        return Vec::new();
+    };
+    super::effective::entries(&cfg)
+        .into_iter()
+        .filter(|(key, _, origin)| {
+            *origin == super::Origin::Default && !OPTIONAL_KEYS.contains(&key.as_str())
+        })
+        .filter_map(|(key, value, _)| {
+            let one: toml::Table = format!("v = {value}").parse().ok()?;
+            Some((key, one.get("v")?.clone()))
+        })
+        .collect()
 }
 
 /// Keys without a fixed default (optional, or derived from other keys or the
 /// machine); the example config mentions each, commented out or not.
 pub const OPTIONAL_KEYS: &[&str] = &[
+    "pynchy.root",
     "pynchy.database",
+    "pynchy.systemd_bus",
     "repos.slug",
     "repos.path",
     "repos.worktrees",

@@ -21,6 +21,8 @@ fn set_or_unset(set: bool) -> String {
 struct Out<'a> {
     cfg: &'a Config,
     text: String,
+    /// Every `key = value` line: its dotted key, value text and origin.
+    entries: Vec<(String, String, Origin)>,
 }
 
 impl Out<'_> {
@@ -38,16 +40,28 @@ impl Out<'_> {
             .unwrap_or(Origin::Default);
         let leaf = key.rsplit('.').next().unwrap_or(key);
         let _ = writeln!(self.text, "{leaf} = {value}  # {origin}");
+        self.entries.push((key.to_string(), value, origin));
     }
 }
 
 /// The effective configuration, as TOML with origins.
 pub fn render(cfg: &Config) -> String {
+    print(cfg).text
+}
+
+/// Every key the printout states with its value (TOML text) and origin:
+/// with the defaults' config, what `stated_defaults` derives from.
+pub(super) fn entries(cfg: &Config) -> Vec<(String, String, Origin)> {
+    print(cfg).entries
+}
+
+fn print(cfg: &Config) -> Out<'_> {
     let mut o = Out {
         cfg,
         text: String::from(
             "# pynchy-status: the effective configuration; after each key, where it came from\n",
         ),
+        entries: Vec::new(),
     };
     o.line("listen", quote(&cfg.listen.to_string()));
     pynchy(&mut o);
@@ -87,7 +101,9 @@ pub fn render(cfg: &Config) -> String {
     o.line("limits.gateway_body", quote(&size_text(l.gateway_body)));
     o.line("limits.docker_body", quote(&size_text(l.docker_body)));
     o.line("limits.pull_body", quote(&size_text(l.pull_body)));
-    o.text
+    o.table("watch");
+    o.line("watch.enabled", cfg.watch.enabled.to_string());
+    o
 }
 
 fn pynchy(o: &mut Out) {

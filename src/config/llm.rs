@@ -87,25 +87,6 @@ impl Default for LlmConfig {
     }
 }
 
-/// `[llm]`'s keys and defaults as the example config states them.
-pub(super) fn stated_defaults() -> Vec<(&'static str, toml::Value)> {
-    let d = |v: Duration| toml::Value::String(humantime::format_duration(v).to_string());
-    let n = |v: u64| toml::Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
-    vec![
-        ("llm.enabled", toml::Value::Boolean(true)),
-        ("llm.failure_rate", toml::Value::Float(FAILURE_RATE)),
-        ("llm.min_requests", n(MIN_REQUESTS)),
-        ("llm.all_failing_min", n(ALL_FAILING_MIN)),
-        ("llm.rate_window", d(RATE_WINDOW)),
-        ("llm.budget_warn", toml::Value::Float(BUDGET_WARN)),
-        ("llm.late_rows", d(LATE_ROWS)),
-        ("llm.write_lag", d(WRITE_LAG)),
-        ("llm.page_size", n(PAGE_SIZE.into())),
-        ("llm.pages_per_collection", n(PAGES_PER_COLLECTION.into())),
-        ("llm.budgets_interval", d(BUDGETS_INTERVAL)),
-    ]
-}
-
 fn share(key: &str, v: Option<f64>, d: f64) -> Result<f64, ConfigError> {
     match v {
         None => Ok(d),

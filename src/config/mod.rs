@@ -118,13 +118,15 @@ pub(crate) fn file_error(path: &Path, e: crate::file::FileError) -> ConfigError 
     }
 }
 
-/// `[watch] enabled` when the file does not say: `defaults::WATCH`, unless
-/// `PYNCHY_STATUS_WATCH=off` (how the whole test suite runs in polling mode).
-fn watch_default() -> bool {
-    match std::env::var("PYNCHY_STATUS_WATCH") {
-        Ok(v) => !matches!(v.to_ascii_lowercase().as_str(), "off" | "0" | "false"),
-        Err(_) => defaults::WATCH,
-    }
+/// `[watch] enabled` from `PYNCHY_STATUS_WATCH` (`off`, `0`, `false`: polling;
+/// how the whole test suite runs in polling mode), when the file does not say.
+fn watch_from_env(origins: &mut BTreeMap<String, Origin>) -> Option<bool> {
+    let v = std::env::var("PYNCHY_STATUS_WATCH").ok()?;
+    origins.insert("watch.enabled".into(), Origin::Environment);
+    Some(!matches!(
+        v.to_ascii_lowercase().as_str(),
+        "off" | "0" | "false"
+    ))
 }
 
 /// `value` when it is at most a year (zero allowed), else the key's error.
@@ -545,7 +547,10 @@ impl Config {
             sections: sections(raw.sections)?,
             rollup: rollup::build(raw.rollup)?,
             watch: WatchConfig {
-                enabled: raw.watch.enabled.unwrap_or_else(watch_default),
+                enabled: raw
+                    .watch
+                    .enabled
+                    .unwrap_or_else(|| watch_from_env(&mut origins).unwrap_or(defaults::WATCH)),
             },
             limits: limits::build(raw.limits)?,
             origins,
