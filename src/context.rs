@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::section_id::SectionId;
 use crate::sources::push::{PushSource, PushStore};
+use crate::sources::watch::Changes;
 
 /// What sections keep across a reload, by key: a section's key names what
 /// its state was read from (the tasks' histories: the database's path), so a
@@ -56,6 +57,47 @@ impl Requests {
     }
 }
 
+/// Whether pynchy runs, as the service section last observed it, shared with
+/// the sections whose verdict depends on it (the scheduled ones: nothing runs
+/// while pynchy is down). Not known up until the service section has looked,
+/// so a row is never called overdue on a guess; each change wakes the
+/// followers, so they judge again at once rather than at their next tick.
+#[derive(Default)]
+pub struct Liveness {
+    up: AtomicBool,
+    followers: std::sync::Mutex<Vec<std::sync::Weak<Changes>>>,
+}
+
+impl Liveness {
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// The service section's latest verdict; on a change, every follower
+    /// still alive is woken.
+    pub fn set(&self, up: bool) {
+        if self.up.swap(up, Ordering::AcqRel) == up {
+            return;
+        }
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        followers.retain(|f| match f.upgrade() {
+            Some(c) => {
+                c.mark();
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// `changes` is marked each time pynchy's up-state changes (held weakly:
+    /// a section dropped at a reload stops being told).
+    pub fn follow(&self, changes: &Arc<Changes>) {
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        followers.retain(|f| f.strong_count() > 0);
+        followers.push(Arc::downgrade(changes));
+    }
+}
+
 /// Shared, read-mostly state handed to every section.
 pub struct Context {
     pub config: Arc<Config>,
@@ -78,9 +120,9 @@ pub struct Context {
     pub db_gate: Arc<crate::sources::gate::SourceGate>,
     /// pynchy's checkout (the deploy section's git reads), likewise.
     pub checkout_gate: Arc<crate::sources::gate::SourceGate>,
-    /// Whether pynchy runs, as the service section last observed it (true
+    /// Whether pynchy runs, as the service section last observed it (not
     /// until it has looked): the scheduled sections' judge reads it.
-    pub pynchy_up: Arc<AtomicBool>,
+    pub pynchy_up: Arc<Liveness>,
     /// What sections keep across reloads.
     pub kept: Arc<Kept>,
 }
@@ -114,7 +156,7 @@ impl Context {
             watcher,
             db_gate: crate::sources::gate::SourceGate::new("pynchy's database"),
             checkout_gate: crate::sources::gate::SourceGate::new("pynchy's checkout"),
-            pynchy_up: Arc::new(AtomicBool::new(true)),
+            pynchy_up: Arc::default(),
             config,
             started_at: Utc::now(),
             shutting_down: AtomicBool::new(false),

@@ -309,3 +309,53 @@ fn not_root() -> bool {
         })
         .unwrap_or(true)
 }
+
+#[test]
+fn a_late_task_is_overdue_only_once_pynchy_is_seen_up() {
+    if !sqlite3_present() {
+        return missing_part("the sqlite3 CLI");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = healthy_install(dir.path());
+    // An active task due an hour ago: late by pynchy's rule, if pynchy runs.
+    let late = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string();
+    sqlite3_write(
+        &db,
+        &format!(
+            "INSERT INTO scheduled_tasks (id, group_folder, chat_jid, prompt, schedule_type, \
+             schedule_value, next_run, status, created_at) VALUES ('t-late', 'admin', \
+             '120363@g.us', 'p', 'interval', '600000', '{late}', 'active', '{late}');"
+        ),
+    );
+    let port = free_port();
+    // The tasks are read once and then only when told: no tick judges them again.
+    let run = start_in(
+        dir.path(),
+        &config(
+            port,
+            "[sections.tasks]\ninterval = \"1h\"\n[sections.host_jobs]\ninterval = \"1h\"",
+        ),
+        vec![],
+    );
+    let task = |d: &Value| d["tasks"][0].clone();
+    let d = wait_for(Duration::from_secs(15), "pynchy seen down", || {
+        let d = get_json(run.addr, "/status");
+        (d["service"]["status"] == "down" && task(&d)["id"] == "t-late").then_some(d)
+    });
+    assert_eq!(
+        task(&d)["overdue"],
+        json!(false),
+        "nothing runs while pynchy is down"
+    );
+    assert!(!has_reason(&d, "overdue"), "{:?}", reasons(&d));
+    // pynchy starts: the task is judged again at once, and is late.
+    let _pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let d = wait_for(Duration::from_secs(10), "the task overdue", || {
+        let d = get_json(run.addr, "/status");
+        (task(&d)["overdue"] == true).then_some(d)
+    });
+    assert_eq!(d["service"]["status"], "ok");
+    assert!(has_reason(&d, "task t-late overdue"), "{:?}", reasons(&d));
+}

@@ -19,7 +19,7 @@ pub fn judge(ctx: &Context) -> Judge {
     let ttl = ctx.config.push.ttl;
     let up = match ctx.push_source.service() {
         Some(s) if s.stamp.instant.elapsed() < ttl => s.value.status == PushedStatus::Ok,
-        _ => ctx.pynchy_up.load(std::sync::atomic::Ordering::Acquire),
+        _ => ctx.pynchy_up.is_up(),
     };
     Judge::now(&ctx.config.pynchy, up)
 }

@@ -25,7 +25,6 @@
 //! Never asked: pynchy's `/status` (paid LiteLLM calls), `/api/events`
 //! (users' messages), any `POST`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -379,7 +378,7 @@ struct Ask {
     shutting_down: bool,
     db_timeout: Duration,
     /// Where the verdict "pynchy runs" is shared with the scheduled sections.
-    up: Arc<AtomicBool>,
+    up: Arc<crate::context::Liveness>,
     /// A push just arrived: build the body from it and the last
     /// observation, asking nothing (the push is in `/status` at once).
     io: bool,
@@ -601,10 +600,10 @@ async fn body(ask: Ask) -> ServiceBody {
         status,
         ServiceStatus::Ok | ServiceStatus::Unresponsive | ServiceStatus::Starting
     ) || (status == ServiceStatus::ShuttingDown && held);
-    ask.up.store(
-        matches!(status, ServiceStatus::Ok | ServiceStatus::Unresponsive),
-        Ordering::Release,
-    );
+    ask.up.set(matches!(
+        status,
+        ServiceStatus::Ok | ServiceStatus::Unresponsive
+    ));
     let (since, last_answer, deploys) = {
         let m = lock(&ask.memory);
         let deploys = m

@@ -389,6 +389,9 @@ impl Builtin for Tasks {
     fn new(ctx: &Arc<Context>, schedule: Schedule) -> Self {
         let changes = Changes::new();
         super::watch_database(ctx, &changes);
+        // Judged again at once when pynchy goes up or down (its rows read
+        // again too: cheap, and only on that change).
+        ctx.pynchy_up.follow(&changes);
         Tasks {
             ctx: ctx.clone(),
             db: Arc::new(super::db_for(ctx, schedule)),
