@@ -178,7 +178,13 @@ impl Context {
             Ok(mut ctx) => {
                 ctx.db_gate = old.db_gate.clone();
                 ctx.checkout_gate = old.checkout_gate.clone();
-                ctx.pynchy_up = old.pynchy_up.clone();
+                // The same pynchy: what was seen of it stands. Another one
+                // (root or URL changed): not known up until it is looked at.
+                let same = ctx.config.pynchy.root == old.config.pynchy.root
+                    && ctx.config.pynchy.url == old.config.pynchy.url;
+                if same {
+                    ctx.pynchy_up = old.pynchy_up.clone();
+                }
                 ctx.started_at = old.started_at;
                 ctx.kept = old.kept.clone();
                 Arc::new(ctx)
@@ -194,5 +200,61 @@ impl Context {
 
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn context(url: &str) -> Arc<Context> {
+        let text = format!("[pynchy]\nurl = \"{url}\"\n[watch]\nenabled = false\n");
+        let cfg = Config::parse(&text, std::path::Path::new("/")).expect("valid");
+        Context::new(Arc::new(cfg))
+    }
+
+    #[test]
+    fn liveness_starts_not_up_and_wakes_followers_on_a_change_only() {
+        let live = Liveness::default();
+        assert!(!live.is_up(), "not known up until looked at");
+        let changes = Changes::new();
+        changes.set_watching(true);
+        live.follow(&changes);
+        let hour = Duration::from_secs(3600);
+        assert!(changes.must_read(hour), "a new Changes reads once");
+        assert!(!changes.must_read(hour));
+        live.set(false);
+        assert!(!changes.must_read(hour), "no change, no wake");
+        live.set(true);
+        assert!(live.is_up());
+        assert!(changes.must_read(hour), "up: judged again");
+        live.set(true);
+        assert!(!changes.must_read(hour));
+        live.set(false);
+        assert!(changes.must_read(hour), "down: judged again");
+        // A follower dropped (a reload) is forgotten, not woken.
+        drop(changes);
+        live.set(true);
+        assert_eq!(lock_len(&live), 0);
+    }
+
+    fn lock_len(live: &Liveness) -> usize {
+        live.followers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    #[test]
+    fn a_reload_keeps_what_was_seen_of_the_same_pynchy_only() {
+        let old = context("http://127.0.0.1:8080");
+        old.pynchy_up.set(true);
+        let same = Context::reloaded(old.config.clone(), &old);
+        assert!(Arc::ptr_eq(&same.pynchy_up, &old.pynchy_up));
+        let other = context("http://127.0.0.1:9090");
+        let moved = Context::reloaded(other.config.clone(), &old);
+        assert!(!Arc::ptr_eq(&moved.pynchy_up, &old.pynchy_up));
+        assert!(!moved.pynchy_up.is_up(), "another pynchy: not known up");
     }
 }

@@ -27,7 +27,10 @@ fn daemon(dir: &std::path::Path, config: &str) -> (ChildGuard, SocketAddr) {
 
 /// Resident memory of `pid`, in MiB.
 fn rss_mib(pid: u32) -> u64 {
-    proc::rss_kib(pid) / 1024
+    let kib = proc::rss_kib(pid);
+    // 0: no memory line, so no process (a zombie killed for its memory).
+    assert!(kib > 0, "process {pid} has no resident memory: it died");
+    kib / 1024
 }
 
 fn litellm_config(url: &str, extra: &str) -> String {

@@ -79,17 +79,19 @@ pub const DOWN_HTTP_STATUS: u16 = 503;
 /// prints for a config that sets nothing, less [`OPTIONAL_KEYS`] — one list
 /// of keys, the printout's, not a second one here.
 pub fn stated_defaults() -> Vec<(String, toml::Value)> {
-    let Ok(cfg) = super::Config::parse("", std::path::Path::new("/")) else {
-        return Vec::new();
-    };
+    // `parse` reads no environment: these are the defaults wherever it runs.
+    let cfg = super::Config::parse("", std::path::Path::new("/"))
+        .expect("a config that sets nothing is valid");
     super::effective::entries(&cfg)
         .into_iter()
-        .filter(|(key, _, origin)| {
-            *origin == super::Origin::Default && !OPTIONAL_KEYS.contains(&key.as_str())
-        })
-        .filter_map(|(key, value, _)| {
-            let one: toml::Table = format!("v = {value}").parse().ok()?;
-            Some((key, one.get("v")?.clone()))
+        .filter(|(key, _, _)| !OPTIONAL_KEYS.contains(&key.as_str()))
+        .map(|(key, value, origin)| {
+            assert_eq!(origin, super::Origin::Default, "{key}");
+            let one: toml::Table = format!("v = {value}")
+                .parse()
+                .unwrap_or_else(|e| panic!("`{key} = {value}` is not TOML: {e}"));
+            let value = one.get("v").cloned().unwrap_or(toml::Value::Boolean(false));
+            (key, value)
         })
         .collect()
 }

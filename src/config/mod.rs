@@ -490,6 +490,13 @@ impl Config {
         };
         let mut cfg = Config::build(&text, &base, pynchy_root).map_err(named)?;
         cfg.source = file.map(Path::to_path_buf);
+        // The environment, where the file does not say: read here, not in
+        // `build`, so `parse` (and the stated defaults) never depend on it.
+        if !cfg.origins.contains_key("watch.enabled") {
+            if let Some(on) = watch_from_env(&mut cfg.origins) {
+                cfg.watch.enabled = on;
+            }
+        }
         Ok(cfg)
     }
 
@@ -547,10 +554,7 @@ impl Config {
             sections: sections(raw.sections)?,
             rollup: rollup::build(raw.rollup)?,
             watch: WatchConfig {
-                enabled: raw
-                    .watch
-                    .enabled
-                    .unwrap_or_else(|| watch_from_env(&mut origins).unwrap_or(defaults::WATCH)),
+                enabled: raw.watch.enabled.unwrap_or(defaults::WATCH),
             },
             limits: limits::build(raw.limits)?,
             origins,

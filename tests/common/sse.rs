@@ -37,22 +37,23 @@ impl Sse {
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes())?;
-        let mut reader = BufReader::new(s);
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        // The head byte by byte, so that nothing past it is taken off the
+        // socket: a client that stops reading here has read only the head.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut byte)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            head.push(byte[0]);
         }
-        let status = line
+        let head = String::from_utf8_lossy(&head);
+        let status = head
             .split(' ')
             .nth(1)
             .and_then(|c| c.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("not a status line: {line:?}")))?;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 || line == "\r\n" {
-                break;
-            }
-        }
+            .ok_or_else(|| std::io::Error::other(format!("not a status line: {head:?}")))?;
+        let reader = BufReader::new(s);
         Ok(Sse { reader, status })
     }
 
@@ -93,9 +94,22 @@ impl Sse {
         }
     }
 
-    /// True once the server ended the stream (within `tries` reads).
+    /// True once the server ended the stream (closed or reset it) within
+    /// `tries` reads; a read that only timed out does not count.
     pub fn ended(&mut self, tries: usize) -> bool {
         let mut buf = vec![0u8; 64 * 1024];
-        (0..tries).any(|_| matches!(self.reader.read(&mut buf), Ok(0) | Err(_)))
+        (0..tries).any(|_| match self.reader.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !timed_out(&e),
+        })
     }
+}
+
+/// A read that only ran out of time (the socket's read timeout).
+pub fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
