@@ -190,8 +190,34 @@ fn ever_fires(value: &str, cron: &Cron) -> bool {
 const NEVER_CACHE: usize = 4096;
 
 /// Parses `schedule_type` / `schedule_value`; the error says why pynchy would
-/// not run it.
+/// not run it. Each pair is parsed once and remembered (at most
+/// [`NEVER_CACHE`] pairs; the cache starts again when full): the scheduled
+/// sections judge every row every tick, and parsing a cron expression costs
+/// more than the rest of a row's judgement.
 pub fn parse_schedule(kind: &str, value: &str) -> Result<Recurrence, String> {
+    type Known = std::collections::HashMap<(String, String), Result<Recurrence, String>>;
+    static KNOWN: std::sync::Mutex<Option<Known>> = std::sync::Mutex::new(None);
+    let key = (kind.to_string(), value.to_string());
+    if let Some(v) = KNOWN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&key))
+    {
+        return v.clone();
+    }
+    // Parsed outside the lock: `ever_fires` takes its own.
+    let parsed = parse_schedule_once(kind, value);
+    let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+    let map = known.get_or_insert_with(Default::default);
+    if map.len() >= NEVER_CACHE {
+        map.clear();
+    }
+    map.insert(key, parsed.clone());
+    parsed
+}
+
+fn parse_schedule_once(kind: &str, value: &str) -> Result<Recurrence, String> {
     match kind {
         "cron" => match parse_cron(value)? {
             Some(c) if !ever_fires(value, &c) => Err(format!(
