@@ -3,10 +3,11 @@
 //! where the bytes are made (a render, a section's collection), served as they
 //! are: requests never serialize, compress or hash.
 
-use std::cell::RefCell;
+use std::io::Write;
 
 use bytes::Bytes;
-use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use http::HeaderValue;
 
 /// One response body in every form a request may ask for.
@@ -33,7 +34,15 @@ impl Rendered {
                 .unwrap_or(HeaderValue::from_static("\"\""))
         };
         let (etag, gzip_etag) = (tag(""), tag("-gz"));
-        let gzip = Bytes::from(gzip(&plain));
+        let mut enc = GzEncoder::new(
+            Vec::with_capacity(plain.len() / 3 + 64),
+            Compression::fast(),
+        );
+        // Writing into a Vec cannot fail.
+        let gzip = match enc.write_all(&plain).and_then(|_| enc.finish()) {
+            Ok(v) => Bytes::from(v),
+            Err(_) => Bytes::new(),
+        };
         Rendered {
             plain: Bytes::from(plain),
             gzip,
@@ -41,50 +50,6 @@ impl Rendered {
             gzip_etag,
         }
     }
-}
-
-thread_local! {
-    /// One deflate state per thread, reset for each body: making a new one
-    /// allocates and zeroes its tables (hundreds of KiB), which was most of
-    /// a render's cost while nothing else changed.
-    static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), false));
-}
-
-/// `plain` as a gzip member (RFC 1952: header, raw deflate, CRC-32, size),
-/// as flate2's `GzEncoder` writes it at the fast level.
-fn gzip(plain: &[u8]) -> Vec<u8> {
-    // ID1 ID2, deflate, no flags, no mtime, XFL 4 (fastest), OS unknown.
-    let mut out = Vec::with_capacity(plain.len() / 3 + 64);
-    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255]);
-    DEFLATE.with(|d| {
-        let mut d = d.borrow_mut();
-        d.reset();
-        loop {
-            let before = d.total_in();
-            let rest = plain
-                .get(usize::try_from(before).unwrap_or(usize::MAX)..)
-                .unwrap_or(&[]);
-            out.reserve(rest.len() / 2 + 1024);
-            match d.compress_vec(rest, &mut out, FlushCompress::Finish) {
-                Ok(Status::StreamEnd) => break,
-                Ok(_) => continue,
-                // A deflate of bytes in memory does not fail; were it to,
-                // the gzip form is left out (clients get the plain one).
-                Err(_) => {
-                    out.clear();
-                    return;
-                }
-            }
-        }
-    });
-    if out.is_empty() {
-        return out;
-    }
-    let mut crc = Crc::new();
-    crc.update(plain);
-    out.extend_from_slice(&crc.sum().to_le_bytes());
-    out.extend_from_slice(&crc.amount().to_le_bytes());
-    out
 }
 
 /// A section's own pages (`GET /status/{section}/{key}`, such as one task's
@@ -117,32 +82,5 @@ impl PartialEq for Pages {
                 .pages
                 .iter()
                 .all(|(k, r)| other.pages.get(k).is_some_and(|o| o.etag == r.etag))
-    }
-}
-
-#[cfg(test)]
-mod gzip_tests {
-    use std::io::Read;
-
-    fn gunzip(gz: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_end(&mut out)
-            .expect("a valid gzip member");
-        out
-    }
-
-    #[test]
-    fn gzip_round_trips_with_one_reused_state() {
-        let big: Vec<u8> = (0..300_000u32)
-            .flat_map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes())
-            .collect();
-        let json = br#"{"status":"ok","reasons":[]}"#.repeat(500);
-        for plain in [&b""[..], b"{}", &json, &big, b"{}"] {
-            let gz = super::gzip(plain);
-            assert_eq!(&gz[..2], &[0x1f, 0x8b]);
-            assert_eq!(gunzip(&gz), plain);
-        }
-        assert!(super::gzip(&json).len() < json.len() / 10);
     }
 }
