@@ -26,7 +26,7 @@
 //! (users' messages), any `POST`.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use prometheus_client::registry::Registry;
@@ -37,10 +37,10 @@ use crate::config::{Config, PynchyConfig, RollupConfig, Severity};
 use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::db::Db;
-use crate::sources::push::PushedStatus;
-use crate::sources::pynchy::{self as observe, Holder, Observed, Probe};
-use crate::sources::systemd::{self, UnitState};
+use crate::sources::pynchy::{self as observe, Observed};
 use crate::sources::watch::Changes;
+
+use super::service_read::{body, lock, Ask, Memory};
 
 /// What `service.status` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -287,24 +287,8 @@ impl Body for ServiceBody {
     }
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
+pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// What the section remembers between collections.
-#[derive(Default)]
-struct Memory {
-    /// The first failed probe of the current holder: monotonic and wall clock.
-    unresponsive_since: Option<(Instant, DateTime<Utc>)>,
-    last_answer_at: Option<DateTime<Utc>>,
-    /// The holder the probes were about.
-    probed: Option<Holder>,
-    /// Exits already classified: (when it ended, the deploy it followed).
-    exits: Vec<(Instant, Option<String>)>,
-    /// The unit as last read, or why it could not be.
-    unit: (Option<UnitBody>, Option<String>),
-    /// The last probe's error.
-    probe_error: Option<String>,
 }
 
 pub struct Service {
@@ -330,60 +314,6 @@ impl Drop for Service {
     }
 }
 
-/// How long a probe of pynchy's HTTP server may take.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// The most read of a probe's answer.
-const PROBE_BODY: u64 = 1 << 20;
-/// An exit this close after `last_deploy_at` (or just before it) was the deploy's.
-const DEPLOY_WINDOW: Duration = Duration::from_secs(120);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// `router_state.last_deploy_at`, if it can be read.
-fn last_deploy_at(db: &Db) -> Option<String> {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        value: String,
-    }
-    let rows: Vec<Row> = super::db_rows(
-        db,
-        "SELECT value FROM router_state WHERE key = 'last_deploy_at'",
-    )
-    .ok()?;
-    rows.into_iter().next().map(|r| r.value)
-}
-
-/// Whether an exit at `exit` followed the deploy written at `deploy`.
-fn follows_deploy(deploy: &str, exit: DateTime<Utc>) -> bool {
-    let Some(at) = crate::stamp::parse_time(deploy) else {
-        return false;
-    };
-    let window = chrono::Duration::from_std(DEPLOY_WINDOW).unwrap_or_default();
-    at <= exit + chrono::Duration::seconds(5) && exit - at <= window
-}
-
-/// One collection's inputs.
-struct Ask {
-    cfg: PynchyConfig,
-    observed: Observed,
-    http: Option<reqwest::Client>,
-    memory: Arc<Mutex<Memory>>,
-    db: Arc<Db>,
-    gate: super::Gate,
-    bus: Arc<tokio::sync::Mutex<Option<zbus::Connection>>>,
-    pushed: Option<crate::sources::push::Stamped<crate::sources::push::ServiceState>>,
-    shutting_down: bool,
-    db_timeout: Duration,
-    /// Where the verdict "pynchy runs" is shared with the scheduled sections.
-    up: Arc<crate::context::Liveness>,
-    /// A push just arrived: build the body from it and the last
-    /// observation, asking nothing (the push is in `/status` at once).
-    io: bool,
-}
-
 impl Service {
     /// Follows pynchy's port (once, from the first collection, inside the runtime).
     fn follow(&self) {
@@ -396,273 +326,6 @@ impl Service {
                 self.changes.clone(),
             )));
         }
-    }
-}
-
-/// Probes `/api/groups` and updates the memory; returns the probe's error.
-async fn probe(ask: &Ask, held: bool) -> Option<String> {
-    let holder = ask.observed.holder.clone();
-    {
-        let mut m = lock(&ask.memory);
-        if m.probed != holder {
-            m.probed = holder;
-            m.unresponsive_since = None;
-        }
-    }
-    if !held {
-        return None;
-    }
-    if !ask.io {
-        return lock(&ask.memory).probe_error.clone();
-    }
-    let Some(http) = &ask.http else {
-        return Some("no HTTP client".into());
-    };
-    let answer = observe::probe(http, &ask.cfg.url, "/api/groups", PROBE_TIMEOUT, PROBE_BODY).await;
-    let mut m = lock(&ask.memory);
-    let error = match answer {
-        // Any answer proves the event loop turns.
-        Probe::Answered(_) | Probe::Status(_) => {
-            m.unresponsive_since = None;
-            m.last_answer_at = Some(Utc::now());
-            None
-        }
-        Probe::TimedOut => {
-            m.unresponsive_since
-                .get_or_insert_with(|| (Instant::now(), Utc::now()));
-            Some(format!(
-                "GET /api/groups: no answer within {}",
-                humantime::format_duration(PROBE_TIMEOUT)
-            ))
-        }
-        Probe::Unreachable(e) => {
-            m.unresponsive_since
-                .get_or_insert_with(|| (Instant::now(), Utc::now()));
-            Some(format!("GET /api/groups: {e}"))
-        }
-    };
-    m.probe_error.clone_from(&error);
-    error
-}
-
-/// The unit's state, or why it could not be read (remembered for the
-/// collections that ask nothing).
-async fn unit(ask: &Ask) -> (Option<UnitBody>, Option<String>) {
-    if !ask.io {
-        return lock(&ask.memory).unit.clone();
-    }
-    let read = read_unit(ask).await;
-    lock(&ask.memory).unit = read.clone();
-    read
-}
-
-async fn read_unit(ask: &Ask) -> (Option<UnitBody>, Option<String>) {
-    let Some(address) = &ask.cfg.systemd_bus else {
-        return (None, Some("off ([pynchy] systemd_bus)".into()));
-    };
-    if let Some(path) = address.strip_prefix("unix:path=") {
-        let path = path.split(',').next().unwrap_or(path);
-        if !std::path::Path::new(path).exists() {
-            return (None, Some(format!("no systemd bus at {path}")));
-        }
-    }
-    let timeout = Duration::from_secs(1);
-    let mut slot = ask.bus.lock().await;
-    if slot.is_none() {
-        match systemd::connect(address, timeout).await {
-            Ok(c) => *slot = Some(c),
-            Err(e) => return (None, Some(e.to_string())),
-        }
-    }
-    let Some(conn) = slot.clone() else {
-        return (None, None);
-    };
-    match systemd::unit_state(&conn, &ask.cfg.systemd_unit, timeout).await {
-        Ok(u) => (Some(unit_body(&ask.cfg.systemd_unit, &u)), None),
-        Err(e) => {
-            if matches!(e, systemd::SystemdError::Bus(_)) {
-                *slot = None;
-            }
-            (None, Some(e.to_string()))
-        }
-    }
-}
-
-fn unit_body(name: &str, u: &UnitState) -> UnitBody {
-    UnitBody {
-        name: name.to_string(),
-        active_state: u.active_state.clone(),
-        sub_state: u.sub_state.clone(),
-        result: u.result.clone(),
-        n_restarts: u.n_restarts,
-        exec_main: u.ended(),
-        active_enter_at: u.active_enter_at.map(rfc3339),
-    }
-}
-
-/// The deploy the last exit followed, classified once per exit (one read
-/// of `router_state`, behind the database's gate).
-async fn deploy_of_exit(ask: &Ask) -> Option<String> {
-    let exit = ask.observed.last_exit?;
-    let known = lock(&ask.memory)
-        .exits
-        .iter()
-        .find(|(t, _)| *t == exit.instant)
-        .map(|(_, d)| d.clone());
-    if let Some(d) = known {
-        return d;
-    }
-    if !ask.io {
-        return None;
-    }
-    let db = ask.db.clone();
-    let read = super::gated(&ask.gate, ask.db_timeout, move || last_deploy_at(&db)).await;
-    let deploy = read.ok().flatten().filter(|d| follows_deploy(d, exit.at));
-    let continuation = observe::deploy_continuation(&ask.cfg.root).is_some();
-    let deploy = deploy.or_else(|| continuation.then(|| rfc3339(exit.at)));
-    let mut m = lock(&ask.memory);
-    m.exits
-        .retain(|(t, _)| t.elapsed() < observe::RESTART_WINDOW);
-    m.exits.push((exit.instant, deploy.clone()));
-    deploy
-}
-
-/// The status observation gives, and the process it is about (pid, start).
-struct Seen {
-    status: ServiceStatus,
-    pid: Option<u32>,
-    started: Option<DateTime<Utc>>,
-}
-
-/// What pynchy's process, port and probes say, with no push.
-fn observed_status(ask: &Ask, held: bool, deploy: bool) -> Seen {
-    let o = &ask.observed;
-    let since = lock(&ask.memory).unresponsive_since;
-    let grace = ask.cfg.restart_grace;
-    let mut seen = Seen {
-        status: ServiceStatus::Down,
-        pid: o.process.as_ref().map(|p| p.pid),
-        started: o.process.as_ref().and_then(|p| p.started_at),
-    };
-    if held {
-        seen.status = match since {
-            Some((t, _)) if t.elapsed() >= ask.cfg.unresponsive_grace => ServiceStatus::Down,
-            Some(_) => ServiceStatus::Unresponsive,
-            None => ServiceStatus::Ok,
-        };
-        return seen;
-    }
-    if deploy && o.last_exit.is_some_and(|e| e.instant.elapsed() < grace) {
-        seen.status = ServiceStatus::Restarting;
-        return seen;
-    }
-    // A pynchy process working in the root, not listening yet (looked for
-    // only when the collection may do I/O).
-    let starting = ask
-        .io
-        .then(|| observe::starting_in(&ask.cfg.root))
-        .flatten();
-    if let Some(pid) = starting {
-        let started = observe::started_at(pid);
-        let young = started.is_none_or(|t| (Utc::now() - t).to_std().unwrap_or_default() < grace);
-        if young {
-            seen = Seen {
-                status: ServiceStatus::Starting,
-                pid: Some(pid),
-                started,
-            };
-        }
-    }
-    seen
-}
-
-async fn body(ask: Ask) -> ServiceBody {
-    let o = &ask.observed;
-    let held = matches!(
-        o.holder,
-        Some(Holder::Process { .. } | Holder::Hidden { .. })
-    );
-    let (probe_error, (unit, unit_error), deploy) =
-        tokio::join!(probe(&ask, held), unit(&ask), deploy_of_exit(&ask));
-    let Seen {
-        mut status,
-        pid,
-        mut started,
-    } = observed_status(&ask, held, deploy.is_some());
-    let (mut source, mut started_text) = (Source::Observed, None);
-    if let Some((pushed, at, text)) = push_wins(&ask, held) {
-        (source, status, started, started_text) = (Source::Pushed, pushed, Some(at), Some(text));
-    }
-    if ask.shutting_down {
-        status = ServiceStatus::ShuttingDown;
-    }
-    let live = matches!(
-        status,
-        ServiceStatus::Ok | ServiceStatus::Unresponsive | ServiceStatus::Starting
-    ) || (status == ServiceStatus::ShuttingDown && held);
-    ask.up.set(matches!(
-        status,
-        ServiceStatus::Ok | ServiceStatus::Unresponsive
-    ));
-    let (since, last_answer, deploys) = {
-        let m = lock(&ask.memory);
-        let deploys = m
-            .exits
-            .iter()
-            .filter(|(t, d)| d.is_some() && t.elapsed() < observe::RESTART_WINDOW)
-            .count() as u64;
-        (m.unresponsive_since, m.last_answer_at, deploys)
-    };
-    let restarts = o.restarts_recent() as u64;
-    ServiceBody {
-        status,
-        started_at: started_text.or_else(|| started.map(rfc3339)),
-        uptime_seconds: started
-            .filter(|_| live)
-            .map(|t| (Utc::now() - t).num_seconds().max(0)),
-        source,
-        port: ask.cfg.port,
-        process: process_view(o.holder.as_ref()),
-        pid,
-        last_answer_at: last_answer.map(rfc3339),
-        unresponsive_since: since.map(|(_, t)| rfc3339(t)),
-        probe_error,
-        restarts_last_10m: restarts,
-        deploys_last_10m: deploys.min(restarts),
-        last_exit_at: o.last_exit.map(|e| rfc3339(e.at)),
-        deploy_at: deploy,
-        unit,
-        unit_error,
-    }
-}
-
-/// The fresh push's status, start and start as pushed, when it wins: while
-/// fresh, unless the process holding the port ended after it (a dead
-/// pynchy's last push is not its state).
-fn push_wins(ask: &Ask, held: bool) -> Option<(ServiceStatus, DateTime<Utc>, String)> {
-    let p = ask.pushed.as_ref()?;
-    let last_exit = ask.observed.last_exit;
-    if !held && last_exit.is_some_and(|e| e.instant > p.stamp.instant) {
-        return None;
-    }
-    let status = match p.value.status {
-        PushedStatus::Ok => ServiceStatus::Ok,
-        PushedStatus::ShuttingDown => ServiceStatus::ShuttingDown,
-    };
-    // `started_at` served exactly as pynchy pushed it.
-    Some((
-        status,
-        p.value.started_at.at,
-        p.value.started_at.raw.clone(),
-    ))
-}
-
-fn process_view(holder: Option<&Holder>) -> ProcessView {
-    match holder {
-        Some(Holder::Process { .. }) => ProcessView::Readable,
-        Some(Holder::Hidden { .. }) => ProcessView::NotReadable,
-        Some(Holder::Itself) => ProcessView::Itself,
-        Some(Holder::Nobody) | None => ProcessView::None,
     }
 }
 
@@ -736,20 +399,5 @@ impl Builtin for Service {
             bus: Arc::default(),
             push: super::PushFreshness::new("service"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exits_after_a_deploy() {
-        let exit = Utc::now();
-        let just_before = rfc3339(exit - chrono::Duration::seconds(3));
-        assert!(follows_deploy(&just_before, exit));
-        let long_ago = rfc3339(exit - chrono::Duration::hours(2));
-        assert!(!follows_deploy(&long_ago, exit));
-        assert!(!follows_deploy("not a time", exit));
     }
 }
