@@ -44,6 +44,7 @@ pub mod queue;
 pub mod repos;
 mod scheduled;
 pub mod service;
+mod service_body;
 mod service_read;
 pub mod task_history;
 pub mod tasks;

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::service::{rfc3339, ProcessView, ServiceBody, ServiceStatus, UnitBody};
-use super::Source;
+use super::service_body::{rfc3339, ProcessView, ServiceBody, ServiceStatus, Source, UnitBody};
 use crate::config::PynchyConfig;
 use crate::sources::db::Db;
 use crate::sources::push::PushedStatus;
