@@ -41,6 +41,8 @@ pub mod mcp;
 pub mod messages;
 pub mod prom;
 pub mod queue;
+mod queue_body;
+mod queue_read;
 pub mod repos;
 mod scheduled;
 pub mod service;
