@@ -42,6 +42,11 @@ pub use llm::LlmConfig;
 mod notify;
 pub use notify::{MinLevel, NotifyKind, NotifyTarget, UrlSource};
 pub mod pynchy;
+mod pynchy_table;
+pub use pynchy_table::PynchyConfig;
+use pynchy_table::RawPynchy;
+mod sections;
+pub use sections::SectionOverride;
 
 pub use effective::render as effective_toml;
 use pynchy::Install;
@@ -154,21 +159,6 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The schedule overrides of one `[sections.<name>]` table.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SectionOverride {
-    #[serde(default, with = "humantime_serde")]
-    pub interval: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    pub timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    pub stale_after: Option<Duration>,
-    /// In event mode, a full re-read this often (default 5 min).
-    #[serde(default, with = "humantime_serde")]
-    pub verify_interval: Option<Duration>,
-}
-
 /// What a rule's trigger does to the verdict (`[rollup.severity]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -221,64 +211,6 @@ pub struct WatchConfig {
     pub enabled: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPynchy {
-    root: Option<PathBuf>,
-    database: Option<PathBuf>,
-    timezone: Option<String>,
-    #[serde(default, with = "humantime_serde")]
-    overdue_grace: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    poll_interval: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    container_timeout: Option<Duration>,
-    url: Option<String>,
-    max_concurrent: Option<u64>,
-    #[serde(default, with = "humantime_serde")]
-    unresponsive_grace: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    restart_grace: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    agent_slack: Option<Duration>,
-    systemd_unit: Option<String>,
-    systemd_bus: Option<String>,
-}
-
-/// `[pynchy]`: where pynchy lives.
-#[derive(Debug, Clone)]
-pub struct PynchyConfig {
-    /// pynchy's checkout: the deploy section's repo.
-    pub root: PathBuf,
-    /// pynchy's SQLite state database (read-only).
-    pub database: PathBuf,
-    /// IANA zone for cron schedules.
-    pub timezone: chrono_tz::Tz,
-    /// How late a scheduled run may be, beyond pynchy's poll interval,
-    /// before it counts as overdue.
-    pub overdue_grace: Duration,
-    /// pynchy's scheduler polls this often.
-    pub poll_interval: Duration,
-    /// How long a due task may wait for its group's running container.
-    pub container_timeout: Duration,
-    /// pynchy's own HTTP server (its `[server] port` on loopback).
-    pub url: String,
-    /// The port of `url`: the process listening there is pynchy.
-    pub port: u16,
-    /// pynchy's `[container] max_concurrent`.
-    pub max_concurrent: u64,
-    /// How long pynchy may hold its port without answering before it is down.
-    pub unresponsive_grace: Duration,
-    /// How long a deploy's restart, or a start, may take before it is down.
-    pub restart_grace: Duration,
-    /// How long a task's agent container may run past `container_timeout`.
-    pub agent_slack: Duration,
-    /// pynchy's systemd user unit.
-    pub systemd_unit: String,
-    /// The D-Bus address of pynchy's user manager: `None` when off.
-    pub systemd_bus: Option<String>,
-}
-
 /// A validated config with every path absolute and every default filled in.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -324,122 +256,6 @@ fn listen(raw: Option<&str>) -> Result<SocketAddr, ConfigError> {
             format!("`{text}` is not an address like 127.0.0.1:8484 ({e})"),
         )
     })
-}
-
-/// The port of pynchy's `url`, which must be `http://` (pynchy serves no TLS).
-fn pynchy_port(url: &str) -> Result<u16, ConfigError> {
-    let bad = || {
-        invalid(
-            "pynchy.url",
-            format!("`{url}` is not an http:// URL like http://127.0.0.1:8484"),
-        )
-    };
-    if !url.starts_with("http://") {
-        return Err(bad());
-    }
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| u.port_or_known_default())
-        .ok_or_else(bad)
-}
-
-/// `[pynchy] systemd_bus`: `"off"`, an address, or (unset) the session bus
-/// of `$DBUS_SESSION_BUS_ADDRESS`, else this user's `/run/user/<uid>/bus`.
-fn systemd_bus(raw: Option<String>) -> Option<String> {
-    match raw {
-        Some(v) if v.trim().eq_ignore_ascii_case("off") => None,
-        Some(v) if !v.trim().is_empty() => Some(v),
-        _ => secret("DBUS_SESSION_BUS_ADDRESS").or_else(|| {
-            // SAFETY: getuid has no preconditions and cannot fail.
-            let uid = unsafe { libc::getuid() };
-            Some(format!("unix:path=/run/user/{uid}/bus"))
-        }),
-    }
-}
-
-fn pynchy(raw: RawPynchy, r: &Resolver) -> Result<PynchyConfig, ConfigError> {
-    let url = raw
-        .url
-        .clone()
-        .unwrap_or_else(|| defaults::PYNCHY_URL.to_string());
-    let root = r.path(raw.root.as_deref().unwrap_or(Path::new(defaults::ROOT)));
-    let database = match &raw.database {
-        Some(p) => r.path(p),
-        None => root.join(defaults::DATABASE),
-    };
-    let tz_name = raw.timezone.as_deref().unwrap_or(defaults::TIMEZONE);
-    let timezone = tz_name.parse::<chrono_tz::Tz>().map_err(|_| {
-        invalid(
-            "pynchy.timezone",
-            format!("`{tz_name}` is not an IANA time zone name like Europe/Berlin"),
-        )
-    })?;
-    Ok(PynchyConfig {
-        root,
-        database,
-        timezone,
-        overdue_grace: bounded_any("pynchy.overdue_grace", raw.overdue_grace)?
-            .unwrap_or(defaults::OVERDUE_GRACE),
-        poll_interval: bounded("pynchy.poll_interval", raw.poll_interval)?
-            .unwrap_or(defaults::POLL_INTERVAL),
-        container_timeout: bounded_any("pynchy.container_timeout", raw.container_timeout)?
-            .unwrap_or(defaults::CONTAINER_TIMEOUT),
-        port: pynchy_port(&url)?,
-        url,
-        max_concurrent: match raw.max_concurrent {
-            Some(0) => return Err(invalid("pynchy.max_concurrent", "must be at least 1")),
-            Some(n) => n,
-            None => defaults::MAX_CONCURRENT,
-        },
-        unresponsive_grace: bounded_any("pynchy.unresponsive_grace", raw.unresponsive_grace)?
-            .unwrap_or(defaults::UNRESPONSIVE_GRACE),
-        restart_grace: bounded_any("pynchy.restart_grace", raw.restart_grace)?
-            .unwrap_or(defaults::RESTART_GRACE),
-        agent_slack: bounded_any("pynchy.agent_slack", raw.agent_slack)?
-            .unwrap_or(defaults::AGENT_SLACK),
-        systemd_unit: raw
-            .systemd_unit
-            .unwrap_or_else(|| defaults::SYSTEMD_UNIT.to_string()),
-        systemd_bus: systemd_bus(raw.systemd_bus),
-    })
-}
-
-fn sections(
-    raw: BTreeMap<String, SectionOverride>,
-) -> Result<BTreeMap<SectionId, SectionOverride>, ConfigError> {
-    let mut out = BTreeMap::new();
-    for (name, o) in raw {
-        let Some(id) = SectionId::builtin(&name) else {
-            return Err(invalid(
-                format!("sections.{name}"),
-                format!("unknown section; known sections: {}", SectionId::known()),
-            ));
-        };
-        for (key, value) in [
-            ("interval", o.interval),
-            ("timeout", o.timeout),
-            ("stale_after", o.stale_after),
-            ("verify_interval", o.verify_interval),
-        ] {
-            let Some(v) = value else { continue };
-            if v < MIN_INTERVAL || v > MAX_DURATION {
-                return Err(invalid(
-                    format!("sections.{name}.{key}"),
-                    "must be from 100ms to 1 year",
-                ));
-            }
-        }
-        if let (Some(i), Some(s)) = (o.interval, o.stale_after) {
-            if s <= i {
-                return Err(invalid(
-                    format!("sections.{name}.stale_after"),
-                    "must be longer than the interval (data is at least an interval old)",
-                ));
-            }
-        }
-        out.insert(id, o);
-    }
-    Ok(out)
 }
 
 /// Every dotted key set in a TOML text (tables descended, arrays as one key).
@@ -537,7 +353,7 @@ impl Config {
         Ok(Config {
             source: None,
             listen: listen(raw.listen.as_deref())?,
-            pynchy: pynchy(raw.pynchy, &r)?,
+            pynchy: pynchy_table::build(raw.pynchy, &r)?,
             repos: repos::build(raw.repos, &r)?,
             gateway,
             llm: llm::llm(raw.llm)?,
@@ -551,7 +367,7 @@ impl Config {
                 pull_url: raw.push.pull_url,
             },
             server: server::build(raw.server)?,
-            sections: sections(raw.sections)?,
+            sections: sections::build(raw.sections)?,
             rollup: rollup::build(raw.rollup)?,
             watch: WatchConfig {
                 enabled: raw.watch.enabled.unwrap_or(defaults::WATCH),
