@@ -162,36 +162,22 @@ pub fn parse_cron(value: &str) -> Result<Option<Cron>, String> {
 
 /// Whether a parsed cron expression ever fires: `0 0 30 2 *` is valid to
 /// croniter but never fires (pynchy fails computing its next run), and a
-/// search for its next time runs to croner's year limit (tens of ms). Known
-/// once per expression, cached (at most [`NEVER_CACHE`] expressions; the
-/// cache starts again when full).
-fn ever_fires(value: &str, cron: &Cron) -> bool {
-    static KNOWN: std::sync::Mutex<Option<std::collections::HashMap<String, bool>>> =
-        std::sync::Mutex::new(None);
-    let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
-    let map = known.get_or_insert_with(Default::default);
-    if let Some(v) = map.get(value) {
-        return *v;
-    }
+/// search for its next time runs to croner's year limit (tens of ms). Asked
+/// once per expression: [`parse_schedule`] remembers its answer.
+fn ever_fires(cron: &Cron) -> bool {
     // From a fixed start, so the answer does not depend on the day; eight
     // years cover every leap day and weekday a pattern can ask for.
     let start = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
-    let fires = cron
-        .find_next_occurrence(&start, false)
-        .is_ok_and(|t| t < start + chrono::Duration::days(8 * 366));
-    if map.len() >= NEVER_CACHE {
-        map.clear();
-    }
-    map.insert(value.to_string(), fires);
-    fires
+    cron.find_next_occurrence(&start, false)
+        .is_ok_and(|t| t < start + chrono::Duration::days(8 * 366))
 }
 
-/// The most cron expressions whose "ever fires" is remembered.
-const NEVER_CACHE: usize = 4096;
+/// The most schedules remembered.
+const KNOWN_SCHEDULES: usize = 4096;
 
 /// Parses `schedule_type` / `schedule_value`; the error says why pynchy would
 /// not run it. Each pair is parsed once and remembered (at most
-/// [`NEVER_CACHE`] pairs; the cache starts again when full): the scheduled
+/// [`KNOWN_SCHEDULES`] pairs; the cache starts again when full): the scheduled
 /// sections judge every row every tick, and parsing a cron expression costs
 /// more than the rest of a row's judgement.
 pub fn parse_schedule(kind: &str, value: &str) -> Result<Recurrence, String> {
@@ -206,11 +192,11 @@ pub fn parse_schedule(kind: &str, value: &str) -> Result<Recurrence, String> {
     {
         return v.clone();
     }
-    // Parsed outside the lock: `ever_fires` takes its own.
+    // Parsed outside the lock: a never-firing cron takes tens of ms.
     let parsed = parse_schedule_once(kind, value);
     let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
     let map = known.get_or_insert_with(Default::default);
-    if map.len() >= NEVER_CACHE {
+    if map.len() >= KNOWN_SCHEDULES {
         map.clear();
     }
     map.insert(key, parsed.clone());
@@ -220,7 +206,7 @@ pub fn parse_schedule(kind: &str, value: &str) -> Result<Recurrence, String> {
 fn parse_schedule_once(kind: &str, value: &str) -> Result<Recurrence, String> {
     match kind {
         "cron" => match parse_cron(value)? {
-            Some(c) if !ever_fires(value, &c) => Err(format!(
+            Some(c) if !ever_fires(&c) => Err(format!(
                 "cron expression `{value}` never fires (no such date)"
             )),
             c => Ok(Recurrence::Cron(c.map(Box::new))),

@@ -90,8 +90,7 @@ pub fn stated_defaults() -> Vec<(String, toml::Value)> {
             let one: toml::Table = format!("v = {value}")
                 .parse()
                 .unwrap_or_else(|e| panic!("`{key} = {value}` is not TOML: {e}"));
-            let value = one.get("v").cloned().unwrap_or(toml::Value::Boolean(false));
-            (key, value)
+            (key, one["v"].clone())
         })
         .collect()
 }
