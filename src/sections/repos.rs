@@ -406,9 +406,17 @@ impl Repos {
             if let Some(f) = self.limited.get(i) {
                 f.store(false, Ordering::Release);
             }
+            let replaced = *then != now;
             *ok = (r.auto_clone && now.0.is_none())
                 || (now.0.is_some()
                     && watch_repo(&self.ctx, i, &self.changes, &self.dirt, &self.limited));
+            // A folder just made again is often still being filled (pynchy
+            // adding a worktree into it): a subfolder made while its watch
+            // was being set can be missed, so it is walked once more at the
+            // next collection, when it has settled.
+            if replaced && *ok && now.0.is_some() {
+                *ok = false;
+            }
             // Not `ok`: tried again at the next collection.
             if limited && *ok && !is_limited(i) {
                 tracing::info!(repo = %r.slug, "watching this repo in full again: events");
