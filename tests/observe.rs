@@ -65,12 +65,24 @@ fn counts(pynchy: &pynchy_status::demo::Pynchy) -> Value {
     get_json(pynchy.addr, "/__stand_in/counts")
 }
 
+/// Adds what this stand-in was asked to `asked` (request line -> count): read
+/// before each stand-in goes, so every process of the run is counted.
+fn tally(
+    pynchy: &pynchy_status::demo::Pynchy,
+    asked: &mut std::collections::BTreeMap<String, u64>,
+) {
+    for (k, v) in counts(pynchy).as_object().cloned().unwrap_or_default() {
+        *asked.entry(k).or_default() += v.as_u64().unwrap_or(0);
+    }
+}
+
 #[test]
 fn an_unpatched_pynchy_observed_from_outside() {
     if !sqlite3_present() {
         return missing_part("the sqlite3 CLI");
     }
     let began = Instant::now();
+    let mut asked = std::collections::BTreeMap::new();
     let dir = tempfile::tempdir().unwrap();
     let db = healthy_install(dir.path());
     let port = free_port();
@@ -129,6 +141,7 @@ fn an_unpatched_pynchy_observed_from_outside() {
 
     // SIGKILL: down (its pidfd), then a new process on the port: ok again,
     // one restart counted.
+    tally(&pynchy, &mut asked);
     drop(pynchy);
     wait_for(Duration::from_secs(3), "down after SIGKILL", || {
         (service(run.addr)["status"] == "down").then_some(())
@@ -155,6 +168,7 @@ fn an_unpatched_pynchy_observed_from_outside() {
         "INSERT OR REPLACE INTO router_state (key, value) VALUES ('last_deploy_at', '{now}');"
     );
     sqlite3_write(&db, &write);
+    tally(&pynchy, &mut asked);
     drop(pynchy);
     let gone = Instant::now();
     wait_for(Duration::from_secs(3), "restarting", || {
@@ -177,18 +191,100 @@ fn an_unpatched_pynchy_observed_from_outside() {
     });
     assert_eq!(s["restarts_last_10m"], 2);
     assert_eq!(s["deploys_last_10m"], 1);
+    // The crash-loop series counts the restart that was not a deploy.
+    let m = String::from_utf8(get(run.addr, "/metrics").body).unwrap();
+    assert!(m.contains("pynchy_service_restarts_last_10m 2"), "{m}");
+    assert!(
+        m.contains("pynchy_service_crash_restarts_last_10m 1"),
+        "{m}"
+    );
 
-    // What was asked: never /status or /api/events, never a POST; /health at
-    // most once a minute (the new process counts afresh).
-    let c = counts(&pynchy);
-    for (k, _) in c.as_object().unwrap() {
+    // What was asked of all three processes: never /status or /api/events,
+    // never a POST; /health at most once a minute over the whole run, plus
+    // once per new process (a restart is a new pynchy to ask).
+    tally(&pynchy, &mut asked);
+    for k in asked.keys() {
         assert!(
             k == "GET /api/groups" || k == "GET /health",
-            "asked {k}: {c}"
+            "asked {k}: {asked:?}"
         );
     }
+    assert!(
+        asked.get("GET /api/groups").copied().unwrap_or(0) > 0,
+        "{asked:?}"
+    );
     let minutes = began.elapsed().as_secs() / 60 + 1;
-    assert!(c["GET /health"].as_u64().unwrap_or(0) <= minutes, "{c}");
+    let health = asked.get("GET /health").copied().unwrap_or(0);
+    assert!(
+        health <= minutes + 2,
+        "/health asked {health} times in {minutes} min: {asked:?}"
+    );
+}
+
+#[test]
+fn a_deploy_whose_pynchy_stops_answering_before_it_ends_is_restarting() {
+    if !sqlite3_present() {
+        return missing_part("the sqlite3 CLI");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = healthy_install(dir.path());
+    let port = free_port();
+    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let run = start_in(
+        dir.path(),
+        &config(port, "unresponsive_grace = \"4s\"\nrestart_grace = \"40s\""),
+        vec![],
+    );
+    wait_for(Duration::from_secs(15), "ok", || {
+        (service(run.addr)["status"] == "ok").then_some(())
+    });
+    // pynchy's deploy: last_deploy_at written, then its shutdown, during
+    // which the old process still holds the port but answers nothing
+    // (SIGSTOP plays that), then it ends and a new one starts.
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00");
+    sqlite3_write(
+        &db,
+        &format!(
+            "INSERT OR REPLACE INTO router_state (key, value) VALUES ('last_deploy_at', '{now}');"
+        ),
+    );
+    signal(pynchy.pid(), "-STOP");
+    // Past the unresponsive grace (4 s) and more: restarting all along,
+    // never unresponsive or down.
+    let stopped = Instant::now();
+    let mut seen_restarting = false;
+    while stopped.elapsed() < Duration::from_secs(10) {
+        let d = get_json(run.addr, "/status");
+        let st = d["service"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(st == "ok" || st == "restarting", "{:#}", d["service"]);
+        if st == "restarting" {
+            seen_restarting = true;
+            assert!(
+                has_reason(&d, &format!("restarting after a deploy (deploy at {now})")),
+                "{:?}",
+                reasons(&d)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        seen_restarting,
+        "never restarting while the old pynchy was stopped"
+    );
+    drop(pynchy);
+    wait_for(Duration::from_secs(3), "restarting after its exit", || {
+        (service(run.addr)["status"] == "restarting").then_some(())
+    });
+    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let s = wait_for(Duration::from_secs(5), "the new pynchy", || {
+        let s = service(run.addr);
+        (s["status"] == "ok" && s["pid"] == json!(pynchy.pid())).then_some(s)
+    });
+    assert_eq!(s["restarts_last_10m"], 1, "{s:#}");
+    assert_eq!(s["deploys_last_10m"], 1, "{s:#}");
 }
 
 #[test]

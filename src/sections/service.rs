@@ -158,6 +158,12 @@ impl Body for ServiceBody {
             "New pynchy processes that took its port within the last 10 minutes",
             self.restarts_last_10m as f64,
         );
+        prom::gauge(
+            reg,
+            "pynchy_service_crash_restarts_last_10m",
+            "Of those, the ones that did not follow a deploy (what the crash-loop rule counts)",
+            self.restarts_last_10m.saturating_sub(self.deploys_last_10m) as f64,
+        );
         if let Some(u) = self.uptime_seconds {
             prom::gauge(
                 reg,

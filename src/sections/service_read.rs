@@ -30,6 +30,9 @@ pub(super) struct Memory {
     unit: (Option<UnitBody>, Option<String>),
     /// The last probe's error.
     probe_error: Option<String>,
+    /// A deploy in progress while the port's holder does not answer (its
+    /// `last_deploy_at`), as last read.
+    deploy_while_held: Option<String>,
 }
 
 /// How long a probe of pynchy's HTTP server may take.
@@ -43,8 +46,9 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `router_state.last_deploy_at`, if it can be read.
-fn last_deploy_at(db: &Db) -> Option<String> {
+/// `router_state.last_deploy_at` (`None`: no deploy recorded), or why it
+/// could not be read.
+fn last_deploy_at(db: &Db) -> Result<Option<String>, String> {
     #[derive(diesel::QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -54,8 +58,14 @@ fn last_deploy_at(db: &Db) -> Option<String> {
         db,
         "SELECT value FROM router_state WHERE key = 'last_deploy_at'",
     )
-    .ok()?;
-    rows.into_iter().next().map(|r| r.value)
+    .map_err(|e| e.to_string())?;
+    Ok(rows.into_iter().next().map(|r| r.value))
+}
+
+/// `last_deploy_at`, read behind the database's gate.
+async fn read_deploy(ask: &Ask) -> Result<Option<String>, String> {
+    let db = ask.db.clone();
+    super::gated(&ask.gate, ask.db_timeout, move || last_deploy_at(&db)).await?
 }
 
 /// Whether an exit at `exit` followed the deploy written at `deploy`.
@@ -202,15 +212,51 @@ async fn deploy_of_exit(ask: &Ask) -> Option<String> {
     if !ask.io {
         return None;
     }
-    let db = ask.db.clone();
-    let read = super::gated(&ask.gate, ask.db_timeout, move || last_deploy_at(&db)).await;
-    let deploy = read.ok().flatten().filter(|d| follows_deploy(d, exit.at));
+    let read = read_deploy(ask).await;
     let continuation = observe::deploy_continuation(&ask.cfg.root).is_some();
+    let deploy = match &read {
+        Ok(d) => d.clone().filter(|d| follows_deploy(d, exit.at)),
+        Err(_) => None,
+    };
     let deploy = deploy.or_else(|| continuation.then(|| rfc3339(exit.at)));
+    if let (Err(e), None) = (&read, &deploy) {
+        // Not known either way: asked again at the next collection, rather
+        // than an exit remembered as "not a deploy" for good.
+        tracing::debug!(error = %e, "service: the deploy before an exit not read");
+        return None;
+    }
     let mut m = lock(&ask.memory);
     m.exits
         .retain(|(t, _)| t.elapsed() < observe::RESTART_WINDOW);
     m.exits.push((exit.instant, deploy.clone()));
+    deploy
+}
+
+/// A deploy in progress while the port's holder does not answer: pynchy
+/// wrote `last_deploy_at` within the restart grace and then stops itself
+/// (its HTTP server may close before the process ends). Read only while a
+/// probe fails; remembered for the collections that ask nothing.
+async fn deploy_while_held(ask: &Ask, held: bool) -> Option<String> {
+    if !held || lock(&ask.memory).unresponsive_since.is_none() {
+        lock(&ask.memory).deploy_while_held = None;
+        return None;
+    }
+    if !ask.io {
+        return lock(&ask.memory).deploy_while_held.clone();
+    }
+    // The process that wrote it: one started after the deploy is the new
+    // pynchy, whose silence is its own.
+    let started = ask.observed.process.as_ref().and_then(|p| p.started_at);
+    let recent = |d: &String| {
+        crate::stamp::parse_time(d).is_some_and(|at| {
+            let age = Utc::now() - at;
+            age >= -chrono::Duration::seconds(5)
+                && age.to_std().unwrap_or_default() < ask.cfg.restart_grace
+                && started.is_none_or(|s| s <= at)
+        })
+    };
+    let deploy = read_deploy(ask).await.ok().flatten().filter(recent);
+    lock(&ask.memory).deploy_while_held.clone_from(&deploy);
     deploy
 }
 
@@ -222,7 +268,7 @@ struct Seen {
 }
 
 /// What pynchy's process, port and probes say, with no push.
-fn observed_status(ask: &Ask, held: bool, deploy: bool) -> Seen {
+fn observed_status(ask: &Ask, held: bool, deploy: bool, deploy_held: bool) -> Seen {
     let o = &ask.observed;
     let since = lock(&ask.memory).unresponsive_since;
     let grace = ask.cfg.restart_grace;
@@ -231,6 +277,10 @@ fn observed_status(ask: &Ask, held: bool, deploy: bool) -> Seen {
         pid: o.process.as_ref().map(|p| p.pid),
         started: o.process.as_ref().and_then(|p| p.started_at),
     };
+    if held && deploy_held {
+        seen.status = ServiceStatus::Restarting;
+        return seen;
+    }
     if held {
         seen.status = match since {
             Some((t, _)) if t.elapsed() >= ask.cfg.unresponsive_grace => ServiceStatus::Down,
@@ -271,11 +321,14 @@ pub(super) async fn body(ask: Ask) -> ServiceBody {
     );
     let (probe_error, (unit, unit_error), deploy) =
         tokio::join!(probe(&ask, held), unit(&ask), deploy_of_exit(&ask));
+    // After the probe: it says whether the holder answers.
+    let held_deploy = deploy_while_held(&ask, held).await;
     let Seen {
         mut status,
         pid,
         mut started,
-    } = observed_status(&ask, held, deploy.is_some());
+    } = observed_status(&ask, held, deploy.is_some(), held_deploy.is_some());
+    let deploy = deploy.or(held_deploy);
     let (mut source, mut started_text) = (Source::Observed, None);
     if let Some((pushed, at, text)) = push_wins(&ask, held) {
         (source, status, started, started_text) = (Source::Pushed, pushed, Some(at), Some(text));
