@@ -288,6 +288,47 @@ fn a_deploy_whose_pynchy_stops_answering_before_it_ends_is_restarting() {
 }
 
 #[test]
+fn a_pynchy_starting_in_its_root_is_starting_and_other_commands_there_are_not() {
+    if !sqlite3_present() {
+        return missing_part("the sqlite3 CLI");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    healthy_install(dir.path());
+    let port = free_port();
+    // Nothing on pynchy's port. Older commands in its root that mention
+    // pynchy but are not pynchy: a log follower, an editor on its source.
+    let decoy = |args: &[&str]| {
+        ChildGuard::spawn(
+            std::process::Command::new(args[0])
+                .args(&args[1..])
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::null()),
+        )
+        .unwrap()
+    };
+    let _follower = decoy(&["sh", "-c", "sleep 60", "journalctl", "-fu", "pynchy"]);
+    let _editor = decoy(&["sh", "-c", "sleep 60", "vim", "src/pynchy/app.py"]);
+    let run = start_in(dir.path(), &config(port, ""), vec![]);
+    let s = wait_for(Duration::from_secs(10), "down", || {
+        let s = service(run.addr);
+        (s["status"] == "down").then_some(s)
+    });
+    assert_eq!(s["pid"], Value::Null, "{s:#}");
+    // pynchy's interpreter starting in its root (`python -m pynchy`), its
+    // port not open yet: starting, with its pid.
+    let starting = decoy(&["python3", "-c", "import time; time.sleep(60)", "-m", "pynchy"]);
+    let s = wait_for(Duration::from_secs(10), "starting", || {
+        let s = service(run.addr);
+        (s["status"] == "starting").then_some(s)
+    });
+    assert_eq!(s["pid"], json!(starting.id()), "{s:#}");
+    assert!(has_reason(
+        &get_json(run.addr, "/status"),
+        &format!("pynchy is starting (pid {})", starting.id())
+    ));
+}
+
+#[test]
 fn no_channel_connected_is_a_reason_and_a_missing_pynchy_is_not_channels_fault() {
     if !sqlite3_present() {
         return missing_part("the sqlite3 CLI");

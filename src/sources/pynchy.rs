@@ -190,12 +190,26 @@ fn cmdline(pid: u32) -> Option<String> {
     Some(args.join(" "))
 }
 
-/// A process working in `root` whose command line names pynchy (`uv run
-/// pynchy`, `python -m pynchy`, …), other than this one: pynchy starting up
-/// before its HTTP server listens.
+/// Whether a command line runs pynchy: its program is `uv`, a `python` or
+/// `pynchy` itself, and one of its words is `pynchy` (`uv run pynchy`,
+/// `.venv/bin/python3 .venv/bin/pynchy`, `python -m pynchy`). Not
+/// `journalctl -u pynchy` or an editor on `src/pynchy/...`.
+pub fn runs_pynchy(args: &[&str]) -> bool {
+    let base = |a: &str| a.rsplit('/').next().unwrap_or(a).to_string();
+    let Some(program) = args.first().map(|a| base(a)) else {
+        return false;
+    };
+    let launcher = program == "uv" || program == "pynchy" || program.starts_with("python");
+    launcher && args.iter().any(|a| base(a) == "pynchy")
+}
+
+/// The youngest process working in `root` that runs pynchy
+/// ([`runs_pynchy`]), other than this one: pynchy starting up before its
+/// HTTP server listens.
 pub fn starting_in(root: &Path) -> Option<u32> {
     let root = root.canonicalize().ok()?;
     let me = std::process::id();
+    let mut youngest: Option<(Option<DateTime<Utc>>, u32)> = None;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -213,11 +227,16 @@ pub fn starting_in(root: &Path) -> Option<u32> {
         if cwd != root {
             continue;
         }
-        if cmdline(pid).is_some_and(|c| c.split([' ', '/']).any(|w| w == "pynchy")) {
-            return Some(pid);
+        let Some(line) = cmdline(pid) else { continue };
+        if !runs_pynchy(&line.split(' ').collect::<Vec<_>>()) {
+            continue;
+        }
+        let started = started_at(pid);
+        if youngest.as_ref().is_none_or(|(t, _)| started > *t) {
+            youngest = Some((started, pid));
         }
     }
-    None
+    youngest.map(|(_, pid)| pid)
 }
 
 /// A process seen holding the port.
@@ -472,6 +491,29 @@ pub fn deploy_continuation(root: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn knows_pynchy_by_its_launcher() {
+        for yes in [
+            "uv run pynchy",
+            "/home/p/.local/bin/uv run pynchy",
+            "/home/p/pynchy/.venv/bin/python3 /home/p/pynchy/.venv/bin/pynchy",
+            "python -m pynchy",
+            "pynchy",
+        ] {
+            assert!(runs_pynchy(&yes.split(' ').collect::<Vec<_>>()), "{yes}");
+        }
+        for no in [
+            "journalctl --user -fu pynchy",
+            "vim src/pynchy/app.py",
+            "python3 src/pynchy/app.py",
+            "uv sync",
+            "git pull",
+            "",
+        ] {
+            assert!(!runs_pynchy(&no.split(' ').collect::<Vec<_>>()), "{no}");
+        }
+    }
 
     #[test]
     fn reads_a_listening_row() {

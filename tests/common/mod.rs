@@ -505,6 +505,10 @@ impl ChildGuard {
         cmd.spawn().map(ChildGuard)
     }
 
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
     /// Waits for the exit; panics (and the guard kills it) after `limit`.
     pub fn wait_within(&mut self, limit: Duration) -> ExitStatus {
         let what = format!("process {} to exit", self.0.id());
