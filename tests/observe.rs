@@ -316,7 +316,13 @@ fn a_pynchy_starting_in_its_root_is_starting_and_other_commands_there_are_not() 
     assert_eq!(s["pid"], Value::Null, "{s:#}");
     // pynchy's interpreter starting in its root (`python -m pynchy`), its
     // port not open yet: starting, with its pid.
-    let starting = decoy(&["python3", "-c", "import time; time.sleep(60)", "-m", "pynchy"]);
+    let starting = decoy(&[
+        "python3",
+        "-c",
+        "import time; time.sleep(60)",
+        "-m",
+        "pynchy",
+    ]);
     let s = wait_for(Duration::from_secs(10), "starting", || {
         let s = service(run.addr);
         (s["status"] == "starting").then_some(s)
@@ -326,6 +332,43 @@ fn a_pynchy_starting_in_its_root_is_starting_and_other_commands_there_are_not() 
         &get_json(run.addr, "/status"),
         &format!("pynchy is starting (pid {})", starting.id())
     ));
+}
+
+#[test]
+fn reloads_do_not_ask_pynchys_health_again() {
+    if !sqlite3_present() {
+        return missing_part("the sqlite3 CLI");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = healthy_install(dir.path());
+    let port = free_port();
+    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let (child, addr) = spawn_serve(dir.path(), &config(port, ""), &[]);
+    wait_for(Duration::from_secs(15), "channels observed", || {
+        (get_json(addr, "/status/channels")["channels"]["connected"] == true).then_some(())
+    });
+    // Five reloads (each known applied by the deploy interval it sets): each
+    // builds the sections anew, and none asks /health (a minute's interval).
+    for n in 1..=5u64 {
+        let ms = 200 + n * 10;
+        std::fs::write(
+            dir.path().join("c.toml"),
+            format!(
+                "listen = \"{addr}\"\n{}[sections.deploy]\ninterval = \"{ms}ms\"\n",
+                config(port, "")
+            ),
+        )
+        .unwrap();
+        signal(child.id(), "-HUP");
+        wait_for(Duration::from_secs(10), "the reload", || {
+            let d = get_json(addr, "/status");
+            (d["meta"]["deploy"]["interval_seconds"] == json!(ms as f64 / 1000.0)
+                && d["channels"]["connected"] == true)
+                .then_some(())
+        });
+    }
+    let c = counts(&pynchy);
+    assert_eq!(c["GET /health"], 1, "{c}");
 }
 
 #[test]

@@ -8,10 +8,12 @@
 //! Per-channel detail needs a push (`PUT /push/channels`), which wins while
 //! fresh (`[push] ttl`). No channel connected is a reason; pynchy not
 //! answering is not (the service section says so), nor is a missing push.
+//! A reload (SIGHUP) does not ask again sooner: the last answer is kept
+//! across it; `POST /refresh/channels` does.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,7 +32,7 @@ use crate::sources::pynchy::{self as observe, Probe};
 pub use super::Source;
 
 /// The `channels` body.
-#[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ChannelsBody {
     /// Whether any channel is connected; null while pynchy has not answered.
     pub connected: Option<bool>,
@@ -142,6 +144,29 @@ pub struct ChannelsSection {
     push: super::PushFreshness,
     http: Option<reqwest::Client>,
     timeout: Duration,
+    /// pynchy's last `/health` as read here, kept across a reload onto the
+    /// same pynchy: a reload's first collection does not ask again.
+    last: Arc<LastHealth>,
+    /// How soon after the last ask `/health` may be asked again (its
+    /// interval, less a second for the ticks' jitter), but for a refresh.
+    min_gap: Duration,
+}
+
+/// When `/health` was last asked, and the body its answer made.
+#[derive(Default)]
+struct LastHealth(Mutex<Option<(Instant, ChannelsBody)>>);
+
+impl LastHealth {
+    fn within(&self, gap: Duration) -> Option<ChannelsBody> {
+        let last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref()
+            .filter(|(at, _)| at.elapsed() < gap)
+            .map(|(_, b)| b.clone())
+    }
+
+    fn set(&self, body: &ChannelsBody) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), body.clone()));
+    }
 }
 
 /// The most read of pynchy's `/health` answer (it is about 200 bytes).
@@ -192,12 +217,21 @@ impl Section for ChannelsSection {
             };
             return Work::done(Ok(Update::New(body))).as_of(Some(p.stamp));
         }
+        let refresh = self.ctx.refresh.take(SectionId::Channels);
+        if let Some(body) = self.last.within(self.min_gap).filter(|_| !refresh) {
+            return Work::done(Ok(Update::New(body)));
+        }
         let (http, url, timeout) = (
             self.http.clone(),
             self.ctx.config.pynchy.url.clone(),
             self.timeout,
         );
-        Work::future(async move { Ok(observed(http, url, timeout).await) })
+        let last = self.last.clone();
+        Work::future(async move {
+            let body = observed(http, url, timeout).await;
+            last.set(&body);
+            Ok(body)
+        })
     }
 
     /// A push collects it at once; pynchy's `/health` is read every interval.
@@ -231,6 +265,10 @@ impl Builtin for ChannelsSection {
             push: super::PushFreshness::new("channel"),
             http: crate::client::outbound().ok(),
             timeout: schedule.timeout * 9 / 10,
+            last: ctx
+                .kept
+                .get(format!("channels health {}", ctx.config.pynchy.url)),
+            min_gap: schedule.interval.saturating_sub(Duration::from_secs(1)),
         }
     }
 }

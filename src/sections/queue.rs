@@ -265,9 +265,14 @@ impl Section for Queue {
             cfg.gateway.postgres_container.clone(),
         ];
         Work::future(async move {
-            let containers = agent_containers(docker, timeout, &litellm).await?;
+            // Side by side: Docker within `timeout`, the activity within its
+            // own deadline, so the two never add up past the section's timeout.
+            let (containers, activity) = tokio::join!(
+                agent_containers(docker, timeout, &litellm),
+                activity_within(activity, &last_activity)
+            );
+            let (containers, activity) = (containers?, activity?);
             lock(&cache).clone_from(&containers);
-            let activity = activity_within(activity, &last_activity).await?;
             Ok(QueueBody::merge(
                 push,
                 containers.as_deref(),

@@ -370,14 +370,17 @@ pub async fn containers_named(
         .all(!running_only)
         .filters(&filters)
         .build();
-    let list = tokio::time::timeout(timeout, docker.list_containers(Some(options)))
+    // One deadline for the list and every inspect: the whole answer within
+    // `timeout`, however many containers there are.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let list = tokio::time::timeout_at(deadline, docker.list_containers(Some(options)))
         .await
         .map_err(|_| ListError::Unreachable)?
         .map_err(fail)?;
     let mut out = Vec::new();
     for c in list {
         let Some(id) = c.id else { continue };
-        let inspect = tokio::time::timeout(timeout, docker.inspect_container(&id, None)).await;
+        let inspect = tokio::time::timeout_at(deadline, docker.inspect_container(&id, None)).await;
         let info = match inspect {
             Err(_) => return Err(ListError::Unreachable),
             // Removed between the list and the inspect: gone, as it may be.
