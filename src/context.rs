@@ -34,7 +34,7 @@ impl Kept {
 
 /// Sections with something asked of their next collection: by
 /// `POST /refresh/{section}` (refresh what is otherwise checked rarely, as
-/// the gateway's paid model check), or by a push that just arrived. A section
+/// the gateway's paid model check). A section
 /// takes its request at its next collection. (Not the sections'
 /// `Refresh`, which is how a section learns of change.)
 #[derive(Default)]
@@ -110,9 +110,6 @@ pub struct Context {
     pub push_store: Arc<PushStore>,
     /// Refreshes asked for over HTTP.
     pub refresh: Requests,
-    /// Sections whose push just arrived: their next collection builds the
-    /// body from the push and the last observation, with no I/O.
-    pub push_arrived: Requests,
     /// File events, unless `[watch] enabled = false` or the platform has none.
     pub watcher: Option<Arc<crate::sources::watch::Watcher>>,
     /// pynchy's database, across the sections that read it: a read that
@@ -163,7 +160,6 @@ impl Context {
             push_source: source,
             push_store: store,
             refresh: Requests::default(),
-            push_arrived: Requests::default(),
             kept: Arc::default(),
         })
     }

@@ -106,6 +106,53 @@ fn a_push_shows_at_once() {
     );
 }
 
+/// A queue push with `n` active containers.
+fn queue_with(n: u64) -> String {
+    json!({"active_containers": n, "max_concurrent": 10, "groups_waiting": 0, "per_group": {}})
+        .to_string()
+}
+
+#[test]
+fn a_push_shows_at_once_while_a_slow_observation_runs() {
+    // Docker accepts and never answers: every queue collection hangs until
+    // its timeout (4.5 s of 5 s), one after another (interval 1 s).
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let cfg = format!(
+        "{QUIET}docker_host = \"unix://{}\"\n[sections.queue]\ninterval = \"1s\"\ntimeout = \"5s\"\n",
+        sock.display()
+    );
+    let run = start_in(dir.path(), &cfg, vec![]);
+    // Each push is in /status when its PUT answers, though the queue's
+    // observing collection is still waiting on Docker.
+    for n in 1..=4 {
+        assert_eq!(put(run.addr, "queue", &queue_with(n), None).status, 200);
+        let d = get_json(run.addr, "/status/queue");
+        assert_eq!(d["queue"]["source"], "pushed", "{d:#}");
+        assert_eq!(d["queue"]["active_containers"], json!(n), "{d:#}");
+        // Published from the push, not by a collection that waited on Docker.
+        let ms = d["meta"]["queue"]["duration_ms"]
+            .as_f64()
+            .unwrap_or(f64::MAX);
+        assert!(ms < 1000.0, "published by a collection of {ms} ms");
+    }
+    // The observing collection that ran meanwhile ends (its outcome carries
+    // its duration): it publishes the last push, never an older one.
+    let d = wait_for(Duration::from_secs(15), "the slow collection's end", || {
+        let d = get_json(run.addr, "/status/queue");
+        (d["meta"]["queue"]["duration_ms"].as_f64().unwrap_or(0.0) > 1000.0).then_some(d)
+    });
+    assert_eq!(d["queue"]["source"], "pushed", "{d:#}");
+    assert_eq!(d["queue"]["active_containers"], json!(4), "{d:#}");
+}
+
 #[test]
 fn bad_pushes_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,10 @@
 //! the store.
 //!
 //! Per section: the first collection runs at start-up; after that one per
-//! interval, or at once when kicked (a push). A collection that outlives its
+//! interval, or at once when kicked (a refresh). A push is published at once
+//! from the push and the last observation ([`Section::pushed`]), even while
+//! a collection runs; a collection that was running then publishes the push
+//! merged with what it observed, never an older push. A collection that outlives its
 //! timeout is reported as an error and, if it is blocking work that cannot be
 //! cancelled, left to finish on its own: no new collection of that section
 //! starts until it has, so calls never pile up (kicks that arrive meanwhile
@@ -19,6 +22,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::engine::store::{Outcome, StoreWriter};
 use crate::section_id::SectionId;
+#[cfg(doc)]
+use crate::sections::Section;
 use crate::sections::{CollectError, DynSection, ErasedBody, Run, Schedule, Work};
 
 type Collected = crate::sections::Collected<Arc<dyn ErasedBody>>;
@@ -28,18 +33,6 @@ type Collected = crate::sections::Collected<Arc<dyn ErasedBody>>;
 /// files) is one collection; but never longer than [`DEBOUNCE_MAX`] in all.
 const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(150);
 const DEBOUNCE_MAX: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Waits until `changes` has been quiet for [`DEBOUNCE`], at most [`DEBOUNCE_MAX`].
-async fn settle(changes: &Option<Arc<tokio::sync::Notify>>) {
-    let Some(n) = changes else { return };
-    let until = tokio::time::Instant::now() + DEBOUNCE_MAX;
-    loop {
-        let quiet = tokio::time::timeout(DEBOUNCE, n.notified()).await.is_err();
-        if quiet || tokio::time::Instant::now() >= until {
-            return;
-        }
-    }
-}
 
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
@@ -56,16 +49,39 @@ async fn changed(changes: &Option<Arc<tokio::sync::Notify>>) {
     }
 }
 
-/// Asks a poller for a collection now.
+/// What a kick asks of a poller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// A collection, as soon as the section is free.
+    Collect,
+    /// A push of the section was taken: publish it now.
+    Push,
+}
+
+/// A kick, with whom to tell once its result is published.
+type KickMsg = (Asked, oneshot::Sender<()>);
+
+/// Asks a poller for a collection now, or to publish a push.
 #[derive(Clone)]
-pub struct Kick(mpsc::UnboundedSender<oneshot::Sender<()>>);
+pub struct Kick(mpsc::UnboundedSender<KickMsg>);
 
 impl Kick {
     /// Collects as soon as the section is free, and resolves once the result is
     /// in a published snapshot (or the poller is gone).
     pub async fn collect_and_publish(&self) {
+        self.ask(Asked::Collect).await;
+    }
+
+    /// A push of the section was taken: resolves once a published snapshot
+    /// holds it — at once for a section that builds its body from a push
+    /// ([`Section::pushed`]), else after its next collection.
+    pub async fn publish_push(&self) {
+        self.ask(Asked::Push).await;
+    }
+
+    async fn ask(&self, what: Asked) {
         let (tx, rx) = oneshot::channel();
-        if self.0.send(tx).is_ok() {
+        if self.0.send((what, tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -92,10 +108,13 @@ pub fn spawn(
         schedule,
         store,
         straggler: None,
+        kicks: rx,
+        waiting: Vec::new(),
+        pushed: false,
     };
     PollerHandle {
         id,
-        task: tokio::spawn(poller.run(rx)),
+        task: tokio::spawn(poller.run()),
         kick: Kick(tx),
     }
 }
@@ -107,6 +126,12 @@ struct Poller {
     store: StoreWriter,
     /// A collection that timed out but could not be cancelled (blocking work).
     straggler: Option<(JoinHandle<Collected>, Instant)>,
+    kicks: mpsc::UnboundedReceiver<KickMsg>,
+    /// Acks waiting for the next published collection: kept across skipped
+    /// ticks, so a kick never resolves without a publish.
+    waiting: Vec<oneshot::Sender<()>>,
+    /// A push was published while the current collection ran.
+    pushed: bool,
 }
 
 fn start(work: Work<Arc<dyn ErasedBody>>) -> JoinHandle<Collected> {
@@ -119,29 +144,92 @@ fn start(work: Work<Arc<dyn ErasedBody>>) -> JoinHandle<Collected> {
 }
 
 impl Poller {
-    async fn run(mut self, mut kicks: mpsc::UnboundedReceiver<oneshot::Sender<()>>) {
+    async fn run(mut self) {
         let mut ticker = tokio::time::interval(self.schedule.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // Acks waiting for the next published collection: kept across skipped
-        // ticks, so a kick never resolves without a publish.
-        let mut acks = Vec::new();
         let changes = self.section.changes().map(|c| c.notify.clone());
         loop {
-            let wake = self.section.wake_at();
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = sleep_until_opt(wake) => {}
-                Some(k) = kicks.recv() => acks.push(k),
-                _ = changed(&changes) => settle(&changes).await,
+            // A kick that came during the last collection is served at once.
+            if self.waiting.is_empty() || self.busy() {
+                let wake = self.section.wake_at();
+                let kick = tokio::select! {
+                    _ = ticker.tick() => None,
+                    _ = sleep_until_opt(wake) => None,
+                    Some(k) = self.kicks.recv() => Some(k),
+                    _ = changed(&changes) => {
+                        self.settle(&changes).await;
+                        None
+                    }
+                };
+                // A push published from itself needs no collection.
+                if kick.is_some_and(|k| self.take_kick(k)) {
+                    continue;
+                }
+                // Every kick queued so far is served by this one collection.
+                while let Ok(k) = self.kicks.try_recv() {
+                    self.take_kick(k);
+                }
+                if self.busy() {
+                    continue;
+                }
             }
-            // Every kick queued so far is served by this one collection.
-            while let Ok(k) = kicks.try_recv() {
-                acks.push(k);
+            self.collect().await;
+        }
+    }
+
+    /// Waits until `changes` has been quiet for [`DEBOUNCE`], at most
+    /// [`DEBOUNCE_MAX`], publishing pushes meanwhile.
+    async fn settle(&mut self, changes: &Option<Arc<tokio::sync::Notify>>) {
+        let Some(n) = changes else { return };
+        let until = tokio::time::Instant::now() + DEBOUNCE_MAX;
+        loop {
+            let heard = tokio::select! {
+                r = tokio::time::timeout(DEBOUNCE, n.notified()) => Ok(r.is_err()),
+                Some(k) = self.kicks.recv() => Err(k),
+            };
+            let quiet = match heard {
+                Ok(quiet) => quiet,
+                Err(k) => {
+                    self.take_kick(k);
+                    false
+                }
+            };
+            if quiet || tokio::time::Instant::now() >= until {
+                return;
             }
-            if self.busy() {
-                continue;
+        }
+    }
+
+    /// A push the section builds from itself is published now (true); any
+    /// other kick waits for the next collection.
+    fn take_kick(&mut self, (asked, ack): KickMsg) -> bool {
+        if asked == Asked::Push {
+            if let Some(result) = self.pushed_result() {
+                let (attempted_at, as_of) = (Utc::now(), result.1);
+                self.send(
+                    attempted_at,
+                    std::time::Duration::ZERO,
+                    result.0,
+                    as_of,
+                    vec![ack],
+                );
+                self.pushed = true;
+                return true;
             }
-            self.collect(std::mem::take(&mut acks)).await;
+        }
+        self.waiting.push(ack);
+        false
+    }
+
+    /// The section's outcome from its push, if it builds one without I/O.
+    fn pushed_result(&self) -> Option<(Collected, Option<crate::stamp::Stamp>)> {
+        let work = self.section.pushed_erased()?;
+        match work.run {
+            Run::Done(result) => Some((result, work.as_of)),
+            _ => {
+                tracing::warn!(section = %self.id, "a push's outcome must ask nothing: collected instead");
+                None
+            }
         }
     }
 
@@ -164,7 +252,9 @@ impl Poller {
         }
     }
 
-    async fn collect(&mut self, acks: Vec<oneshot::Sender<()>>) {
+    async fn collect(&mut self) {
+        let acks = std::mem::take(&mut self.waiting);
+        self.pushed = false;
         let attempted_at = Utc::now();
         let began = Instant::now();
         let work = self.section.collect_erased();
@@ -192,7 +282,25 @@ impl Poller {
                 c.failed();
             }
         }
-        let duration = began.elapsed();
+        // A push published while this ran: this collection's body may hold
+        // the push before it. The push, merged with what this collection just
+        // observed, is published instead.
+        let (result, as_of) = match self.pushed.then(|| self.pushed_result()).flatten() {
+            Some(pushed) => pushed,
+            None => (result, as_of),
+        };
+        self.send(attempted_at, began.elapsed(), result, as_of, acks);
+    }
+
+    /// Hands an outcome to the store.
+    fn send(
+        &self,
+        attempted_at: chrono::DateTime<Utc>,
+        duration: std::time::Duration,
+        result: Collected,
+        as_of: Option<crate::stamp::Stamp>,
+        acks: Vec<oneshot::Sender<()>>,
+    ) {
         let prepared = crate::engine::store::prepare(&result);
         self.store.send(Outcome {
             section: self.id,
@@ -240,7 +348,21 @@ impl Poller {
         began: Instant,
     ) -> Collected {
         let timeout = self.schedule.timeout;
-        match tokio::time::timeout(timeout, &mut handle).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Pushes are published while it runs; other kicks wait for the next.
+        let ended = loop {
+            let kick = tokio::select! {
+                r = tokio::time::timeout_at(deadline, &mut handle) => Ok(r),
+                Some(k) = self.kicks.recv() => Err(k),
+            };
+            match kick {
+                Ok(r) => break r,
+                Err(k) => {
+                    self.take_kick(k);
+                }
+            }
+        };
+        match ended {
             Ok(Ok(result)) => result,
             Ok(Err(join)) if join.is_panic() => {
                 tracing::error!(section = %self.id, "collector panicked");

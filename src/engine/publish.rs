@@ -1,6 +1,7 @@
 //! Publishing sections at once: after a push (or a pull) is taken into the
-//! push store, the sections it touched are collected at once — from the
-//! push and their last observation, asking nothing — and the caller waits
+//! push store, each section it touched publishes its outcome from the push
+//! and its last observation, asking nothing (even while a collection of it
+//! runs), and the sections that read it collect again; the caller waits
 //! until a published snapshot holds them, so a push is visible in the very
 //! next GET; and `POST /refresh/{section}`. Used by the push route and the
 //! pull loop alike.
@@ -41,28 +42,37 @@ impl Publisher {
         true
     }
 
-    /// A push (or pull) of these sections was accepted: each builds its body
-    /// from the push and what it last observed, with no I/O, and the caller
-    /// waits until a published snapshot holds them.
+    /// A push (or pull) of these sections was accepted: each publishes its
+    /// body from the push and what it last observed, with no I/O, and the
+    /// sections that read them collect again. Waits until a published
+    /// snapshot holds the pushed sections (they ask nothing: at once), and
+    /// at most 2 s for their followers.
     pub async fn after_push(&self, sections: &[SectionId]) {
+        let pushed = sections
+            .iter()
+            .filter_map(|s| self.kicks.get(s))
+            .map(|k| k.publish_push());
+        // Bounded all the same: a PUT never hangs on a poller.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::future::join_all(pushed),
+        )
+        .await;
+        let mut followers: Vec<SectionId> = Vec::new();
         for s in sections {
-            self.ctx.push_arrived.request(*s);
+            for f in self.followers.get(s).into_iter().flatten() {
+                if !followers.contains(f) && !sections.contains(f) {
+                    followers.push(*f);
+                }
+            }
         }
-        self.publish(sections).await;
+        self.publish(&followers).await;
     }
 
     /// Collects these sections and waits (at most 2 s) until a published
     /// snapshot holds them.
     pub async fn publish(&self, sections: &[SectionId]) {
-        let mut all = sections.to_vec();
-        for s in sections {
-            for f in self.followers.get(s).into_iter().flatten() {
-                if !all.contains(f) {
-                    all.push(*f);
-                }
-            }
-        }
-        let waits = all
+        let waits = sections
             .iter()
             .filter_map(|s| self.kicks.get(s))
             .map(|k| k.collect_and_publish());

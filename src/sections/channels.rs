@@ -203,19 +203,8 @@ impl Section for ChannelsSection {
     type Body = ChannelsBody;
 
     fn collect(&self) -> Work<ChannelsBody> {
-        let pushed = self
-            .push
-            .fresh(self.ctx.push_source.channels(), self.ctx.config.push.ttl);
-        if let Some(p) = pushed {
-            let any = p.value.values().any(|c| c.connected);
-            let body = ChannelsBody {
-                connected: Some(any),
-                source: Source::Pushed,
-                channels: p.value,
-                checked_at: None,
-                error: None,
-            };
-            return Work::done(Ok(Update::New(body))).as_of(Some(p.stamp));
+        if let Some(pushed) = self.pushed() {
+            return pushed;
         }
         let refresh = self.ctx.refresh.take(SectionId::Channels);
         if let Some(body) = self.last.within(self.min_gap).filter(|_| !refresh) {
@@ -232,6 +221,22 @@ impl Section for ChannelsSection {
             last.set(&body);
             Ok(body)
         })
+    }
+
+    /// Each channel as pushed, while the push is fresh.
+    fn pushed(&self) -> Option<Work<ChannelsBody>> {
+        let p = self
+            .push
+            .fresh(self.ctx.push_source.channels(), self.ctx.config.push.ttl)?;
+        let any = p.value.values().any(|c| c.connected);
+        let body = ChannelsBody {
+            connected: Some(any),
+            source: Source::Pushed,
+            channels: p.value,
+            checked_at: None,
+            error: None,
+        };
+        Some(Work::done(Ok(Update::New(body))).as_of(Some(p.stamp)))
     }
 
     /// A push collects it at once; pynchy's `/health` is read every interval.

@@ -173,6 +173,14 @@ pub trait Section: Send + Sync + 'static {
     fn wake_at(&self) -> Option<std::time::Instant> {
         None
     }
+    /// A push of it was just taken: its outcome from the push and what it
+    /// last observed, asking nothing (`Work::done`). The poller publishes it
+    /// at once, even while an observing collection runs, so a push is in
+    /// `/status` by the time the PUT answers. `None` (the default): the push
+    /// waits for the next collection.
+    fn pushed(&self) -> Option<Work<Self::Body>> {
+        None
+    }
 }
 
 /// A shared section is a section (a host or a test keeps a handle on it).
@@ -190,11 +198,15 @@ impl<S: Section + ?Sized> Section for Arc<S> {
     fn wake_at(&self) -> Option<std::time::Instant> {
         (**self).wake_at()
     }
+    fn pushed(&self) -> Option<Work<S::Body>> {
+        (**self).pushed()
+    }
 }
 
 /// A section as the poller runs it: its body type erased.
 pub trait DynSection: Send + Sync + 'static {
     fn collect_erased(&self) -> Work<Arc<dyn ErasedBody>>;
+    fn pushed_erased(&self) -> Option<Work<Arc<dyn ErasedBody>>>;
     fn changes(&self) -> Option<Arc<Changes>>;
     fn refresh(&self) -> Refresh;
     fn wake_at(&self) -> Option<std::time::Instant>;
@@ -207,6 +219,9 @@ fn erase<B: Body>(b: B) -> Arc<dyn ErasedBody> {
 impl<S: Section> DynSection for S {
     fn collect_erased(&self) -> Work<Arc<dyn ErasedBody>> {
         self.collect().map(erase::<S::Body>)
+    }
+    fn pushed_erased(&self) -> Option<Work<Arc<dyn ErasedBody>>> {
+        self.pushed().map(|w| w.map(erase::<S::Body>))
     }
     fn changes(&self) -> Option<Arc<Changes>> {
         Section::changes(self)

@@ -91,6 +91,22 @@ impl Section for Groups {
     fn changes(&self) -> Option<Arc<crate::sources::watch::Changes>> {
         Some(self.changes.clone())
     }
+
+    /// The pushed live count over the rows last read, asking nothing (none
+    /// while a read holds the rows, or before the first: then it collects).
+    fn pushed(&self) -> Option<Work<GroupsBody>> {
+        let ttl = self.ctx.config.push.ttl;
+        let live = self
+            .ctx
+            .push_source
+            .active_sessions()
+            .filter(|s| s.stamp.instant.elapsed() < ttl)?;
+        let mut cache = self.cache.try_lock().ok()?;
+        let mut body = cache.0.clone()?;
+        body.active_sessions = i64::try_from(live.value).unwrap_or(i64::MAX);
+        cache.1 = Some(body.clone());
+        Some(Work::done(Ok(super::Update::New(body))))
+    }
 }
 
 impl Builtin for Groups {

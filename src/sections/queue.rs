@@ -248,14 +248,6 @@ impl Section for Queue {
             .map(|p| p.value);
         let (timeout, max) = (self.timeout, cfg.pynchy.max_concurrent);
         let overrun = cfg.pynchy.container_timeout + cfg.pynchy.agent_slack;
-        if self.ctx.push_arrived.take(SectionId::Queue) {
-            // A push: merged with the last observation, asking nothing, so
-            // it is in `/status` at once.
-            let containers = lock(&self.containers).clone();
-            let activity = lock(&self.activity).rows.clone().unwrap_or_default();
-            let body = QueueBody::merge(push, containers.as_deref(), &activity, max, overrun);
-            return Work::done(Ok(super::Update::New(body)));
-        }
         let docker = self.docker();
         let activity = self.activity();
         let last_activity = self.activity.clone();
@@ -300,6 +292,27 @@ impl Section for Queue {
     /// When the last push's TTL runs out: observation from then on.
     fn wake_at(&self) -> Option<std::time::Instant> {
         super::PushFreshness::expires(self.ctx.push_source.queue(), self.ctx.config.push.ttl)
+    }
+
+    /// The push merged with the last observation (Docker's containers, the
+    /// groups' activity), asking nothing.
+    fn pushed(&self) -> Option<Work<QueueBody>> {
+        let cfg = &self.ctx.config;
+        let push = self
+            .push
+            .fresh(self.ctx.push_source.queue(), cfg.push.ttl)
+            .map(|p| p.value);
+        let overrun = cfg.pynchy.container_timeout + cfg.pynchy.agent_slack;
+        let containers = lock(&self.containers).clone();
+        let activity = lock(&self.activity).rows.clone().unwrap_or_default();
+        let body = QueueBody::merge(
+            push,
+            containers.as_deref(),
+            &activity,
+            cfg.pynchy.max_concurrent,
+            overrun,
+        );
+        Some(Work::done(Ok(super::Update::New(body))))
     }
 }
 

@@ -28,6 +28,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+
 use prometheus_client::registry::Registry;
 
 use super::{prom, Body, Builtin, Finding, Health, Rule, Schedule, Section, Work};
@@ -236,14 +238,11 @@ impl Service {
             )));
         }
     }
-}
 
-impl Section for Service {
-    type Body = ServiceBody;
-
-    fn collect(&self) -> Work<ServiceBody> {
-        self.follow();
-        let ask = Ask {
+    /// One collection's inputs; `io`: whether it may ask (pynchy's HTTP
+    /// server, the bus, the database) or only use what it last read.
+    fn ask(&self, io: bool) -> Ask {
+        Ask {
             cfg: self.cfg.clone(),
             observed: lock(&self.observed).clone(),
             http: self.http.clone().ok(),
@@ -257,9 +256,25 @@ impl Section for Service {
             shutting_down: self.ctx.is_shutting_down(),
             db_timeout: Duration::from_secs(1),
             up: self.ctx.pynchy_up.clone(),
-            io: !self.ctx.push_arrived.take(SectionId::Service),
-        };
+            io,
+        }
+    }
+}
+
+impl Section for Service {
+    type Body = ServiceBody;
+
+    fn collect(&self) -> Work<ServiceBody> {
+        self.follow();
+        let ask = self.ask(true);
         Work::future(async move { Ok(body(ask).await) })
+    }
+
+    /// The push with the last observation: a collection that asks nothing
+    /// (its probe, unit and deploy as last read).
+    fn pushed(&self) -> Option<Work<ServiceBody>> {
+        let body = body(self.ask(false)).now_or_never()?;
+        Some(Work::done(Ok(super::Update::New(body))))
     }
 
     /// Its process's start and end, and pushes, collect it at once.
