@@ -344,15 +344,7 @@ pub(super) async fn body(ask: Ask) -> ServiceBody {
         status,
         ServiceStatus::Ok | ServiceStatus::Unresponsive
     ));
-    let (since, last_answer, deploys) = {
-        let m = lock(&ask.memory);
-        let deploys = m
-            .exits
-            .iter()
-            .filter(|(t, d)| d.is_some() && t.elapsed() < observe::RESTART_WINDOW)
-            .count() as u64;
-        (m.unresponsive_since, m.last_answer_at, deploys)
-    };
+    let (since, last_answer, deploys) = remembered(&ask);
     let restarts = o.restarts_recent() as u64;
     ServiceBody {
         status,
@@ -374,6 +366,18 @@ pub(super) async fn body(ask: Ask) -> ServiceBody {
         unit,
         unit_error,
     }
+}
+
+/// From memory: since when the holder has not answered, its last answer,
+/// and how many exits in the restart window followed a deploy.
+fn remembered(ask: &Ask) -> (Option<(Instant, DateTime<Utc>)>, Option<DateTime<Utc>>, u64) {
+    let m = lock(&ask.memory);
+    let deploys = m
+        .exits
+        .iter()
+        .filter(|(t, d)| d.is_some() && t.elapsed() < observe::RESTART_WINDOW)
+        .count() as u64;
+    (m.unresponsive_since, m.last_answer_at, deploys)
 }
 
 /// The fresh push's status, start and start as pushed, when it wins: while

@@ -390,26 +390,31 @@ pub async fn containers_named(
             Ok(Err(e)) => return Err(fail(e)),
             Ok(Ok(info)) => info,
         };
-        let name = info.name.unwrap_or_default();
-        let state = info.state.unwrap_or_default();
-        out.push(ContainerInfo {
-            name: name.trim_start_matches('/').to_string(),
-            state: state
-                .status
-                .map_or_else(|| "unknown".to_string(), |s| s.to_string()),
-            started_at: state.started_at.filter(|t| !t.starts_with("0001-01-01")),
-            restart_count: info
-                .restart_count
-                .and_then(|n| u64::try_from(n).ok())
-                .unwrap_or(0),
-            health: state
-                .health
-                .and_then(|h| h.status)
-                .map(|s| s.to_string())
-                .filter(|s| s != "none" && !s.is_empty()),
-            ipc_folder: info.mounts.as_deref().and_then(ipc_folder),
-        });
+        out.push(container_info(info));
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// What an inspect says of one container.
+fn container_info(info: bollard::models::ContainerInspectResponse) -> ContainerInfo {
+    let name = info.name.unwrap_or_default();
+    let state = info.state.unwrap_or_default();
+    ContainerInfo {
+        name: name.trim_start_matches('/').to_string(),
+        state: state
+            .status
+            .map_or_else(|| "unknown".to_string(), |s| s.to_string()),
+        started_at: state.started_at.filter(|t| !t.starts_with("0001-01-01")),
+        restart_count: info
+            .restart_count
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0),
+        health: state
+            .health
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .filter(|s| s != "none" && !s.is_empty()),
+        ipc_folder: info.mounts.as_deref().and_then(ipc_folder),
+    }
 }
