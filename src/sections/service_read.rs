@@ -19,8 +19,8 @@ use crate::sources::systemd::{self, UnitState};
 /// What the section remembers between collections.
 #[derive(Default)]
 pub(super) struct Memory {
-    /// The first failed probe of the current holder: monotonic and wall clock.
-    unresponsive_since: Option<(Instant, DateTime<Utc>)>,
+    /// The first failed probe of the current holder.
+    unresponsive_since: Option<Since>,
     last_answer_at: Option<DateTime<Utc>>,
     /// The holder the probes were about.
     probed: Option<Holder>,
@@ -34,6 +34,9 @@ pub(super) struct Memory {
     /// `last_deploy_at`), as last read.
     deploy_while_held: Option<String>,
 }
+
+/// An instant, monotonic and wall clock.
+type Since = (Instant, DateTime<Utc>);
 
 /// How long a probe of pynchy's HTTP server may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -370,7 +373,7 @@ pub(super) async fn body(ask: Ask) -> ServiceBody {
 
 /// From memory: since when the holder has not answered, its last answer,
 /// and how many exits in the restart window followed a deploy.
-fn remembered(ask: &Ask) -> (Option<(Instant, DateTime<Utc>)>, Option<DateTime<Utc>>, u64) {
+fn remembered(ask: &Ask) -> (Option<Since>, Option<DateTime<Utc>>, u64) {
     let m = lock(&ask.memory);
     let deploys = m
         .exits
