@@ -284,8 +284,10 @@ impl Poller {
         }
         // A push published while this ran: this collection's body may hold
         // the push before it. The push, merged with what this collection just
-        // observed, is published instead.
-        let (result, as_of) = match self.pushed.then(|| self.pushed_result()).flatten() {
+        // observed, is published instead (a failure is published as it is:
+        // the push stays the last good body).
+        let replace = self.pushed && result.is_ok();
+        let (result, as_of) = match replace.then(|| self.pushed_result()).flatten() {
             Some(pushed) => pushed,
             None => (result, as_of),
         };

@@ -45,16 +45,18 @@ impl Publisher {
     /// A push (or pull) of these sections was accepted: each publishes its
     /// body from the push and what it last observed, with no I/O, and the
     /// sections that read them collect again. Waits until a published
-    /// snapshot holds the pushed sections (they ask nothing: at once), and
-    /// at most 2 s for their followers.
+    /// snapshot holds the pushed sections (they ask nothing: at once; at
+    /// most 2 s for one that must collect), and at most 2 s for their
+    /// followers.
     pub async fn after_push(&self, sections: &[SectionId]) {
         let pushed = sections
             .iter()
             .filter_map(|s| self.kicks.get(s))
             .map(|k| k.publish_push());
-        // Bounded all the same: a PUT never hangs on a poller.
+        // Bounded all the same (a section that cannot build its body from
+        // the push alone waits for a collection): a PUT never hangs on a poller.
         let _ = tokio::time::timeout(
-            Duration::from_secs(10),
+            Duration::from_secs(2),
             futures_util::future::join_all(pushed),
         )
         .await;

@@ -26,6 +26,7 @@ use crate::context::Context;
 use crate::section_id::SectionId;
 use crate::sources::push::ChannelState;
 use crate::sources::pynchy::{self as observe, Probe};
+use crate::stamp::Stamp;
 
 /// Observed: pynchy's `GET /health` (`channels_connected`: any channel
 /// connected); pushed: each channel.
@@ -152,20 +153,25 @@ pub struct ChannelsSection {
     min_gap: Duration,
 }
 
-/// When `/health` was last asked, and the body its answer made.
+/// When `/health` was last asked (the request's start), and the body its
+/// answer made.
 #[derive(Default)]
-struct LastHealth(Mutex<Option<(Instant, ChannelsBody)>>);
+struct LastHealth(Mutex<Option<(Stamp, ChannelsBody)>>);
 
 impl LastHealth {
-    fn within(&self, gap: Duration) -> Option<ChannelsBody> {
+    /// The last answer, if asked less than `gap` ago and after `not_before`
+    /// (the last push: an answer older than it is not pynchy's state now).
+    fn within(&self, gap: Duration, not_before: Option<Instant>) -> Option<(Stamp, ChannelsBody)> {
         let last = self.0.lock().unwrap_or_else(|p| p.into_inner());
         last.as_ref()
-            .filter(|(at, _)| at.elapsed() < gap)
-            .map(|(_, b)| b.clone())
+            .filter(|(at, _)| {
+                at.instant.elapsed() < gap && not_before.is_none_or(|p| at.instant > p)
+            })
+            .cloned()
     }
 
-    fn set(&self, body: &ChannelsBody) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), body.clone()));
+    fn set(&self, asked: Stamp, body: &ChannelsBody) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((asked, body.clone()));
     }
 }
 
@@ -207,8 +213,14 @@ impl Section for ChannelsSection {
             return pushed;
         }
         let refresh = self.ctx.refresh.take(SectionId::Channels);
-        if let Some(body) = self.last.within(self.min_gap).filter(|_| !refresh) {
-            return Work::done(Ok(Update::New(body)));
+        let last_push = self.ctx.push_source.channels().map(|p| p.stamp.instant);
+        if let Some((asked, body)) = self
+            .last
+            .within(self.min_gap, last_push)
+            .filter(|_| !refresh)
+        {
+            // Served as of when it was asked.
+            return Work::done(Ok(Update::New(body))).as_of(Some(asked));
         }
         let (http, url, timeout) = (
             self.http.clone(),
@@ -217,8 +229,9 @@ impl Section for ChannelsSection {
         );
         let last = self.last.clone();
         Work::future(async move {
+            let asked = Stamp::now();
             let body = observed(http, url, timeout).await;
-            last.set(&body);
+            last.set(asked, &body);
             Ok(body)
         })
     }

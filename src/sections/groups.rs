@@ -69,13 +69,16 @@ impl Section for Groups {
         let read = self.changes.must_read(self.verify);
         let (changes, cache) = (self.changes.clone(), self.cache.clone());
         Work::blocking_update(move || {
-            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-            let rows = match (read, cache.0.clone()) {
+            let lock = || cache.lock().unwrap_or_else(|p| p.into_inner());
+            // The rows are not held locked while the database is read: a push
+            // builds its body from them meanwhile.
+            let cached = lock().0.clone();
+            let rows = match (read, cached) {
                 (false, Some(rows)) => rows,
                 _ => {
                     let rows = db.read(|c| diesel::sql_query(QUERY).get_result::<GroupsBody>(c));
                     let rows = rows.inspect_err(|_| changes.failed())?;
-                    cache.0 = Some(rows.clone());
+                    lock().0 = Some(rows.clone());
                     rows
                 }
             };
@@ -83,7 +86,7 @@ impl Section for Groups {
             if let Some(n) = live {
                 body.active_sessions = i64::try_from(n).unwrap_or(i64::MAX);
             }
-            Ok(super::rejudged(&mut cache.1, body, read))
+            Ok(super::rejudged(&mut lock().1, body, read))
         })
         .gated(self.gate.clone())
     }
@@ -93,7 +96,7 @@ impl Section for Groups {
     }
 
     /// The pushed live count over the rows last read, asking nothing (none
-    /// while a read holds the rows, or before the first: then it collects).
+    /// before the first read: then it collects).
     fn pushed(&self) -> Option<Work<GroupsBody>> {
         let ttl = self.ctx.config.push.ttl;
         let live = self
@@ -101,7 +104,7 @@ impl Section for Groups {
             .push_source
             .active_sessions()
             .filter(|s| s.stamp.instant.elapsed() < ttl)?;
-        let mut cache = self.cache.try_lock().ok()?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let mut body = cache.0.clone()?;
         body.active_sessions = i64::try_from(live.value).unwrap_or(i64::MAX);
         cache.1 = Some(body.clone());

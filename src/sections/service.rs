@@ -40,7 +40,7 @@ use crate::sources::db::Db;
 use crate::sources::pynchy::{self as observe, Observed};
 use crate::sources::watch::Changes;
 
-use super::service_read::{body, lock, Ask, Memory};
+use super::service_read::{body, lock, push_decides, Ask, Memory};
 
 pub use super::service_body::*;
 
@@ -273,7 +273,11 @@ impl Section for Service {
     /// The push with the last observation: a collection that asks nothing
     /// (its probe, unit and deploy as last read).
     fn pushed(&self) -> Option<Work<ServiceBody>> {
-        let body = body(self.ask(false)).now_or_never()?;
+        let ask = self.ask(false);
+        if !push_decides(&ask) {
+            return None;
+        }
+        let body = body(ask).now_or_never()?;
         Some(Work::done(Ok(super::Update::New(body))))
     }
 

@@ -383,6 +383,18 @@ fn remembered(ask: &Ask) -> (Option<Since>, Option<DateTime<Utc>>, u64) {
     (m.unresponsive_since, m.last_answer_at, deploys)
 }
 
+/// Whether a fresh push makes the body (see [`push_wins`]): only then may
+/// a body be built without asking (a process that ended after the push is
+/// judged by a collection that reads the deploy before its exit).
+pub(super) fn push_decides(ask: &Ask) -> bool {
+    let o = &ask.observed;
+    let held = matches!(
+        o.holder,
+        Some(Holder::Process { .. } | Holder::Hidden { .. })
+    );
+    push_wins(ask, held).is_some()
+}
+
 /// The fresh push's status, start and start as pushed, when it wins: while
 /// fresh, unless the process holding the port ended after it (a dead
 /// pynchy's last push is not its state).
