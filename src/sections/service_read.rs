@@ -248,14 +248,16 @@ async fn deploy_while_held(ask: &Ask, held: bool) -> Option<String> {
         return lock(&ask.memory).deploy_while_held.clone();
     }
     // The process that wrote it: one started after the deploy is the new
-    // pynchy, whose silence is its own.
+    // pynchy, whose silence is its own (a second's slack: a start time read
+    // from /proc is as exact as the boot time's whole seconds; pynchy's unit
+    // starts the new process 10 s after the old one ends, at the earliest).
     let started = ask.observed.process.as_ref().and_then(|p| p.started_at);
     let recent = |d: &String| {
         crate::stamp::parse_time(d).is_some_and(|at| {
             let age = Utc::now() - at;
             age >= -chrono::Duration::seconds(5)
                 && age.to_std().unwrap_or_default() < ask.cfg.restart_grace
-                && started.is_none_or(|s| s <= at)
+                && started.is_none_or(|s| s <= at + chrono::Duration::seconds(1))
         })
     };
     let deploy = read_deploy(ask).await.ok().flatten().filter(recent);
