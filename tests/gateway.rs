@@ -259,14 +259,7 @@ fn builtin_and_none_modes_are_the_mode_alone() {
 fn docker_that_accepts_and_never_answers_is_unreachable_without_delaying_models() {
     set_key();
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("silent.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().flatten() {
-            held.push(s);
-        }
-    });
+    let sock = silent_socket(dir.path());
     let s = stand_in(Mode::Healthy);
     let cfg = gateway_config(
         &format!("http://{}", s.addr),

@@ -35,6 +35,34 @@ fn healthy_install(dir: &Path) -> std::path::PathBuf {
     db
 }
 
+/// A healthy install with pynchy's stand-in on a free port of its own.
+struct World {
+    dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    port: u16,
+    pynchy: pynchy_status::demo::Pynchy,
+}
+
+/// [`World`], its channels connected or not; `None` (said loudly) without
+/// the sqlite3 CLI.
+fn world(channels_connected: bool) -> Option<World> {
+    if !sqlite3_present() {
+        missing_part("the sqlite3 CLI");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = healthy_install(dir.path());
+    let port = free_port();
+    let pynchy =
+        pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, channels_connected).unwrap();
+    Some(World {
+        dir,
+        db,
+        port,
+        pynchy,
+    })
+}
+
 fn config(port: u16, extra: &str) -> String {
     format!(
         "[pynchy]\nroot = \".\"\nurl = \"http://127.0.0.1:{port}\"\nsystemd_bus = \"off\"\n\
@@ -78,15 +106,17 @@ fn tally(
 
 #[test]
 fn an_unpatched_pynchy_observed_from_outside() {
-    if !sqlite3_present() {
-        return missing_part("the sqlite3 CLI");
-    }
     let began = Instant::now();
     let mut asked = std::collections::BTreeMap::new();
-    let dir = tempfile::tempdir().unwrap();
-    let db = healthy_install(dir.path());
-    let port = free_port();
-    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let Some(World {
+        dir,
+        db,
+        port,
+        pynchy,
+    }) = world(true)
+    else {
+        return;
+    };
     let run = start_in(
         dir.path(),
         &config(port, "unresponsive_grace = \"4s\"\nrestart_grace = \"40s\""),
@@ -223,13 +253,15 @@ fn an_unpatched_pynchy_observed_from_outside() {
 
 #[test]
 fn a_deploy_whose_pynchy_stops_answering_before_it_ends_is_restarting() {
-    if !sqlite3_present() {
-        return missing_part("the sqlite3 CLI");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let db = healthy_install(dir.path());
-    let port = free_port();
-    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let Some(World {
+        dir,
+        db,
+        port,
+        pynchy,
+    }) = world(true)
+    else {
+        return;
+    };
     let run = start_in(
         dir.path(),
         &config(port, "unresponsive_grace = \"4s\"\nrestart_grace = \"40s\""),
@@ -336,13 +368,15 @@ fn a_pynchy_starting_in_its_root_is_starting_and_other_commands_there_are_not() 
 
 #[test]
 fn reloads_do_not_ask_pynchys_health_again() {
-    if !sqlite3_present() {
-        return missing_part("the sqlite3 CLI");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let db = healthy_install(dir.path());
-    let port = free_port();
-    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, true).unwrap();
+    let Some(World {
+        dir,
+        db: _,
+        port,
+        pynchy,
+    }) = world(true)
+    else {
+        return;
+    };
     let (child, addr) = spawn_serve(dir.path(), &config(port, ""), &[]);
     wait_for(Duration::from_secs(15), "channels observed", || {
         (get_json(addr, "/status/channels")["channels"]["connected"] == true).then_some(())
@@ -373,13 +407,15 @@ fn reloads_do_not_ask_pynchys_health_again() {
 
 #[test]
 fn no_channel_connected_is_a_reason_and_a_missing_pynchy_is_not_channels_fault() {
-    if !sqlite3_present() {
-        return missing_part("the sqlite3 CLI");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let db = healthy_install(dir.path());
-    let port = free_port();
-    let pynchy = pynchy_status::demo::start_pynchy(Path::new(EXE), port, &db, false).unwrap();
+    let Some(World {
+        dir,
+        db: _,
+        port,
+        pynchy,
+    }) = world(false)
+    else {
+        return;
+    };
     let run = start_in(
         dir.path(),
         &(config(port, "") + "[sections.channels]\ninterval = \"1s\"\n"),

@@ -117,14 +117,7 @@ fn a_push_shows_at_once_while_a_slow_observation_runs() {
     // Docker accepts and never answers: every queue collection hangs until
     // its timeout (4.5 s of 5 s), one after another (interval 1 s).
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("silent.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().flatten() {
-            held.push(s);
-        }
-    });
+    let sock = silent_socket(dir.path());
     let cfg = format!(
         "{QUIET}docker_host = \"unix://{}\"\n[sections.queue]\ninterval = \"1s\"\ntimeout = \"5s\"\n",
         sock.display()

@@ -177,24 +177,29 @@ impl Poller {
         }
     }
 
+    /// `fut`'s output, taking the kicks that come meanwhile: a push is
+    /// published at once, any other kick waits for the next collection.
+    async fn taking_kicks<F: std::future::Future>(&mut self, fut: F) -> F::Output {
+        tokio::pin!(fut);
+        loop {
+            let kick = tokio::select! {
+                out = &mut fut => return out,
+                Some(k) = self.kicks.recv() => k,
+            };
+            self.take_kick(kick);
+        }
+    }
+
     /// Waits until `changes` has been quiet for [`DEBOUNCE`], at most
     /// [`DEBOUNCE_MAX`], publishing pushes meanwhile.
     async fn settle(&mut self, changes: &Option<Arc<tokio::sync::Notify>>) {
         let Some(n) = changes else { return };
         let until = tokio::time::Instant::now() + DEBOUNCE_MAX;
         loop {
-            let heard = tokio::select! {
-                r = tokio::time::timeout(DEBOUNCE, n.notified()) => Ok(r.is_err()),
-                Some(k) = self.kicks.recv() => Err(k),
-            };
-            let quiet = match heard {
-                Ok(quiet) => quiet,
-                Err(k) => {
-                    self.take_kick(k);
-                    false
-                }
-            };
-            if quiet || tokio::time::Instant::now() >= until {
+            let heard = self
+                .taking_kicks(tokio::time::timeout(DEBOUNCE, n.notified()))
+                .await;
+            if heard.is_err() || tokio::time::Instant::now() >= until {
                 return;
             }
         }
@@ -204,15 +209,9 @@ impl Poller {
     /// other kick waits for the next collection.
     fn take_kick(&mut self, (asked, ack): KickMsg) -> bool {
         if asked == Asked::Push {
-            if let Some(result) = self.pushed_result() {
-                let (attempted_at, as_of) = (Utc::now(), result.1);
-                self.send(
-                    attempted_at,
-                    std::time::Duration::ZERO,
-                    result.0,
-                    as_of,
-                    vec![ack],
-                );
+            if let Some((result, as_of)) = self.pushed_result() {
+                let now = Utc::now();
+                self.send(now, std::time::Duration::ZERO, result, as_of, vec![ack]);
                 self.pushed = true;
                 return true;
             }
@@ -350,20 +349,10 @@ impl Poller {
         began: Instant,
     ) -> Collected {
         let timeout = self.schedule.timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
         // Pushes are published while it runs; other kicks wait for the next.
-        let ended = loop {
-            let kick = tokio::select! {
-                r = tokio::time::timeout_at(deadline, &mut handle) => Ok(r),
-                Some(k) = self.kicks.recv() => Err(k),
-            };
-            match kick {
-                Ok(r) => break r,
-                Err(k) => {
-                    self.take_kick(k);
-                }
-            }
-        };
+        let ended = self
+            .taking_kicks(tokio::time::timeout(timeout, &mut handle))
+            .await;
         match ended {
             Ok(Ok(result)) => result,
             Ok(Err(join)) if join.is_panic() => {

@@ -49,17 +49,9 @@ impl Publisher {
     /// most 2 s for one that must collect), and at most 2 s for their
     /// followers.
     pub async fn after_push(&self, sections: &[SectionId]) {
-        let pushed = sections
-            .iter()
-            .filter_map(|s| self.kicks.get(s))
-            .map(|k| k.publish_push());
         // Bounded all the same (a section that cannot build its body from
         // the push alone waits for a collection): a PUT never hangs on a poller.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            futures_util::future::join_all(pushed),
-        )
-        .await;
+        within_cap(self.kicks_of(sections).map(Kick::publish_push)).await;
         let mut followers: Vec<SectionId> = Vec::new();
         for s in sections {
             for f in self.followers.get(s).into_iter().flatten() {
@@ -74,14 +66,20 @@ impl Publisher {
     /// Collects these sections and waits (at most 2 s) until a published
     /// snapshot holds them.
     pub async fn publish(&self, sections: &[SectionId]) {
-        let waits = sections
-            .iter()
-            .filter_map(|s| self.kicks.get(s))
-            .map(|k| k.collect_and_publish());
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            futures_util::future::join_all(waits),
-        )
-        .await;
+        within_cap(self.kicks_of(sections).map(Kick::collect_and_publish)).await;
     }
+
+    /// The pollers of these sections (those that run here).
+    fn kicks_of<'a>(&'a self, sections: &'a [SectionId]) -> impl Iterator<Item = &'a Kick> {
+        sections.iter().filter_map(|s| self.kicks.get(s))
+    }
+}
+
+/// Waits for `waits` together, at most 2 s.
+async fn within_cap<F: std::future::Future>(waits: impl Iterator<Item = F>) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        futures_util::future::join_all(waits),
+    )
+    .await;
 }

@@ -53,19 +53,25 @@ pub struct Groups {
     cache: Arc<Mutex<(Option<GroupsBody>, Option<GroupsBody>)>>,
 }
 
+impl Groups {
+    /// pynchy's pushed count of live sessions, while fresh.
+    fn live(&self) -> Option<u64> {
+        let ttl = self.ctx.config.push.ttl;
+        self.ctx
+            .push_source
+            .active_sessions()
+            .filter(|s| s.stamp.instant.elapsed() < ttl)
+            .map(|s| s.value)
+    }
+}
+
 impl Section for Groups {
     type Body = GroupsBody;
 
     fn collect(&self) -> Work<GroupsBody> {
         let db = self.db.clone();
         // pynchy's live count, while its push is fresh, beats the sessions table.
-        let ttl = self.ctx.config.push.ttl;
-        let live = self
-            .ctx
-            .push_source
-            .active_sessions()
-            .filter(|s| s.stamp.instant.elapsed() < ttl)
-            .map(|s| s.value);
+        let live = self.live();
         let read = self.changes.must_read(self.verify);
         let (changes, cache) = (self.changes.clone(), self.cache.clone());
         Work::blocking_update(move || {
@@ -98,15 +104,10 @@ impl Section for Groups {
     /// The pushed live count over the rows last read, asking nothing (none
     /// before the first read: then it collects).
     fn pushed(&self) -> Option<Work<GroupsBody>> {
-        let ttl = self.ctx.config.push.ttl;
-        let live = self
-            .ctx
-            .push_source
-            .active_sessions()
-            .filter(|s| s.stamp.instant.elapsed() < ttl)?;
+        let live = self.live()?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let mut body = cache.0.clone()?;
-        body.active_sessions = i64::try_from(live.value).unwrap_or(i64::MAX);
+        body.active_sessions = i64::try_from(live).unwrap_or(i64::MAX);
         cache.1 = Some(body.clone());
         Some(Work::done(Ok(super::Update::New(body))))
     }

@@ -231,6 +231,19 @@ impl Queue {
             lock(&cache).rows.clone().unwrap_or_default()
         }
     }
+
+    /// pynchy's pushed queue, while fresh.
+    fn fresh_push(&self) -> Option<crate::sources::push::QueueState> {
+        self.push
+            .fresh(self.ctx.push_source.queue(), self.ctx.config.push.ttl)
+            .map(|p| p.value)
+    }
+
+    /// How long a task's agent container may run before it is stuck.
+    fn overrun(&self) -> Duration {
+        let p = &self.ctx.config.pynchy;
+        p.container_timeout + p.agent_slack
+    }
 }
 
 impl Section for Queue {
@@ -242,12 +255,8 @@ impl Section for Queue {
     fn collect(&self) -> Work<QueueBody> {
         self.follow_events();
         let cfg = &self.ctx.config;
-        let push = self
-            .push
-            .fresh(self.ctx.push_source.queue(), cfg.push.ttl)
-            .map(|p| p.value);
-        let (timeout, max) = (self.timeout, cfg.pynchy.max_concurrent);
-        let overrun = cfg.pynchy.container_timeout + cfg.pynchy.agent_slack;
+        let push = self.fresh_push();
+        let (timeout, max, overrun) = (self.timeout, cfg.pynchy.max_concurrent, self.overrun());
         let docker = self.docker();
         let activity = self.activity();
         let last_activity = self.activity.clone();
@@ -297,20 +306,14 @@ impl Section for Queue {
     /// The push merged with the last observation (Docker's containers, the
     /// groups' activity), asking nothing.
     fn pushed(&self) -> Option<Work<QueueBody>> {
-        let cfg = &self.ctx.config;
-        let push = self
-            .push
-            .fresh(self.ctx.push_source.queue(), cfg.push.ttl)
-            .map(|p| p.value);
-        let overrun = cfg.pynchy.container_timeout + cfg.pynchy.agent_slack;
         let containers = lock(&self.containers).clone();
         let activity = lock(&self.activity).rows.clone().unwrap_or_default();
         let body = QueueBody::merge(
-            push,
+            self.fresh_push(),
             containers.as_deref(),
             &activity,
-            cfg.pynchy.max_concurrent,
-            overrun,
+            self.ctx.config.pynchy.max_concurrent,
+            self.overrun(),
         );
         Some(Work::done(Ok(super::Update::New(body))))
     }

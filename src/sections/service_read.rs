@@ -320,10 +320,7 @@ fn observed_status(ask: &Ask, held: bool, deploy: bool, deploy_held: bool) -> Se
 
 pub(super) async fn body(ask: Ask) -> ServiceBody {
     let o = &ask.observed;
-    let held = matches!(
-        o.holder,
-        Some(Holder::Process { .. } | Holder::Hidden { .. })
-    );
+    let held = holds_port(o);
     let (probe_error, (unit, unit_error), deploy) =
         tokio::join!(probe(&ask, held), unit(&ask), deploy_of_exit(&ask));
     // After the probe: it says whether the holder answers.
@@ -385,16 +382,19 @@ fn remembered(ask: &Ask) -> (Option<Since>, Option<DateTime<Utc>>, u64) {
     (m.unresponsive_since, m.last_answer_at, deploys)
 }
 
+/// Whether a pynchy process holds its port (readable in `/proc` or not).
+fn holds_port(o: &Observed) -> bool {
+    matches!(
+        o.holder,
+        Some(Holder::Process { .. } | Holder::Hidden { .. })
+    )
+}
+
 /// Whether a fresh push makes the body (see [`push_wins`]): only then may
 /// a body be built without asking (a process that ended after the push is
 /// judged by a collection that reads the deploy before its exit).
 pub(super) fn push_decides(ask: &Ask) -> bool {
-    let o = &ask.observed;
-    let held = matches!(
-        o.holder,
-        Some(Holder::Process { .. } | Holder::Hidden { .. })
-    );
-    push_wins(ask, held).is_some()
+    push_wins(ask, holds_port(&ask.observed)).is_some()
 }
 
 /// The fresh push's status, start and start as pushed, when it wins: while
